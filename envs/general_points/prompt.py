@@ -1,0 +1,50 @@
+"""The GeneralPoints prompt and the expert's answer, both in the one answer format."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+from envs.general_points.cards import Card
+from envs.general_points.config import GPConfig
+
+ANSWER_FORMAT = '{"cards": [card, ...], "numbers": [number, ...], "formula": "formula"}'
+_FACE_RULES = {"id": "J, Q and K are each 10", "ood": "J is 11, Q is 12 and K is 13"}
+
+
+def render_prompt(config: GPConfig, hand: tuple[Card, ...]) -> str:
+    """The episode's first message; it states the face-card rule, the target and the format."""
+    if config.vision:
+        cards = "Your four cards are shown in the image."
+    else:
+        ranks = [card.rank for card in hand]
+        cards = f"Your cards are {', '.join(ranks[:-1])} and {ranks[-1]}."
+    return _template(config.prompt_template).substitute(
+        cards=cards,
+        face_rule=_FACE_RULES[config.rule],
+        target=config.target,
+        answer_format=ANSWER_FORMAT,
+    ).strip()
+
+
+def format_answer(hand: tuple[Card, ...], numbers: list[int], formula: str) -> str:
+    """An answer object in exactly the format the prompt asks for."""
+    return json.dumps({"cards": [card.rank for card in hand], "numbers": numbers, "formula": formula})
+
+
+@lru_cache(maxsize=8)
+def _template(path: Path | None) -> Template:
+    if path is None:
+        text = resources.files("envs.general_points").joinpath("templates/prompt.txt").read_text()
+    else:
+        text = Path(path).read_text()
+    template = Template(text)
+    unknown = {m.group("named") or m.group("braced") for m in template.pattern.finditer(text)}
+    unknown -= {None, "cards", "face_rule", "target", "answer_format"}
+    if unknown:
+        raise ValueError(f"prompt template {path}: unknown placeholders {sorted(unknown)}; "
+                         "allowed: $cards, $face_rule, $target, $answer_format")
+    return template

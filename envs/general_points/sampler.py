@@ -1,0 +1,33 @@
+"""Seeded sampling of solvable hands."""
+
+from __future__ import annotations
+
+import random
+
+from envs.general_points.cards import SUITS_BY_COLOUR, Card
+from envs.general_points.config import GPConfig
+from envs.general_points.solver import is_solvable
+from verifier.general_points.cards import RANKS
+
+HAND_SIZE = 4
+_MAX_DRAWS = 10_000
+
+
+def sample_hand(config: GPConfig, seed: int) -> tuple[Card, ...]:
+    """Draw ranks independently from A..K and suits from the configured colours, keeping the
+    first hand that is solvable under the active rule (and has a face card when required).
+
+    The same (config, seed) always gives the same hand.
+    """
+    rng = random.Random(seed)
+    suits = SUITS_BY_COLOUR[config.colours]
+    for _ in range(_MAX_DRAWS):
+        hand = tuple(
+            Card(rank=rng.choice(RANKS), suit=rng.choice(suits)) for _ in range(HAND_SIZE)
+        )
+        if config.needs_face_card and not any(card.is_face for card in hand):
+            continue
+        if is_solvable([card.value(config.rule) for card in hand], config.target):
+            return hand
+    raise ValueError(f"no solvable hand for target {config.target} in {_MAX_DRAWS} draws")
+

@@ -1,0 +1,25 @@
+"""Every task behind one config type and one constructor.
+
+The rollout machinery, the config file and the trajectory schema name tasks only through
+this module, so adding a task means adding one config model and one `make_episode`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from envs.base import Episode
+from envs.general_points import GPConfig
+from envs.general_points import make_episode as make_gp_episode
+
+TaskConfig = Annotated[GPConfig, Field(discriminator="task")]
+"""A task's settings, chosen by its `task` field ('gp', ...)."""
+
+
+def make_episode(config: TaskConfig, seed: int) -> Episode:
+    """A new episode of the configured task; the same (config, seed) gives the same episode."""
+    if isinstance(config, GPConfig):
+        return make_gp_episode(config, seed)
+    raise TypeError(f"no task is registered for config {type(config).__name__}")
