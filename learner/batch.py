@@ -1,0 +1,132 @@
+"""From trajectory record batches to padded model inputs.
+
+Rollout workers store one row per verification step (turn) in Arrow record batches. The learner
+reads only the columns below, keeps token ids and behaviour log-probs exactly as sampled, and
+builds micro-batches whose rows are prompt + answer, right-padded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+import torch
+
+COLUMNS = ("episode_id", "turn", "policy_version", "prompt_ids", "response_ids",
+           "response_logprobs", "reward", "done", "success", "image_refs")
+"""Trajectory columns the learner reads (names of the rollout workers' schema)."""
+
+
+@dataclass
+class Turns:
+    """Every turn of a batch of finished episodes, grouped by episode and in turn order."""
+
+    episode_ids: list[str]
+    turn_index: list[int]
+    policy_versions: list[int]
+    prompt_ids: list[list[int]]
+    response_ids: list[list[int]]
+    behaviour_logprobs: list[list[float]]
+    rewards: torch.Tensor
+    dones: torch.Tensor
+    successes: torch.Tensor
+    image_refs: list[list[str]]
+
+    def __len__(self) -> int:
+        return len(self.episode_ids)
+
+    def length(self, i: int) -> int:
+        return len(self.prompt_ids[i]) + len(self.response_ids[i])
+
+    def episodes(self) -> dict[str, list[int]]:
+        """Turn indices of each episode, in turn order."""
+        groups: dict[str, list[int]] = {}
+        for i, episode in enumerate(self.episode_ids):
+            groups.setdefault(episode, []).append(i)
+        return groups
+
+
+def turns_from_record_batches(batches: list[pa.RecordBatch]) -> Turns:
+    """Concatenate record batches and order the rows by (episode, turn)."""
+    table = pa.Table.from_batches(batches).select(
+        [c for c in COLUMNS if c != "image_refs" or c in batches[0].schema.names])
+    rows = table.to_pydict()
+    order = sorted(range(table.num_rows), key=lambda i: (rows["episode_id"][i], rows["turn"][i]))
+    pick = lambda name: [rows[name][i] for i in order]  # noqa: E731
+    refs = pick("image_refs") if "image_refs" in rows else [[] for _ in order]
+    return Turns(
+        episode_ids=[str(e) for e in pick("episode_id")], turn_index=pick("turn"),
+        policy_versions=pick("policy_version"), prompt_ids=pick("prompt_ids"),
+        response_ids=pick("response_ids"), behaviour_logprobs=pick("response_logprobs"),
+        rewards=torch.tensor(pick("reward"), dtype=torch.float32),
+        dones=torch.tensor(pick("done"), dtype=torch.bool),
+        successes=torch.tensor(pick("success"), dtype=torch.bool),
+        image_refs=[list(r or []) for r in refs],
+    )
+
+
+@dataclass
+class MicroBatch:
+    """Rows = turns. Scored positions are flattened: token k of the batch is the answer token
+    targets[k], predicted by the logits at (logit_rows[k], logit_cols[k])."""
+
+    rows: list[int]
+    """Indices into the Turns this micro-batch was cut from."""
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    logit_rows: torch.Tensor
+    logit_cols: torch.Tensor
+    targets: torch.Tensor
+    value_index: torch.Tensor
+    """Position of each row's last prompt token: where its state value is read."""
+    token_turn: torch.Tensor
+    turn_weight: torch.Tensor
+    """1 for real rows; 0 for a padding micro-batch that only keeps ranks in step."""
+    image_refs: list[list[str]]
+    """Each row's images (vision-language models), in prompt order."""
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.targets.numel())
+
+    def model_inputs(self) -> dict[str, torch.Tensor]:
+        return {"input_ids": self.input_ids, "attention_mask": self.attention_mask,
+                "logit_rows": self.logit_rows, "logit_cols": self.logit_cols,
+                "targets": self.targets, "value_index": self.value_index}
+
+
+def collate(prompts: list[list[int]], responses: list[list[int]], rows: list[int], pad_id: int,
+            weight: float = 1.0, image_refs: list[list[str]] | None = None) -> MicroBatch:
+    """Right-padded prompt + answer rows and the flattened positions of the answer tokens."""
+    width = max(len(p) + len(r) for p, r in zip(prompts, responses, strict=True))
+    input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    logit_rows, logit_cols, targets, token_turn, value_index = [], [], [], [], []
+    for b, (prompt, response) in enumerate(zip(prompts, responses, strict=True)):
+        sequence = prompt + response
+        input_ids[b, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
+        attention_mask[b, : len(sequence)] = 1
+        start = len(prompt)
+        logit_rows += [b] * len(response)
+        logit_cols += range(start - 1, start - 1 + len(response))
+        targets += response
+        token_turn += [b] * len(response)
+        value_index.append(start - 1)
+    as_long = lambda x: torch.tensor(x, dtype=torch.long)  # noqa: E731
+    return MicroBatch(rows=list(rows), input_ids=input_ids, attention_mask=attention_mask,
+                      logit_rows=as_long(logit_rows), logit_cols=as_long(logit_cols),
+                      targets=as_long(targets), value_index=as_long(value_index),
+                      token_turn=as_long(token_turn),
+                      turn_weight=torch.full((len(prompts),), float(weight)),
+                      image_refs=image_refs or [[] for _ in prompts])
+
+
+def collate_turns(turns: Turns, rows: list[int], pad_id: int, weight: float = 1.0) -> MicroBatch:
+    return collate([turns.prompt_ids[i] for i in rows], [turns.response_ids[i] for i in rows],
+                   rows, pad_id, weight, [turns.image_refs[i] for i in rows])
+
+
+def split_micro_batches(rows: list[int], lengths: list[int], size: int) -> list[list[int]]:
+    """Chunks of at most `size` rows, similar lengths together so that padding stays small."""
+    ordered = sorted(rows, key=lambda i: lengths[i])
+    return [ordered[k : k + size] for k in range(0, len(ordered), size)]

@@ -1,0 +1,157 @@
+"""A thin wrapper around a DeepSpeed engine: our optimizer, schedule and clipping, our batching.
+
+Revisor feeds DeepSpeed its own micro-batches (turns differ in number and length every update),
+so gradient accumulation is unmanaged: `backward` accumulates, `step` is the boundary. Every
+rank must run the same number of forwards and backwards (ZeRO gathers and reduces inside
+them); the trainers pad with zero-weight micro-batches to keep ranks in step.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.distributed as dist
+from pydantic import BaseModel, ConfigDict, Field
+
+from learner.optim import OptimConfig, make_optimizer, make_scheduler
+
+_DEFAULT_EXTENSIONS_DIR = Path(__file__).resolve().parents[1] / ".cache" / "torch_extensions"
+
+
+class EngineConfig(BaseModel):
+    """How the model is sharded and in which precision it trains."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    zero_stage: int = Field(2, ge=0, le=3)
+    """0: plain data parallel; 1: optimizer state sharded; 2: + gradients; 3: + parameters
+    (needed when one replica does not fit; weight export then gathers the shards)."""
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    """'auto' trains in bf16 on GPU and fp32 on CPU (CPU bf16 matmuls are slow and lossy)."""
+    micro_batch_size: int = Field(8, ge=1)
+    """Turns per forward/backward; the memory knob. Gradients accumulate up to one minibatch."""
+
+
+def use_gpu() -> bool:
+    return torch.cuda.is_available() and os.environ.get("DS_ACCELERATOR", "cuda") != "cpu"
+
+
+def resolve_dtype(config: EngineConfig) -> torch.dtype:
+    if config.dtype == "auto":
+        return torch.bfloat16 if use_gpu() else torch.float32
+    return getattr(torch, config.dtype)
+
+
+def prepare_environment() -> None:
+    """Settings DeepSpeed reads at import: the CPU accelerator when there is no GPU, and the
+    project's prebuilt extension cache so that nothing compiles at start-up."""
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(_DEFAULT_EXTENSIONS_DIR))
+
+
+def init_distributed() -> None:
+    """Join the process group described by RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT
+    (a single-process group when they are unset): NCCL on GPU, gloo on CPU."""
+    prepare_environment()
+    import deepspeed
+
+    if dist.is_initialized():
+        return
+    os.environ.setdefault("RANK", "0")
+    os.environ.setdefault("LOCAL_RANK", "0")
+    os.environ.setdefault("WORLD_SIZE", "1")
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", str(_free_port()))
+    if use_gpu():
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    deepspeed.init_distributed(dist_backend="nccl" if use_gpu() else "gloo")
+
+
+def deepspeed_config(optim: OptimConfig, config: EngineConfig) -> dict[str, Any]:
+    """DeepSpeed's JSON config. No 'optimizer' or 'scheduler' block: ours are passed as objects,
+    so nothing in here can replace them."""
+    zero: dict[str, Any] = {"stage": config.zero_stage}
+    if config.zero_stage < 2:
+        zero["overlap_comm"] = False
+    if config.zero_stage == 3:
+        zero["stage3_gather_16bit_weights_on_model_save"] = True
+    return {
+        "train_micro_batch_size_per_gpu": 1,
+        "gradient_accumulation_steps": 1,
+        "managed_gradient_accumulation": False,
+        "gradient_clipping": optim.max_grad_norm,
+        "zero_optimization": zero,
+        "bf16": {"enabled": resolve_dtype(config) == torch.bfloat16},
+        "zero_allow_untested_optimizer": True,
+        "steps_per_print": 2**31 - 1,
+        "wall_clock_breakdown": False,
+    }
+
+
+class TrainEngine:
+    """One rank's DeepSpeed engine with the few operations the trainers need."""
+
+    def __init__(self, model: torch.nn.Module, optim: OptimConfig, config: EngineConfig,
+                 total_steps: int | None = None) -> None:
+        init_distributed()
+        import deepspeed
+
+        optimizer = make_optimizer(model, optim)
+        scheduler = make_scheduler(optimizer, optim, total_steps)
+        self.ds, _, _, _ = deepspeed.initialize(
+            model=model, optimizer=optimizer, lr_scheduler=scheduler,
+            config=deepspeed_config(optim, config))
+        self.config = config
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+
+    @property
+    def module(self) -> torch.nn.Module:
+        return self.ds.module
+
+    @property
+    def device(self) -> torch.device:
+        return self.ds.device
+
+    @property
+    def lr(self) -> float:
+        return float(self.ds.get_lr()[0])
+
+    @property
+    def steps(self) -> int:
+        return int(self.ds.global_steps)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.ds(*args, **kwargs)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Accumulate gradients; the loss is already normalised by the global batch."""
+        self.ds.backward(loss, scale_wrt_gas=False)
+
+    def step(self) -> float | None:
+        """Apply one optimizer step (clip, Adam, schedule); the pre-clip gradient norm when
+        DeepSpeed measures it (ZeRO 1-3), else None."""
+        self.ds.step()
+        norm = self.ds.get_global_grad_norm()
+        return None if norm is None else float(norm)
+
+    def all_reduce(self, values: torch.Tensor, op: str = "sum") -> torch.Tensor:
+        """Sum or max over ranks (float64 on CPU keeps token counts exact)."""
+        out = values.detach().to(self.device).clone()
+        if self.world_size > 1:
+            dist.all_reduce(out, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
+        return out.cpu()
+
+    def train(self, mode: bool = True) -> None:
+        self.ds.train(mode)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -1,0 +1,81 @@
+"""Full policy weights for the rollout workers, gathered from ZeRO shards, published once.
+
+A publication is one object in the Ray object store (a dict name -> tensor in the backbone's
+own Hugging Face naming, value head left out) plus its version: a worker fetches it with one
+`ray.get` and hands the pairs to its engine's reload path; nobody makes one call per tensor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+_GATHER_NUMEL = 1 << 26
+"""Elements gathered at once under ZeRO-3 (256 MiB in fp32): bounds the peak memory."""
+
+
+class WeightPublication(BaseModel):
+    """A published set of policy weights."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    version: int
+    """Policy version: the number of PPO updates these weights have had."""
+    ref: Any
+    """ray.ObjectRef of a dict[str, torch.Tensor] (CPU tensors, the backbone's naming)."""
+    num_tensors: int
+    num_bytes: int
+
+
+def gathered_state_dict(module: nn.Module, keep: bool = True) -> dict[str, torch.Tensor]:
+    """Every parameter and persistent buffer of `module` as full CPU tensors.
+
+    Under ZeRO-3 parameters are sharded and gathering them is a collective: every rank must
+    call this, and ranks with `keep=False` join the gathers but copy nothing. Tied weights
+    appear once, under the name named_parameters() gives them.
+    """
+    out: dict[str, torch.Tensor] = {}
+    for chunk in _chunks(list(module.named_parameters())):
+        with _gathered([param for _, param in chunk]):
+            if keep:
+                out.update((name, p.detach().to("cpu", copy=True)) for name, p in chunk)
+    if keep:
+        out.update(_persistent_buffers(module))
+    return out
+
+
+def _chunks(named: list[tuple[str, nn.Parameter]]) -> Iterator[list[tuple[str, nn.Parameter]]]:
+    chunk: list[tuple[str, nn.Parameter]] = []
+    size = 0
+    for name, param in named:
+        chunk.append((name, param))
+        size += getattr(param, "ds_numel", param.numel())
+        if size >= _GATHER_NUMEL:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def _gathered(params: list[nn.Parameter]) -> contextlib.AbstractContextManager[Any]:
+    if any(hasattr(p, "ds_id") for p in params):
+        import deepspeed
+
+        return deepspeed.zero.GatheredParameters(params, modifier_rank=None)
+    return contextlib.nullcontext()
+
+
+def _persistent_buffers(module: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    for name, buffer in module.named_buffers():
+        owner, _, attr = name.rpartition(".")
+        if attr not in module.get_submodule(owner)._non_persistent_buffers_set:
+            yield name, buffer.detach().to("cpu", copy=True)
+
+
+def publication_size(state: dict[str, torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in state.values())

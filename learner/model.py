@@ -1,0 +1,146 @@
+"""The policy with its value head, loaded by path from any Hugging Face causal LM or VLM.
+
+The value of a state is read from the backbone's last hidden state at the last prompt token:
+that token has seen the whole dialogue and nothing of the answer, so it is the state. Sharing
+the backbone (the study's choice) costs one small MLP; a separate critic doubles memory and
+compute but keeps value gradients out of the policy's features.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    PretrainedConfig,
+    PreTrainedModel,
+)
+
+from learner.logprobs import token_logprobs_and_entropy
+
+
+class ModelConfig(BaseModel):
+    """Which checkpoint to train and how the critic is built."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str
+    """A Hugging Face checkpoint directory (or hub name where downloads are allowed)."""
+    kind: Literal["auto", "causal", "vision"] = "auto"
+    """'auto' picks 'vision' when the checkpoint's config has a vision part."""
+    critic: Literal["shared", "separate"] = "shared"
+    """'shared': value head on the policy's backbone (the study). 'separate': its own backbone,
+    when value gradients disturb the policy or the value needs more capacity."""
+    critic_path: str | None = None
+    """Checkpoint of a separate critic's backbone; defaults to `path`."""
+    value_head_hidden: int | None = None
+    """Width of the value MLP; default: the backbone's hidden size, at most 1024."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in backward: less memory, about a third more compute."""
+    trust_remote_code: bool = False
+
+
+class ValueHead(nn.Module):
+    """A small MLP from one hidden state to one scalar; starts at 0 so early advantages are the
+    rewards themselves rather than noise."""
+
+    def __init__(self, hidden_size: int, width: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(hidden_size, width), nn.GELU(), nn.Linear(width, 1))
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.net(hidden.to(self.net[0].weight.dtype)).squeeze(-1)
+
+
+class PolicyValueModel(nn.Module):
+    """Scores chosen tokens and reads state values in one backbone pass."""
+
+    def __init__(self, backbone: PreTrainedModel, value_head: ValueHead | None,
+                 critic_backbone: nn.Module | None = None) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.value_head = value_head
+        self.critic_backbone = critic_backbone
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                logit_rows: torch.Tensor, logit_cols: torch.Tensor, targets: torch.Tensor,
+                value_index: torch.Tensor | None = None, temperature: float = 1.0,
+                **vision_inputs: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Log-probs and entropies of `targets` predicted at (logit_rows, logit_cols), and the
+        values at (row, value_index[row]). Only the scored positions go through the output
+        layer, so long dialogues with short answers stay cheap."""
+        hidden = backbone_hidden(self.backbone, input_ids, attention_mask, **vision_inputs)
+        logits = output_logits(self.backbone, hidden[logit_rows, logit_cols])
+        logprobs, entropy = token_logprobs_and_entropy(logits, targets, temperature)
+        if value_index is None or self.value_head is None:
+            return logprobs, entropy, None
+        if self.critic_backbone is not None:
+            hidden = self.critic_backbone(input_ids=input_ids, attention_mask=attention_mask,
+                                          use_cache=False, **vision_inputs).last_hidden_state
+        rows = torch.arange(len(value_index), device=hidden.device)
+        return logprobs, entropy, self.value_head(hidden[rows, value_index])
+
+
+def backbone_hidden(backbone: PreTrainedModel, input_ids: torch.Tensor,
+                    attention_mask: torch.Tensor, **vision_inputs: Any) -> torch.Tensor:
+    """The final-layer hidden states (after the last norm), shape (B, L, H)."""
+    out = backbone.base_model(input_ids=input_ids, attention_mask=attention_mask,
+                              use_cache=False, **vision_inputs)
+    return out.last_hidden_state
+
+
+def output_logits(backbone: PreTrainedModel, hidden: torch.Tensor) -> torch.Tensor:
+    logits = backbone.get_output_embeddings()(hidden)
+    cap = getattr(text_config(backbone.config), "final_logit_softcapping", None)
+    return torch.tanh(logits / cap) * cap if cap else logits
+
+
+def text_config(config: PretrainedConfig) -> PretrainedConfig:
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def is_vision(config: ModelConfig, hf_config: PretrainedConfig) -> bool:
+    if config.kind != "auto":
+        return config.kind == "vision"
+    return getattr(hf_config, "vision_config", None) is not None
+
+
+def load_backbone(config: ModelConfig, dtype: torch.dtype) -> PreTrainedModel:
+    """The policy network: AutoModelForImageTextToText for VLMs (LLaVA, Mllama, ...),
+    AutoModelForCausalLM otherwise."""
+    hf_config = AutoConfig.from_pretrained(config.path, trust_remote_code=config.trust_remote_code)
+    auto = AutoModelForImageTextToText if is_vision(config, hf_config) else AutoModelForCausalLM
+    model = auto.from_pretrained(config.path, dtype=dtype,
+                                 trust_remote_code=config.trust_remote_code)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    model.config.use_cache = False
+    return model
+
+
+def load_policy(config: ModelConfig, dtype: torch.dtype = torch.float32) -> PolicyValueModel:
+    """Policy + value head as configured (a fresh value head: SFT checkpoints have none)."""
+    backbone = load_backbone(config, dtype)
+    critic = None
+    hidden = text_config(backbone.config).hidden_size
+    if config.critic == "separate":
+        critic = AutoModel.from_pretrained(config.critic_path or config.path, dtype=dtype,
+                                           trust_remote_code=config.trust_remote_code)
+        hidden = text_config(critic.config).hidden_size
+    width = config.value_head_hidden or min(hidden, 1024)
+    return PolicyValueModel(backbone, ValueHead(hidden, width).to(dtype), critic)
+
+
+def load_reference(config: ModelConfig, dtype: torch.dtype = torch.float32) -> PolicyValueModel:
+    """A frozen copy of the initial policy, for a KL term; built only when one is configured."""
+    reference = PolicyValueModel(load_backbone(config, dtype), value_head=None)
+    reference.requires_grad_(False)
+    return reference.eval()

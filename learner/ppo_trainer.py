@@ -1,0 +1,247 @@
+"""One rank's PPO update on a batch of finished episodes.
+
+The update follows the data flow of the design: score every turn with the current weights
+(old log-probs, old values), compute turn-level GAE per episode, standardise advantages over
+all ranks, then run clipped PPO epochs. Episodes are split across ranks whole (GAE needs all of
+an episode's turns), balanced by tokens.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from pydantic import BaseModel
+
+from learner.batch import MicroBatch, Turns, collate_turns, split_micro_batches
+from learner.engine import TrainEngine
+from learner.gae import normalise, turn_gae
+from learner.model import PolicyValueModel
+from learner.ppo import PPOConfig, PPOInputs, ppo_loss
+from learner.vision import VisionInputs
+
+
+class UpdateStats(BaseModel):
+    """What one PPO update did, averaged over all ranks (token- or turn-weighted)."""
+
+    policy_version: int
+    """The version the weights have after this update."""
+    loss: float
+    policy_loss: float
+    value_loss: float
+    entropy: float
+    approx_kl: float
+    clip_fraction: float
+    value_clip_fraction: float = 0.0
+    kl_ref: float = 0.0
+    stale_weight: float = 1.0
+    stale_dropped: float = 0.0
+    grad_norm: float | None = None
+    """Mean pre-clip gradient norm of the optimizer steps (None at ZeRO 0: not measured)."""
+    lr: float
+    optimizer_steps: int
+    episodes: int
+    turns: int
+    tokens: int
+    """Tokens (prompt + answer) in the batch."""
+    mean_reward: float
+    """Mean reward per turn."""
+    success_rate: float
+    """Share of episodes solved."""
+    mean_staleness: float
+    """Mean (learner version - version that sampled the turn)."""
+    max_staleness: int
+    seconds: float
+    epoch_losses: list[float]
+    """The full-batch loss of each epoch's minibatches, averaged: comparable across rank counts."""
+
+
+@dataclass
+class Scored:
+    """What the update needs per turn of this rank's shard (tensors indexed like `rows`)."""
+
+    rows: list[int]
+    old_logprobs: dict[int, torch.Tensor]
+    ref_logprobs: dict[int, torch.Tensor] | None
+    old_values: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+
+
+class PPOTrainer:
+    """Clipped PPO on one rank's share of each batch."""
+
+    def __init__(self, engine: TrainEngine, config: PPOConfig, pad_id: int, seed: int = 0,
+                 reference: PolicyValueModel | None = None,
+                 vision: VisionInputs | None = None) -> None:
+        self.engine, self.config, self.pad_id, self.seed = engine, config, pad_id, seed
+        self.reference, self.vision = reference, vision
+
+    def update(self, turns: Turns, version: int) -> UpdateStats:
+        """Train on `turns` with the policy at `version`; the result carries version + 1."""
+        start = time.perf_counter()
+        rows = shard_episodes(turns, self.engine.rank, self.engine.world_size)
+        scored = self._score(turns, rows)
+        epoch_losses, sums, steps, norms = [], {}, 0, []
+        for epoch in range(self.config.ppo_epochs):
+            epoch_loss = 0.0
+            for minibatch in self._minibatches(rows, version, epoch):
+                stats, norm = self._train_minibatch(turns, minibatch, scored)
+                steps, epoch_loss = steps + 1, epoch_loss + stats["loss"]
+                norms += [] if norm is None else [norm]
+                for key, value in stats.items():
+                    sums[key] = sums.get(key, 0.0) + value
+            epoch_losses.append(epoch_loss / self.config.num_minibatches)
+        means = {key: value / steps for key, value in sums.items()}
+        grad_norm = sum(norms) / len(norms) if norms else None
+        return UpdateStats(policy_version=version + 1, **means, grad_norm=grad_norm,
+                           lr=self.engine.lr, optimizer_steps=steps,
+                           seconds=time.perf_counter() - start, epoch_losses=epoch_losses,
+                           **batch_stats(turns, version))
+
+    def _score(self, turns: Turns, rows: list[int]) -> Scored:
+        """Old log-probs and values with the weights as they are now, then advantages."""
+        old_lp: dict[int, torch.Tensor] = {}
+        ref_lp: dict[int, torch.Tensor] | None = {} if self._uses_reference else None
+        values = torch.zeros(len(turns))
+        with torch.no_grad():
+            for micro in self._micro_batches(turns, rows):
+                logprobs, _, v = self._forward(micro)
+                if micro.turn_weight[0] == 0:
+                    continue
+                values[micro.rows] = v.float().cpu()
+                self._store(old_lp, micro, logprobs)
+                if ref_lp is not None:
+                    self._store(ref_lp, micro, self._forward(micro, self.reference)[0])
+        mine = torch.tensor(rows, dtype=torch.long)
+        advantages, returns = turn_gae(turns.rewards[mine], values[mine], turns.dones[mine],
+                                       [turns.episode_ids[i] for i in rows],
+                                       self.config.gamma, self.config.lam)
+        if self.config.normalize_advantages:
+            advantages = self._normalise(advantages)
+        full = lambda x: torch.zeros(len(turns)).index_copy(0, mine, x)  # noqa: E731
+        return Scored(rows, old_lp, ref_lp, values, full(advantages), full(returns))
+
+    def _train_minibatch(self, turns: Turns, rows: list[int],
+                         scored: Scored) -> tuple[dict[str, float], float | None]:
+        counts = torch.tensor([float(len(rows)), float(sum(len(turns.response_ids[i]) for i in rows))],
+                              dtype=torch.float64)
+        num_turns, num_tokens = self.engine.all_reduce(counts).tolist()
+        sums: dict[str, torch.Tensor] = {}
+        for micro in self._micro_batches(turns, rows):
+            logprobs, entropy, values = self._forward(micro)
+            inputs = self._ppo_inputs(turns, micro, scored, logprobs, entropy, values)
+            loss, stats = ppo_loss(inputs, self.config, max(num_tokens, 1.0), max(num_turns, 1.0))
+            self.engine.backward(loss)
+            for key, value in stats.items():
+                sums[key] = sums.get(key, 0.0) + value.double().cpu()
+        grad_norm = self.engine.step()
+        keys = sorted(sums)
+        reduced = self.engine.all_reduce(torch.stack([sums[k] for k in keys])) if keys else []
+        return {k: float(v) for k, v in zip(keys, reduced, strict=True)}, grad_norm
+
+    def _ppo_inputs(self, turns: Turns, micro: MicroBatch, scored: Scored, logprobs: torch.Tensor,
+                    entropy: torch.Tensor, values: torch.Tensor) -> PPOInputs:
+        if micro.turn_weight[0] == 0:
+            return _padding_inputs(micro, logprobs, entropy, values)
+        cat = lambda store: torch.cat([store[i] for i in micro.rows])  # noqa: E731
+        behaviour = torch.cat([torch.tensor(turns.behaviour_logprobs[i], dtype=torch.float32)
+                               for i in micro.rows])
+        index = torch.tensor(micro.rows, dtype=torch.long)
+        device = logprobs.device
+        return PPOInputs(
+            new_logprobs=logprobs, entropy=entropy, values=values.float(),
+            old_logprobs=cat(scored.old_logprobs).to(device),
+            behaviour_logprobs=behaviour.to(device),
+            old_values=scored.old_values[index].to(device),
+            returns=scored.returns[index].to(device), advantages=scored.advantages[index].to(device),
+            token_turn=micro.token_turn.to(device), turn_weight=micro.turn_weight.to(device),
+            ref_logprobs=None if scored.ref_logprobs is None else cat(scored.ref_logprobs).to(device))
+
+    def _forward(self, micro: MicroBatch, model: torch.nn.Module | None = None):
+        inputs = {k: v.to(self.engine.device) for k, v in micro.model_inputs().items()}
+        if self.vision is not None:
+            inputs.update(self.vision(micro.image_refs, self.engine.device))
+        if model is not None:
+            inputs.pop("value_index")
+        return (model or self.engine)(**inputs, temperature=self.config.temperature)
+
+    def _micro_batches(self, turns: Turns, rows: list[int]) -> list[MicroBatch]:
+        """This rank's micro-batches, padded with zero-weight copies to the count of the rank
+        with the most, so that every rank runs the same number of forwards and backwards."""
+        lengths = [turns.length(i) for i in range(len(turns))]
+        chunks = split_micro_batches(rows, lengths, self.engine.config.micro_batch_size)
+        wanted = int(self.engine.all_reduce(torch.tensor([len(chunks)]), op="max").item())
+        micro = [collate_turns(turns, chunk, self.pad_id) for chunk in chunks]
+        filler = self._filler_rows(turns)
+        micro += [collate_turns(turns, filler, self.pad_id, weight=0.0)] * (wanted - len(chunks))
+        return micro
+
+    def _filler_rows(self, turns: Turns) -> list[int]:
+        """A row to run a zero-weight micro-batch on (any real row: same modules, same shapes)."""
+        return [min(range(len(turns)), key=turns.length)]
+
+    def _minibatches(self, rows: list[int], version: int, epoch: int) -> list[list[int]]:
+        seed = ((self.seed * 1_000_003 + version) * 1009 + epoch) * 101 + self.engine.rank
+        generator = torch.Generator().manual_seed(seed % 2**62)
+        order = [rows[i] for i in torch.randperm(len(rows), generator=generator).tolist()]
+        n = self.config.num_minibatches
+        return [order[k::n] for k in range(n)]
+
+    def _normalise(self, advantages: torch.Tensor) -> torch.Tensor:
+        moments = torch.tensor([float(len(advantages)), advantages.double().sum().item(),
+                                (advantages.double() ** 2).sum().item()], dtype=torch.float64)
+        count, total, squares = self.engine.all_reduce(moments).tolist()
+        mean = total / max(count, 1.0)
+        var = max(squares / max(count, 1.0) - mean**2, 0.0)
+        return normalise(advantages, torch.tensor(mean), torch.tensor(var)).float()
+
+    @staticmethod
+    def _store(store: dict[int, torch.Tensor], micro: MicroBatch, logprobs: torch.Tensor) -> None:
+        if micro.turn_weight[0] == 0:
+            return
+        per_row = torch.bincount(micro.token_turn, minlength=len(micro.rows)).tolist()
+        for row, chunk in zip(micro.rows, logprobs.float().cpu().split(per_row), strict=True):
+            store[row] = chunk
+
+    @property
+    def _uses_reference(self) -> bool:
+        return self.reference is not None and self.config.kl_coef > 0
+
+
+def _padding_inputs(micro: MicroBatch, logprobs: torch.Tensor, entropy: torch.Tensor,
+                    values: torch.Tensor) -> PPOInputs:
+    """Inputs for a zero-weight micro-batch: shapes right, every term multiplied by 0."""
+    zeros = torch.zeros_like(values).float()
+    device = logprobs.device
+    return PPOInputs(new_logprobs=logprobs, entropy=entropy, values=values.float(),
+                     old_logprobs=logprobs.detach(), behaviour_logprobs=logprobs.detach(),
+                     old_values=zeros, returns=zeros, advantages=zeros,
+                     token_turn=micro.token_turn.to(device), turn_weight=micro.turn_weight.to(device))
+
+
+def shard_episodes(turns: Turns, rank: int, world_size: int) -> list[int]:
+    """This rank's turns: whole episodes, greedily balanced by token count, deterministic."""
+    episodes = sorted(turns.episodes().items(),
+                      key=lambda kv: (-sum(turns.length(i) for i in kv[1]), kv[0]))
+    load = [0] * world_size
+    mine: list[int] = []
+    for _, rows in episodes:
+        target = min(range(world_size), key=lambda r: (load[r], r))
+        load[target] += sum(turns.length(i) for i in rows)
+        if target == rank:
+            mine += rows
+    return sorted(mine)
+
+
+def batch_stats(turns: Turns, version: int) -> dict[str, float | int]:
+    """Facts about the batch itself (the same on every rank: each rank reads the whole batch)."""
+    episodes = turns.episodes()
+    solved = sum(bool(turns.successes[rows].any()) for rows in episodes.values())
+    lags = [version - v for v in turns.policy_versions]
+    return {"episodes": len(episodes), "turns": len(turns),
+            "tokens": sum(turns.length(i) for i in range(len(turns))),
+            "mean_reward": float(turns.rewards.mean()) if len(turns) else 0.0,
+            "success_rate": solved / max(1, len(episodes)),
+            "mean_staleness": sum(lags) / max(1, len(lags)), "max_staleness": max(lags, default=0)}
