@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from envs.base import Observation, Transition
-from rollout_workers.engine.base import Engine, Generation, GenerationRequest
+from rollout_workers.engine.base import Engine, Generation, GenerationRequest, SamplingSettings
 from rollout_workers.env_pool import Answer, EnvClient
 from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.episodes.dialogue import DialogueTokens
@@ -78,7 +78,7 @@ class EpisodeRunner:
             return []
         requests = [GenerationRequest(prompt_ids=e.prompt_ids, images=e.images) for e in live]
         began = time.perf_counter()
-        generations = self.engine.generate(requests, self.config.sampling)
+        generations = self.engine.generate(requests, self._sampling())
         generated = time.perf_counter()
         answers = [Answer(episode_id=e.record.episode_id, text=self.decode(g.token_ids))
                    for e, g in zip(live, generations, strict=True)]
@@ -125,6 +125,15 @@ class EpisodeRunner:
             return False
         turn.done = turn.out_of_context = True
         return True
+
+    def _sampling(self) -> SamplingSettings:
+        """The configured sampling; a seeded one moves its seed on with every engine call, so
+        a run stays reproducible without two calls drawing the same random numbers."""
+        sampling = self.config.sampling
+        if sampling.seed is None:
+            return sampling
+        offset = self.counters.engine_calls * self.config.episodes_in_flight
+        return sampling.model_copy(update={"seed": sampling.seed + offset})
 
     def _count(self, generations: list[Generation], engine_seconds: float, env_seconds: float) -> None:
         c = self.counters
