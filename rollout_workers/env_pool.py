@@ -1,0 +1,201 @@
+"""Where episodes live while they are played: in-process, or in a pool of Ray actors.
+
+Both clients offer the same three batch calls (start, submit, release), and a rollout worker
+makes one call per engine step for all of its episodes; the pool turns that into one call per
+actor. Environments and verifiers are plain Python (envs/, verifier/) and know nothing of Ray.
+
+The pool keeps each episode's spec and answers so far. When an env actor dies, Ray restarts
+it and the pool replays its episodes there (same spec and answers give the same state), so
+no episode in flight is lost or counted twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+import ray
+from pydantic import BaseModel, ConfigDict
+from ray.exceptions import RayActorError
+
+from envs.base import Episode, Observation, Transition
+from envs.registry import make_episode
+from rollout_workers.episodes.seeds import EpisodeSpec
+from rollout_workers.ray_runtime import actor_runtime_env
+
+T = TypeVar("T")
+
+
+class EpisodeStart(BaseModel):
+    """A started episode: what it is, and its first observation."""
+
+    model_config = ConfigDict(frozen=True)
+
+    episode_id: str
+    task: str
+    variant: str
+    observation: Observation
+
+
+class Answer(BaseModel):
+    """A model answer, as text, for one episode in play."""
+
+    model_config = ConfigDict(frozen=True)
+
+    episode_id: str
+    text: str
+
+
+class EnvClient(Protocol):
+    """The batch interface a rollout worker plays episodes through."""
+
+    def start(self, specs: Sequence[EpisodeSpec]) -> list[EpisodeStart]: ...
+
+    def submit(self, answers: Sequence[Answer]) -> list[Transition]: ...
+
+    def release(self, episode_ids: Sequence[str]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+EpisodeFactory = Callable[[EpisodeSpec], Episode]
+
+
+def registered_episode(spec: EpisodeSpec) -> Episode:
+    """The registered task's episode for `spec` (envs.registry)."""
+    return make_episode(spec.task, spec.seed)
+
+
+class EpisodeTable:
+    """Episodes in play, by id: the in-process client, and the body of each env actor."""
+
+    def __init__(self, factory: EpisodeFactory = registered_episode) -> None:
+        self._factory = factory
+        self._episodes: dict[str, Episode] = {}
+
+    def start(self, specs: Sequence[EpisodeSpec]) -> list[EpisodeStart]:
+        return [self._start(spec) for spec in specs]
+
+    def submit(self, answers: Sequence[Answer]) -> list[Transition]:
+        transitions = []
+        for answer in answers:
+            episode = self._episodes.get(answer.episode_id)
+            if episode is None:
+                raise KeyError(f"episode {answer.episode_id!r} is not in play here")
+            transition = episode.submit(answer.text)
+            if transition.done:
+                del self._episodes[answer.episode_id]
+            transitions.append(transition)
+        return transitions
+
+    def release(self, episode_ids: Sequence[str]) -> None:
+        for episode_id in episode_ids:
+            self._episodes.pop(episode_id, None)
+
+    def restore(self, played: Sequence[tuple[EpisodeSpec, list[str]]]) -> None:
+        """Rebuild episodes from their specs and the answers already submitted."""
+        for spec, answers in played:
+            self._start(spec)
+            for text in answers:
+                self._episodes[spec.episode_id].submit(text)
+
+    def in_play(self) -> int:
+        return len(self._episodes)
+
+    def close(self) -> None:
+        self._episodes.clear()
+
+    def _start(self, spec: EpisodeSpec) -> EpisodeStart:
+        if spec.episode_id in self._episodes:
+            raise ValueError(f"episode {spec.episode_id!r} is already in play")
+        episode = self._factory(spec)
+        self._episodes[spec.episode_id] = episode
+        return EpisodeStart(episode_id=spec.episode_id, task=episode.task,
+                            variant=episode.variant, observation=episode.observe())
+
+
+class EnvPool:
+    """Episodes spread over `size` env actors; one remote call per actor per batch call."""
+
+    def __init__(self, size: int, cpus_per_actor: float = 0.25) -> None:
+        if size < 1:
+            raise ValueError("an env pool needs at least one actor")
+        actor_class = ray.remote(EpisodeTable).options(
+            num_cpus=cpus_per_actor, max_restarts=-1, runtime_env=actor_runtime_env()
+        )
+        self._actors = [actor_class.remote() for _ in range(size)]
+        self._home: dict[str, int] = {}
+        self._played: dict[str, tuple[EpisodeSpec, list[str]]] = {}
+
+    def start(self, specs: Sequence[EpisodeSpec]) -> list[EpisodeStart]:
+        load = [0] * len(self._actors)
+        for home in self._home.values():
+            load[home] += 1
+        homes = []
+        for _ in specs:
+            homes.append(load.index(min(load)))
+            load[homes[-1]] += 1
+        starts = self._scatter("start", list(specs), homes)
+        for spec, home in zip(specs, homes, strict=True):
+            self._home[spec.episode_id] = home
+            self._played[spec.episode_id] = (spec, [])
+        return starts
+
+    def submit(self, answers: Sequence[Answer]) -> list[Transition]:
+        homes = [self._home[answer.episode_id] for answer in answers]
+        transitions = self._scatter("submit", list(answers), homes)
+        for answer, transition in zip(answers, transitions, strict=True):
+            if transition.done:
+                self._forget(answer.episode_id)
+            else:
+                self._played[answer.episode_id][1].append(answer.text)
+        return transitions
+
+    def release(self, episode_ids: Sequence[str]) -> None:
+        by_actor = _group(list(episode_ids), [self._home[i] for i in episode_ids])
+        ray.get([self._actors[k].release.remote(ids) for k, ids in by_actor.items()])
+        for episode_id in episode_ids:
+            self._forget(episode_id)
+
+    def close(self) -> None:
+        for actor in self._actors:
+            ray.kill(actor, no_restart=True)
+        self._actors.clear()
+
+    def _forget(self, episode_id: str) -> None:
+        del self._home[episode_id]
+        del self._played[episode_id]
+
+    def _scatter(self, method: str, items: list[T], homes: list[int]) -> list[Any]:
+        """Call `method` once per actor with its share of `items`; results in `items` order."""
+        shares = _group(items, homes)
+        refs = {k: getattr(self._actors[k], method).remote(share) for k, share in shares.items()}
+        results = {k: self._result(k, ref, method, shares[k]) for k, ref in refs.items()}
+        cursor = dict.fromkeys(shares, 0)
+        ordered = []
+        for home in homes:
+            ordered.append(results[home][cursor[home]])
+            cursor[home] += 1
+        return ordered
+
+    def _result(self, k: int, ref: Any, method: str, share: list[Any]) -> Any:
+        """The call's result; if the actor died, replay its episodes on the restarted actor
+        and make the call once more."""
+        try:
+            return ray.get(ref)
+        except RayActorError:
+            played = [self._played[i] for i, home in self._home.items() if home == k]
+            ray.get(self._actors[k].restore.remote(played))
+            return ray.get(getattr(self._actors[k], method).remote(share))
+
+
+def _group(items: list[T], homes: list[int]) -> dict[int, list[T]]:
+    groups: dict[int, list[T]] = {}
+    for item, home in zip(items, homes, strict=True):
+        groups.setdefault(home, []).append(item)
+    return groups
+
+
+def make_env_client(actors: int, cpus_per_actor: float = 0.25) -> EnvClient:
+    """An in-process table when `actors` is 0, otherwise a pool of that many env actors."""
+    return EpisodeTable() if actors == 0 else EnvPool(actors, cpus_per_actor)

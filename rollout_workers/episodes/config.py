@@ -1,0 +1,27 @@
+"""Rollout settings: the one place their defaults live."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rollout_workers.engine.base import SamplingSettings
+
+
+class RolloutConfig(BaseModel):
+    """How a rollout worker plays episodes and ships them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    episodes_in_flight: int = Field(64, ge=1)
+    """Episodes played at once; every engine call carries the next turn of each of them."""
+    sampling: SamplingSettings = SamplingSettings()
+    """Sampling for every turn (temperature, top_p, max_tokens per answer, seed)."""
+    episodes_per_batch: int = Field(16, ge=1)
+    """Finished episodes per shipped Arrow record batch (all turns of an episode stay together)."""
+    max_dialogue_tokens: int | None = Field(None, ge=2)
+    """The model's context length: an episode whose next prompt plus max_tokens would not fit
+    ends after its current turn (marked out_of_context). None: no limit is enforced."""
+    env_actors: int = Field(0, ge=0)
+    """Ray actors that hold the episodes and run the verifier; 0 plays them in-process."""
+    env_actor_cpus: float = Field(0.25, gt=0)
+    """CPUs Ray reserves for each env actor (verification is light)."""

@@ -1,0 +1,78 @@
+"""Where episodes come from: (task config, seed, episode id) triples, handed out in order.
+
+A rollout worker pulls as many specs as it has free episode slots. A spec fixes its episode
+completely (the same task config and seed give the same episode), so an episode lost with a
+failed worker can be played again elsewhere under the same id.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from envs.registry import TaskConfig
+
+
+class EpisodeSpec(BaseModel):
+    """Everything needed to start one episode, and the id it is known by everywhere."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    episode_id: str = Field(min_length=1)
+    task: TaskConfig
+    seed: int
+
+
+@runtime_checkable
+class SeedSource(Protocol):
+    """Anything that hands out episode specs; an empty list means it has run dry."""
+
+    def take(self, count: int) -> list[EpisodeSpec]: ...
+
+
+class SeedRange(BaseModel):
+    """Seeds start, start+1, ... of one task; `count` None means endless."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: TaskConfig
+    start: int = 0
+    count: int | None = Field(None, ge=0)
+    id_prefix: str = "ep"
+    """Episode ids are '<id_prefix>-<seed>': give each source its own prefix."""
+    _taken: int = PrivateAttr(0)
+
+    def take(self, count: int) -> list[EpisodeSpec]:
+        if self.count is not None:
+            count = min(count, self.count - self._taken)
+        seeds = range(self.start + self._taken, self.start + self._taken + max(count, 0))
+        self._taken += len(seeds)
+        return [EpisodeSpec(episode_id=f"{self.id_prefix}-{seed}", task=self.task, seed=seed)
+                for seed in seeds]
+
+
+class SeedList(BaseModel):
+    """A fixed list of specs (evaluation sets, episodes to play again), handed out in order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    specs: list[EpisodeSpec]
+    _taken: int = PrivateAttr(0)
+
+    def take(self, count: int) -> list[EpisodeSpec]:
+        chunk = self.specs[self._taken : self._taken + max(count, 0)]
+        self._taken += len(chunk)
+        return chunk
+
+
+def take_specs(source: Any, count: int) -> list[EpisodeSpec]:
+    """Take from a local source or from a Ray actor that offers the same `take` method."""
+    if count <= 0:
+        return []
+    remote_take = getattr(getattr(source, "take", None), "remote", None)
+    if remote_take is not None:
+        import ray
+
+        return ray.get(remote_take(count))
+    return source.take(count)

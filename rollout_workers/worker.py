@@ -1,0 +1,154 @@
+"""The RolloutWorker: one engine, many episodes in flight, finished episodes out as Arrow.
+
+A worker pulls episode specs from its seed source, plays them with the episode runner and
+streams finished episodes as validated record batches. As a Ray actor, `rollouts` is a
+streaming generator: each batch goes to the object store when it is complete and the engine
+moves straight on to its next step while the consumer fetches it. Weight updates and stats
+run in a separate concurrency group, so they are served while rollouts stream; the engine
+switches policy version between two engine steps, never inside one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+import ray
+from pydantic import BaseModel, ConfigDict
+from transformers import AutoProcessor, AutoTokenizer
+
+from rollout_workers.engine import EngineConfig, make_engine
+from rollout_workers.engine.base import EngineStats
+from rollout_workers.env_pool import make_env_client
+from rollout_workers.episodes.config import RolloutConfig
+from rollout_workers.episodes.dialogue import DialogueTokens
+from rollout_workers.episodes.runner import EpisodeRunner
+from rollout_workers.ray_runtime import actor_runtime_env
+from rollout_workers.trajectory import EpisodeRecord, to_record_batch
+
+CONTROL_GROUP = "control"
+"""Concurrency group of the calls served while rollouts stream (stats, weight updates)."""
+
+
+class WorkerStats(BaseModel):
+    """Counters since the worker started."""
+
+    model_config = ConfigDict(frozen=True)
+
+    worker_id: str
+    episodes: int
+    successes: int
+    turns: int
+    engine_calls: int
+    generated_tokens: int
+    record_batches: int
+    rollout_seconds: float
+    """Wall time spent inside `rollouts` (playing and shipping)."""
+    engine_seconds: float
+    """Time inside engine.generate."""
+    env_seconds: float
+    """Time decoding answers and waiting for the verifier."""
+    policy_version: int
+    engine: EngineStats
+
+
+class RolloutWorker:
+    """Owns one engine and plays episodes with it; usable in-process or as a Ray actor."""
+
+    def __init__(self, worker_id: str, engine_config: EngineConfig, config: RolloutConfig) -> None:
+        self.worker_id = worker_id
+        if config.max_dialogue_tokens is None:
+            config = config.model_copy(update={"max_dialogue_tokens": engine_config.max_model_len})
+        self.config = config
+        self.engine = make_engine(engine_config)
+        tokenizer = AutoTokenizer.from_pretrained(engine_config.model)
+        dialogue = DialogueTokens.from_tokenizer(tokenizer, _chat_template_owner(tokenizer, engine_config))
+        self.envs = make_env_client(config.env_actors, config.env_actor_cpus)
+
+        def decode(ids: list[int]) -> str:
+            return tokenizer.decode(ids, skip_special_tokens=True)
+
+        self.runner = EpisodeRunner(self.engine, self.envs, dialogue, decode, config)
+        self._engine_lock = threading.Lock()
+        self._batches = 0
+        self._rollout_seconds = 0.0
+
+    def rollouts(self, source: Any, max_episodes: int | None = None) -> Iterator[pa.RecordBatch]:
+        """Play episodes from `source` (anything with `take(n)`, or an actor offering it) and
+        yield their turns in record batches of `episodes_per_batch` finished episodes."""
+        size = self.config.episodes_per_batch
+        pending: list[EpisodeRecord] = []
+        steps = self.runner.play(source, max_episodes)
+        while True:
+            began = time.perf_counter()
+            with self._engine_lock:
+                finished = next(steps, None)
+            if finished is None:
+                break
+            pending += finished
+            ready, pending = _split_off_batches(pending, size)
+            batches = [to_record_batch(chunk, self.worker_id) for chunk in ready]
+            self._batches += len(batches)
+            self._rollout_seconds += time.perf_counter() - began
+            yield from batches
+        if pending:
+            self._batches += 1
+            yield to_record_batch(pending, self.worker_id)
+
+    @ray.method(concurrency_group=CONTROL_GROUP)
+    def update_weights(self, weights: Any, version: int) -> int:
+        """Load `weights` (name -> tensor, or (name, tensor) pairs) as policy `version`,
+        between two engine steps; returns the version now served."""
+        pairs = weights.items() if isinstance(weights, dict) else weights
+        with self._engine_lock:
+            self.engine.update_weights(pairs, version)
+        return version
+
+    @ray.method(concurrency_group=CONTROL_GROUP)
+    def stats(self) -> WorkerStats:
+        c = self.runner.counters
+        engine = self.engine.stats()
+        return WorkerStats(
+            worker_id=self.worker_id, episodes=c.episodes, successes=c.successes, turns=c.turns,
+            engine_calls=c.engine_calls, generated_tokens=c.generated_tokens,
+            record_batches=self._batches, rollout_seconds=self._rollout_seconds,
+            engine_seconds=c.engine_seconds, env_seconds=c.env_seconds,
+            policy_version=engine.policy_version, engine=engine,
+        )
+
+    @ray.method(concurrency_group=CONTROL_GROUP)
+    def shutdown(self) -> None:
+        """Release the engine (and its shared memory) and the env actors; call before killing."""
+        with self._engine_lock:
+            self.engine.shutdown()
+            self.envs.close()
+
+
+def remote_worker(worker_id: str, engine_config: EngineConfig, config: RolloutConfig,
+                  num_cpus: float = 1, **options: Any) -> Any:
+    """Start a RolloutWorker actor (a handle); extra `options` go to Ray (resources, name)."""
+    actor_class = ray.remote(RolloutWorker).options(
+        num_cpus=num_cpus,
+        concurrency_groups={CONTROL_GROUP: 1},
+        runtime_env=actor_runtime_env(),
+        **options,
+    )
+    return actor_class.remote(worker_id, engine_config, config)
+
+
+def _split_off_batches(
+    pending: list[EpisodeRecord], size: int
+) -> tuple[list[list[EpisodeRecord]], list[EpisodeRecord]]:
+    full = len(pending) // size * size
+    return [pending[i : i + size] for i in range(0, full, size)], pending[full:]
+
+
+def _chat_template_owner(tokenizer: Any, engine_config: EngineConfig) -> Any:
+    """The tokenizer when it carries the chat template; else the model's processor (vision
+    models often keep the template there)."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer
+    return AutoProcessor.from_pretrained(engine_config.model)

