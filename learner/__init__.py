@@ -1,0 +1,34 @@
+"""The Revisor learner: policy + value model, PPO with turn-level GAE, SFT warm start, the
+DeepSpeed engine wrapper, checkpoints and weight export, and the Ray actor group of ranks.
+
+Heavy modules (torch, DeepSpeed, Ray) load on first use, so importing a config is cheap.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "LearnerConfig": "learner.config",
+    "ModelConfig": "learner.model",
+    "OptimConfig": "learner.optim",
+    "EngineConfig": "learner.engine",
+    "PPOConfig": "learner.ppo",
+    "SFTConfig": "learner.sft",
+    "SFTTrainer": "learner.sft",
+    "LearnerRank": "learner.rank",
+    "LearnerGroup": "learner.group",
+    "UpdateResult": "learner.group",
+    "UpdateStats": "learner.ppo_trainer",
+    "WeightPublication": "learner.export",
+    "LearnerState": "learner.checkpoint",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'learner' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)

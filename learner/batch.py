@@ -31,6 +31,9 @@ class Turns:
     dones: torch.Tensor
     successes: torch.Tensor
     image_refs: list[list[str]]
+    vision: list[dict[str, torch.Tensor]] | None = None
+    """Each turn's image tensors (pixel_values, ...) once a VisionInputs has expanded the
+    prompts' image placeholders; None for text models."""
 
     def __len__(self) -> int:
         return len(self.episode_ids)
@@ -82,8 +85,8 @@ class MicroBatch:
     token_turn: torch.Tensor
     turn_weight: torch.Tensor
     """1 for real rows; 0 for a padding micro-batch that only keeps ranks in step."""
-    image_refs: list[list[str]]
-    """Each row's images (vision-language models), in prompt order."""
+    vision_inputs: dict[str, torch.Tensor]
+    """Image tensors of the rows, concatenated in row order (empty for text models)."""
 
     @property
     def num_tokens(self) -> int:
@@ -92,11 +95,11 @@ class MicroBatch:
     def model_inputs(self) -> dict[str, torch.Tensor]:
         return {"input_ids": self.input_ids, "attention_mask": self.attention_mask,
                 "logit_rows": self.logit_rows, "logit_cols": self.logit_cols,
-                "targets": self.targets, "value_index": self.value_index}
+                "targets": self.targets, "value_index": self.value_index, **self.vision_inputs}
 
 
 def collate(prompts: list[list[int]], responses: list[list[int]], rows: list[int], pad_id: int,
-            weight: float = 1.0, image_refs: list[list[str]] | None = None) -> MicroBatch:
+            weight: float = 1.0, vision: list[dict[str, torch.Tensor]] | None = None) -> MicroBatch:
     """Right-padded prompt + answer rows and the flattened positions of the answer tokens."""
     width = max(len(p) + len(r) for p, r in zip(prompts, responses, strict=True))
     input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
@@ -118,12 +121,18 @@ def collate(prompts: list[list[int]], responses: list[list[int]], rows: list[int
                       targets=as_long(targets), value_index=as_long(value_index),
                       token_turn=as_long(token_turn),
                       turn_weight=torch.full((len(prompts),), float(weight)),
-                      image_refs=image_refs or [[] for _ in prompts])
+                      vision_inputs=_concatenate(vision or []))
 
 
 def collate_turns(turns: Turns, rows: list[int], pad_id: int, weight: float = 1.0) -> MicroBatch:
+    vision = None if turns.vision is None else [turns.vision[i] for i in rows]
     return collate([turns.prompt_ids[i] for i in rows], [turns.response_ids[i] for i in rows],
-                   rows, pad_id, weight, [turns.image_refs[i] for i in rows])
+                   rows, pad_id, weight, vision)
+
+
+def _concatenate(per_row: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    names = {name for row in per_row for name in row}
+    return {name: torch.cat([row[name] for row in per_row if name in row]) for name in names}
 
 
 def split_micro_batches(rows: list[int], lengths: list[int], size: int) -> list[list[int]]:

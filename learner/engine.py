@@ -9,6 +9,7 @@ them); the trainers pad with zero-weight micro-batches to keep ranks in step.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from learner.optim import OptimConfig, make_optimizer, make_scheduler
 
 _DEFAULT_EXTENSIONS_DIR = Path(__file__).resolve().parents[1] / ".cache" / "torch_extensions"
+
+# DeepSpeed 0.19 still calls the collectives torch 2.13 renamed; the warning repeats every step.
+warnings.filterwarnings("ignore", category=FutureWarning,
+                        message=r"`torch\.distributed\.(all_gather_into_tensor|reduce_scatter_tensor)`")
 
 
 class EngineConfig(BaseModel):
@@ -124,12 +129,21 @@ class TrainEngine:
     def steps(self) -> int:
         return int(self.ds.global_steps)
 
+    def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Onto this rank's device; floating inputs (pixels) in the training dtype."""
+        if tensor.is_floating_point():
+            return tensor.to(self.device, resolve_dtype(self.config))
+        return tensor.to(self.device)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.ds(*args, **kwargs)
 
     def backward(self, loss: torch.Tensor) -> None:
-        """Accumulate gradients; the loss is already normalised by the global batch."""
-        self.ds.backward(loss, scale_wrt_gas=False)
+        """Accumulate gradients of a loss already divided by the *global* batch size.
+
+        DeepSpeed averages gradients over ranks; scaling by the world size turns that average
+        into the sum over ranks, i.e. the full-batch gradient, whatever the rank count."""
+        self.ds.backward(loss * self.world_size, scale_wrt_gas=False)
 
     def step(self) -> float | None:
         """Apply one optimizer step (clip, Adam, schedule); the pre-clip gradient norm when

@@ -34,6 +34,12 @@ class OptimConfig(BaseModel):
     """Share of the total steps spent ramping the lr up linearly (step k of w: lr * k/(w+1))."""
     min_lr_ratio: float = Field(0.0, ge=0.0, le=1.0)
     """Floor of the cosine / linear decay, as a share of lr."""
+    value_head_lr_scale: float = Field(1.0, gt=0.0)
+    """The value head's lr as a multiple of lr. The head starts from zero while the backbone
+    starts trained: at lr 1e-6 (the study, 11B) the head alone would need thousands of steps to
+    reach returns of a few units, and until it does, advantages mostly measure the value error
+    (with several turns per episode, normalised advantages then mainly tell turns apart).
+    Raise it (10-100) when values lag; 1 is the study's single learning rate."""
 
 
 def lr_multiplier(step: int, total_steps: int | None, config: OptimConfig) -> float:
@@ -52,13 +58,18 @@ def lr_multiplier(step: int, total_steps: int | None, config: OptimConfig) -> fl
 
 
 def make_optimizer(model: torch.nn.Module, config: OptimConfig) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
-    for param in model.parameters():
+    """AdamW over four groups: (backbone | value head) x (decayed | not decayed)."""
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+    for name, param in model.named_parameters():
         if param.requires_grad:
-            (decay if param.ndim >= 2 else no_decay).append(param)
-    groups = [{"params": decay, "weight_decay": config.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, eps=config.eps)
+            key = (name.startswith("value_head."), param.ndim >= 2)
+            groups.setdefault(key, []).append(param)
+    param_groups = [
+        {"params": params, "weight_decay": config.weight_decay if decayed else 0.0,
+         "lr": config.lr * (config.value_head_lr_scale if head else 1.0)}
+        for (head, decayed), params in sorted(groups.items())
+    ]
+    return torch.optim.AdamW(param_groups, lr=config.lr, betas=config.betas, eps=config.eps)
 
 
 def make_scheduler(

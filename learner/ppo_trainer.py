@@ -52,6 +52,10 @@ class UpdateStats(BaseModel):
     mean_staleness: float
     """Mean (learner version - version that sampled the turn)."""
     max_staleness: int
+    behaviour_logprob_gap: float
+    """Mean |learner log-prob - sampler log-prob| of the answer tokens before the update: ~0
+    on-policy (sampler and learner agree), grows with staleness or a temperature mismatch."""
+    behaviour_logprob_gap_max: float
     seconds: float
     epoch_losses: list[float]
     """The full-batch loss of each epoch's minibatches, averaged: comparable across rank counts."""
@@ -81,8 +85,10 @@ class PPOTrainer:
     def update(self, turns: Turns, version: int) -> UpdateStats:
         """Train on `turns` with the policy at `version`; the result carries version + 1."""
         start = time.perf_counter()
+        if self.vision is not None:
+            turns = self.vision.expand(turns)
         rows = shard_episodes(turns, self.engine.rank, self.engine.world_size)
-        scored = self._score(turns, rows)
+        scored = self.score(turns, rows)
         epoch_losses, sums, steps, norms = [], {}, 0, []
         for epoch in range(self.config.ppo_epochs):
             epoch_loss = 0.0
@@ -98,10 +104,11 @@ class PPOTrainer:
         return UpdateStats(policy_version=version + 1, **means, grad_norm=grad_norm,
                            lr=self.engine.lr, optimizer_steps=steps,
                            seconds=time.perf_counter() - start, epoch_losses=epoch_losses,
-                           **batch_stats(turns, version))
+                           **self._behaviour_gap(turns, scored), **batch_stats(turns, version))
 
-    def _score(self, turns: Turns, rows: list[int]) -> Scored:
-        """Old log-probs and values with the weights as they are now, then advantages."""
+    def score(self, turns: Turns, rows: list[int]) -> Scored:
+        """Old log-probs and values of `rows` with the weights as they are now, then advantages
+        (every rank must call this: forwards are collective under ZeRO-3)."""
         old_lp: dict[int, torch.Tensor] = {}
         ref_lp: dict[int, torch.Tensor] | None = {} if self._uses_reference else None
         values = torch.zeros(len(turns))
@@ -160,9 +167,7 @@ class PPOTrainer:
             ref_logprobs=None if scored.ref_logprobs is None else cat(scored.ref_logprobs).to(device))
 
     def _forward(self, micro: MicroBatch, model: torch.nn.Module | None = None):
-        inputs = {k: v.to(self.engine.device) for k, v in micro.model_inputs().items()}
-        if self.vision is not None:
-            inputs.update(self.vision(micro.image_refs, self.engine.device))
+        inputs = {k: self.engine.to_device(v) for k, v in micro.model_inputs().items()}
         if model is not None:
             inputs.pop("value_index")
         return (model or self.engine)(**inputs, temperature=self.config.temperature)
@@ -188,6 +193,15 @@ class PPOTrainer:
         order = [rows[i] for i in torch.randperm(len(rows), generator=generator).tolist()]
         n = self.config.num_minibatches
         return [order[k::n] for k in range(n)]
+
+    def _behaviour_gap(self, turns: Turns, scored: Scored) -> dict[str, float]:
+        gaps = [(scored.old_logprobs[i] - torch.tensor(turns.behaviour_logprobs[i])).abs()
+                for i in scored.rows]
+        flat = torch.cat(gaps) if gaps else torch.zeros(0)
+        sums = self.engine.all_reduce(torch.tensor([flat.double().sum(), float(flat.numel())]))
+        top = self.engine.all_reduce(flat.max().view(1) if flat.numel() else torch.zeros(1), op="max")
+        return {"behaviour_logprob_gap": float(sums[0] / max(float(sums[1]), 1.0)),
+                "behaviour_logprob_gap_max": float(top[0])}
 
     def _normalise(self, advantages: torch.Tensor) -> torch.Tensor:
         moments = torch.tensor([float(len(advantages)), advantages.double().sum().item(),

@@ -1,21 +1,25 @@
-"""Pixel inputs for vision-language policies, rebuilt from the image references in trajectories.
+"""Image inputs for vision-language policies, rebuilt from the image references in trajectories.
 
-Trajectories store stable image names, not pixels: the learner re-renders each image and runs
-the checkpoint's own image processor, so the pixels it trains on are the ones the rollout engine
-saw without moving images through the object store.
+Trajectories store stable image names and one image placeholder token per image, not pixels:
+the learner re-renders each image and runs the checkpoint's own processor, which gives the
+pixel tensors and the number of feature tokens each placeholder stands for, exactly as the
+Hugging Face engine builds its inputs. Images never travel through the object store.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from typing import Any
+from functools import lru_cache
 
-import torch
 from PIL import Image
+
+from learner.batch import Turns
 
 ImageResolver = Callable[[str], Image.Image]
 
 
+@lru_cache(maxsize=256)
 def resolve_image_ref(ref: str) -> Image.Image:
     """The picture an environment names by `ref` ('gp:<rank>-<suit>,...' for GeneralPoints)."""
     kind, _, body = ref.partition(":")
@@ -29,21 +33,26 @@ def resolve_image_ref(ref: str) -> Image.Image:
 
 
 class VisionInputs:
-    """Builds the image keyword arguments (pixel_values, ...) for a micro-batch's rows.
+    """Expands image placeholders in prompts and attaches each turn's image tensors.
 
-    Works for processors whose image outputs depend on the images alone (LLaVA-style); models
-    that also need text-aligned masks from the processor are not covered yet.
+    Covers processors whose image outputs depend on the images alone (LLaVA-style); models
+    whose processor also builds text-aligned masks (Mllama's cross-attention mask) need more.
     """
 
     def __init__(self, model_path: str, resolver: ImageResolver = resolve_image_ref) -> None:
-        from transformers import AutoImageProcessor
+        from transformers import AutoProcessor
 
-        self.processor = AutoImageProcessor.from_pretrained(model_path)
+        self.processor = AutoProcessor.from_pretrained(model_path)
         self.resolver = resolver
 
-    def __call__(self, image_refs: list[list[str]], device: torch.device) -> dict[str, Any]:
-        images = [self.resolver(ref) for row in image_refs for ref in row]
-        if not images:
-            return {}
-        out = self.processor(images=images, return_tensors="pt")
-        return {key: value.to(device) for key, value in out.items()}
+    def expand(self, turns: Turns) -> Turns:
+        from rollout_workers.engine.multimodal import hf_vision_inputs
+
+        prompts, tensors = [], []
+        for prompt, refs in zip(turns.prompt_ids, turns.image_refs, strict=True):
+            images = [self.resolver(ref) for ref in refs]
+            expanded, inputs = hf_vision_inputs(self.processor, prompt, images) if images else (
+                prompt, {})
+            prompts.append(expanded)
+            tensors.append(inputs)
+        return dataclasses.replace(turns, prompt_ids=prompts, vision=tensors)

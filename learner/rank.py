@@ -1,0 +1,87 @@
+"""One learner rank: a DeepSpeed engine over the policy, PPO updates, export, checkpoints.
+
+Usable in-process (a single-rank process group) and as the body of each Ray actor of a
+`LearnerGroup`; everything here is the same in both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import torch
+from torch import nn
+
+from learner.batch import turns_from_record_batches
+from learner.checkpoint import LearnerState, load_checkpoint, save_checkpoint
+from learner.config import LearnerConfig
+from learner.engine import TrainEngine, resolve_dtype
+from learner.export import gathered_state_dict
+from learner.model import is_vision, load_policy, load_reference, text_config
+from learner.ppo_trainer import PPOTrainer, UpdateStats
+from learner.vision import VisionInputs
+
+
+class LearnerRank:
+    """The learner state of one data-parallel rank."""
+
+    def __init__(self, config: LearnerConfig) -> None:
+        torch.manual_seed(config.seed)
+        dtype = resolve_dtype(config.engine)
+        model = load_policy(config.model, dtype)
+        disable_dropout(model)
+        self.config = config
+        self.engine = TrainEngine(model, config.optim, config.engine, config.total_optimizer_steps)
+        backbone_config = model.backbone.config
+        reference = None
+        if config.ppo.kl_coef > 0:
+            reference = load_reference(config.model, dtype).to(self.engine.device)
+        vision = VisionInputs(config.model.path) if is_vision(config.model, backbone_config) else None
+        self.trainer = PPOTrainer(self.engine, config.ppo, pad_id=pad_token_id(backbone_config),
+                                  seed=config.seed, reference=reference, vision=vision)
+        self.state = LearnerState()
+
+    def update(self, batches: list[pa.RecordBatch]) -> UpdateStats:
+        """One PPO update on finished episodes; the policy version goes up by one."""
+        from rollout_workers.trajectory import validate_trajectories
+
+        for batch in batches:
+            validate_trajectories(batch)
+        turns = turns_from_record_batches(batches)
+        stats = self.trainer.update(turns, self.state.policy_version)
+        self.state = self.state.model_copy(update={
+            "policy_version": stats.policy_version, "updates": self.state.updates + 1,
+            "turns_trained": self.state.turns_trained + stats.turns,
+            "tokens_trained": self.state.tokens_trained + stats.tokens})
+        return stats
+
+    def export_weights(self) -> dict[str, torch.Tensor] | None:
+        """The policy backbone's full weights on rank 0 (None elsewhere); all ranks call it."""
+        backbone = self.engine.module.backbone
+        weights = gathered_state_dict(backbone, keep=self.engine.rank == 0)
+        return weights if self.engine.rank == 0 else None
+
+    def save(self, directory: str | Path) -> str:
+        return str(save_checkpoint(self.engine, directory, self.state))
+
+    def load(self, directory: str | Path, tag: str | None = None) -> LearnerState:
+        self.state = load_checkpoint(self.engine, directory, tag)
+        return self.state
+
+
+def disable_dropout(model: nn.Module) -> None:
+    """No dropout anywhere: with it the learner's log-probs are noisy and the ratio is not 1
+    before the first step. Covers nn.Dropout modules and config-driven attention dropout."""
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+        config = getattr(module, "config", None)
+        for name in list(vars(config)) if config is not None else []:
+            if name.endswith("dropout") and isinstance(getattr(config, name), float):
+                setattr(config, name, 0.0)
+
+
+def pad_token_id(config) -> int:
+    """Any valid id works (padding is masked out); the model's own pad id when it has one."""
+    pad = getattr(text_config(config), "pad_token_id", None)
+    return 0 if pad is None else int(pad)

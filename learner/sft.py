@@ -1,0 +1,235 @@
+"""Supervised fine-tuning on expert demonstrations: the warm start that PPO needs.
+
+Demonstrations come from the environments themselves (the prompt an episode opens with and
+the answer its expert gives), tokenised through the same chat-template pieces the rollout
+workers use, so SFT trains on exactly the ids the policy will later see and emit. The loss
+covers only the answer tokens (and the end-of-turn token the engines stop on). Checkpoints in
+Hugging Face format every k steps let the RL init be picked early: an over-trained SFT model
+is one RL cannot rescue.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from envs.general_points import GPConfig
+from envs.registry import TaskConfig, make_episode
+from learner.batch import Turns, collate_turns, split_micro_batches
+from learner.engine import EngineConfig, TrainEngine, resolve_dtype
+from learner.export import gathered_state_dict
+from learner.model import ModelConfig, PolicyValueModel, is_vision, load_backbone
+from learner.optim import OptimConfig
+from learner.rank import disable_dropout, pad_token_id
+from learner.sft_eval import EvalHook, evaluate_generation
+
+
+class SFTConfig(BaseModel):
+    """SFT settings; defaults follow the study (AdamW, cosine, 3% warm-up, batch 128)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: ModelConfig
+    task: TaskConfig = GPConfig()
+    """The task whose expert answers are imitated (its train rule and look)."""
+    train_episodes: int = Field(10_000, ge=1)
+    """Demonstrations from seeds train_seed_start, ... (one per episode)."""
+    train_seed_start: int = 0
+    eval_episodes: int = Field(234, ge=0)
+    """Held-out episodes for evaluation (the study evaluates on 234)."""
+    eval_seed_start: int = 10_000_000
+    """Far from the training seeds, so evaluation hands are unseen."""
+    optim: OptimConfig = OptimConfig(lr=1e-6, schedule="cosine", warmup_ratio=0.03,
+                                     weight_decay=0.0)
+    """The study: lr about 1e-6 for text, 5e-7 for vision, at 11B."""
+    engine: EngineConfig = EngineConfig()
+    batch_size: int = Field(128, ge=1)
+    """Demonstrations per optimizer step, over all ranks."""
+    steps: int = Field(1000, ge=1)
+    eval_every: int = Field(100, ge=0)
+    """Run the evaluation hooks every this many steps (and after the last); 0: never."""
+    checkpoint_every: int = Field(100, ge=0)
+    """Save a Hugging Face checkpoint every this many steps (and after the last); 0: only
+    the last. Needs output_dir."""
+    output_dir: Path | None = None
+    max_answer_tokens: int = Field(64, ge=1)
+    """Greedy generation length for evaluation."""
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _checkpoints_need_a_place(self) -> SFTConfig:
+        if self.checkpoint_every and self.output_dir is None:
+            raise ValueError("checkpoint_every needs output_dir (or set checkpoint_every=0)")
+        return self
+
+
+@dataclass
+class Demonstration:
+    prompt_ids: list[int]
+    answer_ids: list[int]
+    answer: str
+    image_refs: list[str]
+    seed: int
+
+
+class SFTStepStats(BaseModel):
+    step: int
+    loss: float
+    """Mean negative log-likelihood per answer token."""
+    lr: float
+    grad_norm: float | None
+    tokens: int
+    seconds: float
+
+
+class SFTResult(BaseModel):
+    steps: list[SFTStepStats]
+    evaluations: list[dict[str, Any]]
+    checkpoints: list[str]
+
+
+def demonstrations(task: TaskConfig, seeds: range, tokenizer: Any, chat: Any = None) -> list[Demonstration]:
+    """Expert (prompt, answer) pairs, tokenised exactly as rollout workers tokenise turns."""
+    from rollout_workers.episodes.dialogue import DialogueTokens
+
+    dialogue = DialogueTokens.from_tokenizer(tokenizer, chat)
+    demos = []
+    for seed in seeds:
+        episode = make_episode(task, seed)
+        observation = episode.observe()
+        answer = episode.expert_answer()
+        answer_ids = dialogue.encode(answer) + dialogue.close_ids[:1]
+        demos.append(Demonstration(dialogue.opening(observation), answer_ids, answer,
+                                   list(observation.image_refs), seed))
+    return demos
+
+
+def as_turns(demos: list[Demonstration]) -> Turns:
+    n = len(demos)
+    return Turns(episode_ids=[str(d.seed) for d in demos], turn_index=[0] * n,
+                 policy_versions=[0] * n, prompt_ids=[d.prompt_ids for d in demos],
+                 response_ids=[d.answer_ids for d in demos],
+                 behaviour_logprobs=[[0.0] * len(d.answer_ids) for d in demos],
+                 rewards=torch.zeros(n), dones=torch.ones(n, dtype=torch.bool),
+                 successes=torch.zeros(n, dtype=torch.bool),
+                 image_refs=[d.image_refs for d in demos])
+
+
+class SFTTrainer:
+    """SFT on one rank (of a process group that may have several)."""
+
+    def __init__(self, config: SFTConfig, hooks: list[EvalHook] | None = None) -> None:
+        from transformers import AutoProcessor, AutoTokenizer
+
+        torch.manual_seed(config.seed)
+        self.config = config
+        backbone = load_backbone(config.model, resolve_dtype(config.engine))
+        disable_dropout(backbone)
+        vision = is_vision(config.model, backbone.config)
+        self.tokenizer = AutoTokenizer.from_pretrained(config.model.path)
+        self.processor = AutoProcessor.from_pretrained(config.model.path) if vision else None
+        self.pad_id = pad_token_id(backbone.config)
+        self.engine = TrainEngine(PolicyValueModel(backbone, value_head=None), config.optim,
+                                  config.engine, total_steps=config.steps)
+        if config.batch_size % self.engine.world_size:
+            raise ValueError(f"batch_size {config.batch_size} must divide over "
+                             f"{self.engine.world_size} ranks")
+        self.train_demos = self._demos(config.train_seed_start, config.train_episodes)
+        self.eval_demos = self._demos(config.eval_seed_start, config.eval_episodes)
+        self.train_set = self._turns(self.train_demos)
+        self.hooks = [evaluate_generation] if hooks is None else hooks
+        self.step = 0
+
+    @property
+    def backbone(self) -> torch.nn.Module:
+        return self.engine.module.backbone
+
+    def run(self) -> SFTResult:
+        """Train for `steps`, evaluating and checkpointing on schedule."""
+        c = self.config
+        steps, evaluations, checkpoints = [], [], []
+        while self.step < c.steps:
+            steps.append(self.train_step())
+            last = self.step == c.steps
+            if c.eval_every and (self.step % c.eval_every == 0 or last):
+                evaluations.append(self.evaluate())
+            if c.output_dir and ((c.checkpoint_every and self.step % c.checkpoint_every == 0) or last):
+                checkpoints.append(str(self.save_checkpoint(c.output_dir / f"step-{self.step}")))
+        return SFTResult(steps=steps, evaluations=evaluations, checkpoints=checkpoints)
+
+    def train_step(self) -> SFTStepStats:
+        """One optimizer step on the next global batch of demonstrations."""
+        start = time.perf_counter()
+        rows = self._rows(self.step)
+        lengths = [self.train_set.length(i) for i in range(len(self.train_set))]
+        micro_batches = split_micro_batches(rows, lengths, self.engine.config.micro_batch_size)
+        tokens = float(sum(len(self.train_set.response_ids[i]) for i in rows))
+        total = float(self.engine.all_reduce(torch.tensor([tokens], dtype=torch.float64))[0])
+        loss_sum = torch.zeros((), dtype=torch.float64)
+        self.engine.train()
+        for chunk in micro_batches:
+            micro = collate_turns(self.train_set, chunk, self.pad_id)
+            inputs = {k: self.engine.to_device(v) for k, v in micro.model_inputs().items()}
+            inputs.pop("value_index")
+            logprobs, _, _ = self.engine(**inputs, temperature=1.0)
+            loss = -logprobs.sum() / total
+            self.engine.backward(loss)
+            loss_sum += loss.detach().double().cpu()
+        grad_norm = self.engine.step()
+        self.step += 1
+        return SFTStepStats(step=self.step, loss=float(self.engine.all_reduce(loss_sum.view(1))[0]),
+                            lr=self.engine.lr, grad_norm=grad_norm, tokens=int(total),
+                            seconds=time.perf_counter() - start)
+
+    def evaluate(self) -> dict[str, Any]:
+        """Run every hook; all ranks run the same evaluation (ZeRO-3 forwards are collective)."""
+        self.engine.train(False)
+        result: dict[str, Any] = {"step": self.step}
+        with torch.no_grad():
+            for hook in self.hooks:
+                result.update(hook(self))
+        self.engine.train()
+        return result
+
+    def save_checkpoint(self, out: Path) -> Path:
+        """A Hugging Face checkpoint (weights, tokenizer or processor) any Revisor part loads by
+        path; the PPO learner adds a fresh value head on top."""
+        weights = gathered_state_dict(self.backbone, keep=self.engine.rank == 0)
+        if self.engine.rank == 0:
+            out.mkdir(parents=True, exist_ok=True)
+            self.backbone.save_pretrained(out, state_dict=weights)
+            (self.processor or self.tokenizer).save_pretrained(out)
+        return out
+
+    def _rows(self, step: int) -> list[int]:
+        """This rank's share of global step `step`: a seeded shuffle per pass over the data."""
+        n, size = len(self.train_set), self.config.batch_size
+        picks = []
+        for k in range(step * size, (step + 1) * size):
+            epoch, index = divmod(k, n)
+            picks.append(self._order(epoch)[index])
+        return picks[self.engine.rank :: self.engine.world_size]
+
+    def _order(self, epoch: int) -> list[int]:
+        if getattr(self, "_epoch", None) != epoch:
+            generator = torch.Generator().manual_seed(self.config.seed * 7919 + epoch)
+            self._epoch, self._epoch_order = epoch, torch.randperm(
+                len(self.train_set), generator=generator).tolist()
+        return self._epoch_order
+
+    def _demos(self, start: int, count: int) -> list[Demonstration]:
+        return demonstrations(self.config.task, range(start, start + count), self.tokenizer,
+                              self.processor)
+
+    def _turns(self, demos: list[Demonstration]) -> Turns:
+        turns = as_turns(demos)
+        if self.processor is None:
+            return turns
+        from learner.vision import VisionInputs
+
+        return VisionInputs(self.config.model.path).expand(turns)

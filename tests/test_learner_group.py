@@ -1,0 +1,101 @@
+"""The learner as Ray actors: data parallelism does not change the update, ZeRO-3 weight export
+gives the full state dict, and trajectories reach the ranks only as object refs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import ray
+import torch
+from transformers import AutoModelForCausalLM
+
+from envs.general_points import GPConfig
+from learner.config import LearnerConfig
+from learner.engine import EngineConfig
+from learner.group import LearnerGroup
+from learner.model import ModelConfig
+from learner.optim import OptimConfig
+from learner.ppo import PPOConfig
+from rollout_workers.engine import EngineConfig as GenerationConfig
+from rollout_workers.engine.base import SamplingSettings
+from rollout_workers.episodes.config import RolloutConfig
+from rollout_workers.episodes.seeds import SeedRange
+from rollout_workers.ray_runtime import local_cluster
+from rollout_workers.tiny_models import save_tiny_model
+from rollout_workers.worker import RolloutWorker
+
+pytestmark = pytest.mark.slow
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with local_cluster(num_cpus=2):
+        yield
+
+
+@pytest.fixture(scope="module")
+def lm_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_model("lm", "0.5m", tmp_path_factory.mktemp("lm"))
+
+
+@pytest.fixture(scope="module")
+def batch_refs(cluster, lm_path: Path) -> list[ray.ObjectRef]:
+    """Real rollouts (two attempts per episode), in the object store: the learner gets refs."""
+    worker = RolloutWorker("w0", GenerationConfig(kind="hf", model=lm_path), RolloutConfig(
+        episodes_in_flight=9, episodes_per_batch=3,
+        sampling=SamplingSettings(temperature=1.0, max_tokens=16, seed=5)))
+    batches = list(worker.rollouts(SeedRange(task=GPConfig(max_attempts=2)), max_episodes=9))
+    return [ray.put(batch) for batch in batches]
+
+
+def _config(path: Path, ranks: int, stage: int) -> LearnerConfig:
+    return LearnerConfig(
+        model=ModelConfig(path=str(path)), optim=OptimConfig(lr=1e-3, value_head_lr_scale=10),
+        engine=EngineConfig(zero_stage=stage, micro_batch_size=2),
+        ppo=PPOConfig(ppo_epochs=3, num_minibatches=1, temperature=1.0), num_ranks=ranks)
+
+
+def _update(config: LearnerConfig, refs: list[ray.ObjectRef]):
+    group = LearnerGroup(config)
+    try:
+        result = group.update(refs)
+        return result, ray.get(result.weights.ref)
+    finally:
+        group.shutdown()
+
+
+def test_two_zero2_ranks_update_like_one(lm_path: Path, batch_refs) -> None:
+    one, one_weights = _update(_config(lm_path, ranks=1, stage=2), batch_refs)
+    two, two_weights = _update(_config(lm_path, ranks=2, stage=2), batch_refs)
+    assert two.stats.episodes == one.stats.episodes == 9
+    # the full-batch loss of every epoch (so after one and two optimizer steps too)
+    assert two.stats.epoch_losses == pytest.approx(one.stats.epoch_losses, rel=1e-5)
+    assert two.stats.value_loss == pytest.approx(one.stats.value_loss, rel=1e-5)
+    assert two.stats.grad_norm == pytest.approx(one.stats.grad_norm, rel=1e-5)
+    assert two.weights.version == one.weights.version == 1
+    for name, value in one_weights.items():
+        assert torch.allclose(two_weights[name], value, atol=1e-5), name
+
+
+def test_zero3_export_is_the_full_state_dict(lm_path: Path, batch_refs) -> None:
+    reference = AutoModelForCausalLM.from_pretrained(lm_path)
+    expected = dict(reference.named_parameters())
+    group = LearnerGroup(_config(lm_path, ranks=2, stage=3))
+    try:
+        initial = group.publish()
+        weights = ray.get(initial.ref)
+        assert initial.version == 0
+        assert set(weights) == set(expected)  # the backbone in its own naming, no value head
+        assert initial.num_bytes == sum(p.numel() * 4 for p in expected.values())
+        for name, param in expected.items():
+            assert torch.equal(weights[name], param.detach()), name
+        updated = group.update(batch_refs).weights
+        new_weights = ray.get(updated.ref)
+        assert updated.version == 1 == group.state().policy_version
+        assert all(new_weights[n].shape == p.shape for n, p in expected.items())
+        assert not torch.equal(new_weights["model.embed_tokens.weight"],
+                               weights["model.embed_tokens.weight"])
+    finally:
+        group.shutdown()
