@@ -93,7 +93,8 @@ class RolloutWorker:
             batches = [to_record_batch(chunk, self.worker_id) for chunk in ready]
             self._batches += len(batches)
             self._rollout_seconds += time.perf_counter() - began
-            yield from batches
+            for batch in batches:  # not `yield from`: Ray drives generators with send()
+                yield batch
         if pending:
             self._batches += 1
             yield to_record_batch(pending, self.worker_id)
@@ -130,11 +131,8 @@ class RolloutWorker:
 def remote_worker(worker_id: str, engine_config: EngineConfig, config: RolloutConfig,
                   num_cpus: float = 1, **options: Any) -> Any:
     """Start a RolloutWorker actor (a handle); extra `options` go to Ray (resources, name)."""
-    actor_class = ray.remote(RolloutWorker).options(
-        num_cpus=num_cpus,
-        concurrency_groups={CONTROL_GROUP: 1},
-        runtime_env=actor_runtime_env(),
-        **options,
+    actor_class = ray.remote(concurrency_groups={CONTROL_GROUP: 1})(RolloutWorker).options(
+        num_cpus=num_cpus, runtime_env=actor_runtime_env(), **options
     )
     return actor_class.remote(worker_id, engine_config, config)
 

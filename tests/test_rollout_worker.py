@@ -44,7 +44,7 @@ def engine_config(model: Path) -> EngineConfig:
 @pytest.fixture(scope="module")
 def lm_worker(cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path]]:
     model = tiny_model(tmp_path_factory, "lm")
-    worker = remote_worker("w-lm", engine_config(model), ROLLOUT)
+    worker = remote_worker("w-lm", engine_config(model), ROLLOUT, num_cpus=0.5)
     yield worker, model
     ray.get(worker.shutdown.remote())
     ray.kill(worker)
@@ -128,7 +128,7 @@ def test_weight_update_switches_version_between_engine_steps(lm_worker: tuple[An
 
 def test_worker_plays_gp_vl_with_a_tiny_vlm(cluster: None, tmp_path_factory: pytest.TempPathFactory) -> None:
     worker = remote_worker("w-vlm", engine_config(tiny_model(tmp_path_factory, "vlm")),
-                           ROLLOUT.model_copy(update={"env_actors": 0}))
+                           ROLLOUT.model_copy(update={"env_actors": 0}), num_cpus=0.5)
     try:
         table = pa.Table.from_batches(collect(worker, SeedRange(task=GP_VL, count=3, id_prefix="vl")))
     finally:
