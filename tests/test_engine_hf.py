@@ -7,7 +7,6 @@ from pathlib import Path
 import pydantic
 import pytest
 import torch
-from fixtures_models import gp_request, reference_logprobs, save_model
 from transformers import (
     AutoModelForCausalLM,
     AutoModelForImageTextToText,
@@ -17,6 +16,7 @@ from transformers import (
 
 from rollout_workers.engine import EngineConfig, SamplingSettings, make_engine
 from rollout_workers.engine.hf_engine import HFEngine
+from tests.fixtures_models import gp_request, reference_logprobs, save_model
 
 
 @pytest.fixture(scope="module")

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from fixtures_models import (
+from transformers import AutoModelForCausalLM, AutoProcessor, AutoTokenizer
+
+from rollout_workers.engine import EngineConfig, SamplingSettings, make_engine
+from rollout_workers.engine.vllm_engine import VLLMEngine
+from tests.fixtures_models import (
     gp_request,
     leaked_segments,
     reference_logprobs,
     save_model,
     shm_segments,
 )
-from transformers import AutoModelForCausalLM, AutoProcessor, AutoTokenizer
-
-from rollout_workers.engine import EngineConfig, SamplingSettings, make_engine
-from rollout_workers.engine.vllm_engine import VLLMEngine
 
 pytestmark = pytest.mark.slow
 KV_CACHE = 64 << 20
@@ -66,6 +66,15 @@ def test_seeded_calls_repeat_and_equal_prompts_still_differ(engine: VLLMEngine, 
     first, second = engine.generate(requests, sampling), engine.generate(requests, sampling)
     assert [g.token_ids for g in first] == [g.token_ids for g in second]
     assert first[0].token_ids != first[1].token_ids
+
+
+def test_a_seeded_batch_larger_than_one_engine_step(engine: VLLMEngine, tokenizer) -> None:
+    """More prompt tokens than vLLM schedules in one step: with chunked prefill, vLLM's CPU
+    build crashed on seeded requests."""
+    requests = [gp_request(tokenizer, seed) for seed in range(64)]
+    assert sum(len(r.prompt_ids) for r in requests) > 8192
+    generations = engine.generate(requests, SamplingSettings(max_tokens=2, seed=1))
+    assert all(len(g.token_ids) == 2 for g in generations)
 
 
 @pytest.mark.parametrize("temperature", [0.7, 1.0, 0.0])

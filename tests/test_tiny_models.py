@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from fixtures_models import save_model
 from transformers import (
     AutoModelForCausalLM,
     AutoModelForImageTextToText,
@@ -21,6 +20,7 @@ from rollout_workers.engine.multimodal import hf_vision_inputs
 from rollout_workers.tiny_models import VISION_PRESETS, build_model, build_tokenizer, cli
 from rollout_workers.tiny_models.build import count_parameters
 from rollout_workers.tiny_models.vocabulary import gp_corpus
+from tests.fixtures_models import save_model
 from verifier.general_points import verify
 
 NAVIGATION_TEXT = (

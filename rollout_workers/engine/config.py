@@ -46,6 +46,10 @@ class EngineConfig(BaseModel):
     enable_prefix_caching: bool = True
     """vLLM only: sequential revision re-sends the whole dialogue each turn, so the cached
     prefix saves most of the prompt work."""
+    chunked_prefill: bool = False
+    """vLLM only: split a step's prompts across several engine steps. Off by default: on
+    vLLM's CPU build a seeded request whose prompt gets split crashes the engine (the CPU
+    random generator has no offset to rewind)."""
     tensor_parallel_size: int = Field(1, ge=1)
     enforce_eager: bool = True
     """vLLM only: skip graph capture and compilation (slow to start, little gain for tiny

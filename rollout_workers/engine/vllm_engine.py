@@ -118,6 +118,7 @@ def _start_llm(config: EngineConfig, model_impl: str, in_process: bool) -> LLM:
         enable_prefix_caching=config.enable_prefix_caching,
         tensor_parallel_size=config.tensor_parallel_size,
         enforce_eager=config.enforce_eager,
+        enable_chunked_prefill=config.chunked_prefill,
         model_impl=model_impl,
         logprobs_mode="processed_logprobs",
         worker_extension_cls=WORKER_EXTENSION,
