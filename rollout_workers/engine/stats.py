@@ -16,6 +16,8 @@ class EngineReport(EngineStats):
 
     kind: str = ""
     model: str = ""
+    backend: str = ""
+    """What runs the model, e.g. 'vllm (vllm implementation, in-process)' or 'hf (cpu)'."""
     start_seconds: float = 0.0
     """Construction time: loading the model, and for vLLM sizing and allocating the KV cache."""
     weight_update_bytes: int = 0
@@ -32,6 +34,9 @@ class StatsRecorder:
 
     def __init__(self, kind: str, model: str) -> None:
         self.report = EngineReport(kind=kind, model=model)
+
+    def describe(self, backend: str) -> None:
+        self.report = self.report.model_copy(update={"backend": backend})
 
     def started(self, seconds: float) -> None:
         self._add(start_seconds=seconds)
