@@ -18,7 +18,7 @@ REWARDS = TABLE.values()
 
 
 def answer(formula: str, cards: list[str] | None = None) -> str:
-    return json.dumps({"cards": cards or CARDS, "numbers": [], "formula": formula})
+    return json.dumps({"cards": cards or CARDS, "numbers": [], "formula": formula}, ensure_ascii=False)
 
 
 # One case per row of the reward table, for GP-L and GP-VL.
