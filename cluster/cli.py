@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "play": ("cluster.play", "play episodes of a task with a scripted policy"),
+    "report": ("cluster.report", "plots and a Markdown report of one or more run directories"),
 }
 
 
