@@ -1,0 +1,78 @@
+"""The trajectory queue: bounded, de-duplicating, staleness-aware; data stays in the object store."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from cluster.trajectory_queue import EpisodeMeta, TrajectoryQueue
+
+
+def meta(episode_id: int, version: int = 0) -> EpisodeMeta:
+    return EpisodeMeta(episode_id=episode_id, worker="w0", task="gp-l", variant="id",
+                       oldest_version=version, turns=1)
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_take_returns_episodes_in_order_and_rejects_duplicates():
+    async def scenario():
+        queue = TrajectoryQueue(capacity=4)
+        assert await queue.put(meta(1), ["a"]) and await queue.put(meta(2), ["b"])
+        assert not await queue.put(meta(1), ["again"])
+        taken = await queue.take(2, min_version=0)
+        return taken, queue.stats()
+
+    taken, stats = run(scenario())
+    assert [(m.episode_id, refs) for m, refs in taken.episodes] == [(1, ["a"]), (2, ["b"])]
+    assert stats["duplicates"] == 1 and stats["depth"] == 0
+
+
+def test_stale_episodes_are_dropped_and_reported():
+    async def scenario():
+        queue = TrajectoryQueue(capacity=8)
+        for episode_id, version in [(1, 3), (2, 1), (3, 2), (4, 3)]:
+            await queue.put(meta(episode_id, version), [])
+        return await queue.take(3, min_version=2, timeout_s=0.1)
+
+    taken = run(scenario())
+    assert [m.episode_id for m, _ in taken.episodes] == [1, 3, 4]
+    assert taken.stale_ids == [2]
+
+
+def test_a_full_queue_makes_put_wait_until_the_learner_takes():
+    async def scenario():
+        queue = TrajectoryQueue(capacity=2)
+        await queue.put(meta(1), [])
+        await queue.put(meta(2), [])
+        blocked = asyncio.create_task(queue.put(meta(3), []))
+        await asyncio.sleep(0.05)
+        was_blocked = not blocked.done()
+        await queue.take(1, min_version=0)
+        await asyncio.wait_for(blocked, 1.0)
+        return was_blocked, queue.depth()
+
+    assert run(scenario()) == (True, 2)
+
+
+def test_take_waits_for_enough_episodes_or_times_out():
+    async def scenario():
+        queue = TrajectoryQueue(capacity=4)
+        waiting = asyncio.create_task(queue.take(2, min_version=0))
+        await queue.put(meta(1), [])
+        await asyncio.sleep(0.02)
+        assert not waiting.done()
+        await queue.put(meta(2), [])
+        full = await asyncio.wait_for(waiting, 1.0)
+        partial = await queue.take(5, min_version=0, timeout_s=0.05)
+        return len(full.episodes), len(partial.episodes)
+
+    assert run(scenario()) == (2, 0)
+
+
+def test_capacity_must_be_positive():
+    with pytest.raises(ValueError, match="capacity"):
+        TrajectoryQueue(0)
