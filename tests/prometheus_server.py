@@ -38,7 +38,7 @@ def prometheus_binary() -> str:
         return found
     result = subprocess.run(["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True,
                             timeout=600)
-    if result.returncode == CANNOT_INSTALL:
+    if result.returncode == CANNOT_INSTALL and not os.environ.get("CI"):
         pytest.skip(f"Prometheus is not installed and cannot be here: {result.stderr.strip()}")
     assert result.returncode == 0, f"{INSTALL_SCRIPT} failed:\n{result.stderr}"
     return shutil.which("prometheus") or pytest.fail("the install script left no prometheus")
