@@ -12,7 +12,8 @@ import importlib
 import os
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from transformers import AutoConfig
@@ -102,12 +103,30 @@ class VLLMEngine(Engine):
 
 
 def _start_llm(config: EngineConfig, model_impl: str, in_process: bool) -> LLM:
-    # vLLM reads (and after start-up caches) this flag process-wide; clear the cache so each
-    # engine gets the mode its config asks for.
-    vllm_envs.disable_envs_cache()
-    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if in_process else "1"
     multimodal = ({"limit_mm_per_prompt": {"image": config.max_images_per_prompt}}
                   if is_vision_language(config.model) else {})
+    with _multiprocessing_flag("0" if in_process else "1"):
+        return _llm(config, model_impl, multimodal)
+
+
+@contextmanager
+def _multiprocessing_flag(value: str) -> Iterator[None]:
+    """vLLM reads this flag from the environment when an engine starts (and caches every
+    flag after an in-process start): set it for this start only, with vLLM's cache cleared."""
+    name = "VLLM_ENABLE_V1_MULTIPROCESSING"
+    previous = os.environ.get(name)
+    vllm_envs.disable_envs_cache()
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
+def _llm(config: EngineConfig, model_impl: str, multimodal: dict[str, Any]) -> LLM:
     return LLM(
         model=str(config.model),
         dtype=config.dtype,
