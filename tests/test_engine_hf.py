@@ -16,6 +16,7 @@ from transformers import (
 
 from rollout_workers.engine import EngineConfig, SamplingSettings, make_engine
 from rollout_workers.engine.hf_engine import HFEngine
+from rollout_workers.engine.multimodal import expand_image_tokens
 from tests.fixtures_models import gp_request, reference_logprobs, save_model
 
 
@@ -92,3 +93,9 @@ def test_config_rejects_unknown_fields_and_engines() -> None:
         EngineConfig(model="m", kv_cache=1)
     with pytest.raises(pydantic.ValidationError, match="kind"):
         EngineConfig(model="m", kind="tgi")
+
+
+def test_image_placeholders_must_match_the_images() -> None:
+    assert expand_image_tokens([1, 7, 2, 7], placeholder=7, counts=[2, 1]) == [1, 7, 7, 2, 7]
+    with pytest.raises(ValueError, match="placeholders"):
+        expand_image_tokens([1, 7, 2], placeholder=7, counts=[2, 1])

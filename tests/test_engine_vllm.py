@@ -60,6 +60,15 @@ def test_sampled_tokens_come_with_one_logprob_each(engine: VLLMEngine, tokenizer
     assert stats.generated_tokens_per_second > 0 and stats.start_seconds > 0
 
 
+def test_repeated_prompts_are_served_from_the_prefix_cache(engine: VLLMEngine, tokenizer) -> None:
+    request = gp_request(tokenizer, 5)
+    engine.generate([request], SamplingSettings(max_tokens=2))
+    cached = engine.stats().cached_prompt_tokens
+    engine.generate([request], SamplingSettings(max_tokens=2))
+    assert engine.stats().cached_prompt_tokens - cached >= len(request.prompt_ids) // 2
+    assert 0 < engine.stats().prefix_cache_hit_rate < 1
+
+
 def test_seeded_calls_repeat_and_equal_prompts_still_differ(engine: VLLMEngine, tokenizer) -> None:
     requests = [gp_request(tokenizer, 0)] * 2
     sampling = SamplingSettings(temperature=1.0, max_tokens=12, seed=7)

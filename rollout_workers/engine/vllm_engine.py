@@ -12,7 +12,8 @@ import importlib
 import os
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from transformers import AutoConfig
@@ -26,6 +27,7 @@ from rollout_workers.engine.base import (
     SamplingSettings,
 )
 from rollout_workers.engine.config import EngineConfig
+from rollout_workers.engine.multimodal import is_vision_language
 from rollout_workers.engine.stats import EngineReport, StatsRecorder
 from rollout_workers.engine.weight_sync import WORKER_EXTENSION, as_weight_list, pack, total_bytes
 
@@ -57,6 +59,8 @@ class VLLMEngine(Engine):
             if prompts:
                 outputs = self._engine().generate(prompts, params, use_tqdm=False)
                 results.extend(self._generation(output) for output in outputs)
+                cached = sum(output.num_cached_tokens or 0 for output in outputs)
+                self._recorder.add(cached_prompt_tokens=cached)
         return results
 
     def update_weights(self, weights: Iterable[tuple[str, Any]], version: int) -> None:
@@ -64,8 +68,7 @@ class VLLMEngine(Engine):
         with self._recorder.updating(version, total_bytes(tensors)):
             payload = tensors if self.in_process else pack(tensors)
             self._engine().collective_rpc("revisor_load_weights", args=(payload,))
-            # Cached prefixes and image encodings were computed by the old weights. The
-            # worker drops its own encoder outputs; the scheduler's record of them goes here.
+            # Cached prefixes and image encodings were computed by the old weights.
             self._engine().reset_prefix_cache()
             self._engine().llm_engine.reset_encoder_cache()
         self.version = version
@@ -100,13 +103,30 @@ class VLLMEngine(Engine):
 
 
 def _start_llm(config: EngineConfig, model_impl: str, in_process: bool) -> LLM:
-    # vLLM reads (and after start-up caches) this flag process-wide; clear the cache so each
-    # engine gets the mode its config asks for.
-    vllm_envs.disable_envs_cache()
-    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if in_process else "1"
-    hf_config = AutoConfig.from_pretrained(config.model)
     multimodal = ({"limit_mm_per_prompt": {"image": config.max_images_per_prompt}}
-                  if hasattr(hf_config, "vision_config") else {})
+                  if is_vision_language(config.model) else {})
+    with _multiprocessing_flag("0" if in_process else "1"):
+        return _llm(config, model_impl, multimodal)
+
+
+@contextmanager
+def _multiprocessing_flag(value: str) -> Iterator[None]:
+    """vLLM reads this flag from the environment when an engine starts (and caches every
+    flag after an in-process start): set it for this start only, with vLLM's cache cleared."""
+    name = "VLLM_ENABLE_V1_MULTIPROCESSING"
+    previous = os.environ.get(name)
+    vllm_envs.disable_envs_cache()
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
+def _llm(config: EngineConfig, model_impl: str, multimodal: dict[str, Any]) -> LLM:
     return LLM(
         model=str(config.model),
         dtype=config.dtype,
