@@ -1,15 +1,17 @@
 """Rollout throughput: a RolloutWorker playing GP-L episodes vs its raw engine, same prompts.
 
-One run measures both, side by side, so that a noisy machine still gives a stable ratio:
-1. a RolloutWorker actor (tiny 5M model, vLLM) plays 5-turn GP-L episodes and streams them
-   as Arrow record batches to this process, which validates every batch: worker tokens/s is
-   generated tokens over the wall time from the first request to the last batch received;
-2. the same prompts (every turn's prompt, from the trajectories) go straight to a fresh engine
-   of the same config in an actor with the same resources, in batches of the same size:
-   engine tokens/s is generated tokens over the time inside `generate`.
-The ratio worker/engine is the share of the engine's speed the rollout system keeps.
+One run measures both, interleaved round by round, so that a noisy shared machine still
+gives a stable ratio. Each round:
+1. a RolloutWorker actor (tiny 5M model, vLLM) plays a set of 5-turn GP-L episodes and
+   streams them as Arrow record batches to this process, which validates every batch;
+2. a raw engine of the same config, in an actor with the same resources, generates for the
+   very same prompts (every turn's prompt, read from the trajectories), grouped into the
+   same engine calls and with the same sampling seeds, so it samples the same answers.
+worker tokens/s = generated tokens / wall time from the first request to the last batch
+received; engine tokens/s = the same tokens / time inside `generate`. The ratio
+worker/engine is the share of the engine's speed the rollout system keeps.
 
-Usage: .venv/bin/python benchmarks/rollout.py [--episodes 96] [--out runs/benchmarks/rollout.json]
+Usage: .venv/bin/python benchmarks/rollout.py [--rounds 4] [--out runs/benchmarks/rollout.json]
 """
 # ruff: noqa: E402  (the checkout goes on sys.path, and one thread is set, before any import)
 
@@ -49,8 +51,10 @@ class RolloutBenchmark(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    episodes: int = Field(96, ge=1)
-    warmup_episodes: int = Field(16, ge=1)
+    rounds: int = Field(4, ge=1)
+    """Worker and engine take turns this many times; their times are summed."""
+    episodes_per_round: int = Field(32, ge=1)
+    warmup_episodes: int = Field(8, ge=1)
     episodes_in_flight: int = Field(32, ge=1)
     attempts: int = Field(5, ge=1)
     max_tokens: int = Field(48, ge=1)
@@ -58,6 +62,31 @@ class RolloutBenchmark(BaseModel):
     model_size: str = "5m"
     seed: int = 0
     out: Path = Path("runs/benchmarks/rollout.json")
+
+
+@ray.remote(num_cpus=1)
+class EngineReplay:
+    """A raw engine that generates for recorded engine calls and times only `generate`."""
+
+    def __init__(self, engine_config: EngineConfig, rollout_config: RolloutConfig) -> None:
+        self.engine = make_engine(engine_config)
+        self.config = rollout_config
+
+    def replay(self, calls: list[list[list[int]]], first_call: int) -> dict[str, float]:
+        """Call k gets the seed the worker's engine call number `first_call + k` had."""
+        sampling, tokens, seconds = self.config.sampling, 0, 0.0
+        for index, prompts in enumerate(calls):
+            offset = (first_call + index) * self.config.episodes_in_flight
+            settings = sampling.model_copy(update={"seed": sampling.seed + offset})
+            requests = [GenerationRequest(prompt_ids=ids) for ids in prompts]
+            began = time.perf_counter()
+            generations = self.engine.generate(requests, settings)
+            seconds += time.perf_counter() - began
+            tokens += sum(len(g.token_ids) for g in generations)
+        return {"tokens": tokens, "seconds": seconds}
+
+    def shutdown(self) -> None:
+        self.engine.shutdown()
 
 
 def main() -> None:
@@ -70,97 +99,84 @@ def main() -> None:
             sampling=SamplingSettings(temperature=bench.temperature, max_tokens=bench.max_tokens,
                                       seed=bench.seed),
         )
-        worker = _measure_worker(bench, engine_config, rollout_config)
-        batches = _prompt_batches(worker.pop("table"), bench.episodes_in_flight)
-        engine = ray.get(_measure_engine.options(runtime_env=actor_runtime_env()).remote(
-            engine_config, batches, rollout_config.sampling))
-    report = _report(bench, worker, engine)
+        worker = remote_worker("bench-0", engine_config, rollout_config)
+        replay = EngineReplay.options(runtime_env=actor_runtime_env()).remote(
+            engine_config, rollout_config)
+        try:
+            rounds = _measure(bench, worker, replay)
+        finally:
+            ray.get([worker.shutdown.remote(), replay.shutdown.remote()])
+    report = _report(bench, rounds)
     bench.out.parent.mkdir(parents=True, exist_ok=True)
     bench.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: report[k] for k in ("engine_tokens_per_s", "worker_tokens_per_s", "ratio")}))
     print(f"written to {bench.out}")
 
 
-def _measure_worker(bench: RolloutBenchmark, engine_config: EngineConfig,
-                    rollout_config: RolloutConfig) -> dict[str, Any]:
-    """Play the episodes through a RolloutWorker actor after a warm-up; consume its stream."""
+def _measure(bench: RolloutBenchmark, worker: Any, replay: Any) -> list[dict[str, Any]]:
+    """Warm both up, then alternate: the worker plays a round, the engine replays it."""
     task = GPConfig(max_attempts=bench.attempts)
-    actor = remote_worker("bench-0", engine_config, rollout_config)
-    _consume(actor, SeedRange(task=task, start=10**6, count=bench.warmup_episodes, id_prefix="warm"))
-    before = ray.get(actor.stats.remote())
-    began = time.perf_counter()
-    table = _consume(actor, SeedRange(task=task, count=bench.episodes, id_prefix="bench"))
-    seconds = time.perf_counter() - began
-    after = ray.get(actor.stats.remote())
-    ray.get(actor.shutdown.remote())
-    ray.kill(actor)
-    tokens = int(pc.sum(pc.list_value_length(table.column("response_ids"))).as_py())
-    assert tokens == after.generated_tokens - before.generated_tokens
-    return {"table": table, "tokens": tokens, "seconds": seconds, "turns": table.num_rows,
-            "engine_seconds": after.engine_seconds - before.engine_seconds,
-            "env_seconds": after.env_seconds - before.env_seconds}
+    warmup = _play(worker, SeedRange(task=task, start=10**6, count=bench.warmup_episodes))
+    ray.get(replay.replay.remote(_engine_calls(warmup, bench.episodes_in_flight), 0))
+    rounds = []
+    for index in range(bench.rounds):
+        first_call = ray.get(worker.stats.remote()).engine_calls
+        start = index * bench.episodes_per_round
+        began = time.perf_counter()
+        table = _play(worker, SeedRange(task=task, start=start, count=bench.episodes_per_round))
+        seconds = time.perf_counter() - began
+        calls = _engine_calls(table, bench.episodes_in_flight)
+        engine = ray.get(replay.replay.remote(calls, first_call))
+        tokens = pc.sum(pc.list_value_length(table.column("response_ids"))).as_py()
+        rounds.append({"worker_tokens": tokens, "worker_seconds": seconds, "turns": table.num_rows,
+                       "engine_tokens": engine["tokens"], "engine_seconds": engine["seconds"]})
+    rounds.append({"worker_stats": ray.get(worker.stats.remote()).model_dump(mode="json")})
+    return rounds
 
 
-def _consume(actor: Any, source: SeedRange) -> pa.Table:
+def _play(worker: Any, source: SeedRange) -> pa.Table:
+    """Consume a worker's stream the way a learner does: validating every batch."""
     batches = []
-    for ref in actor.rollouts.remote(source):
+    for ref in worker.rollouts.remote(source):
         batch = ray.get(ref)
         validate_trajectories(batch)
         batches.append(batch)
     return pa.Table.from_batches(batches)
 
 
-def _prompt_batches(table: pa.Table, size: int) -> list[list[list[int]]]:
+def _engine_calls(table: pa.Table, size: int) -> list[list[list[int]]]:
     """Every turn's prompt, grouped as the worker's engine calls were: episodes in the order
-    they started, `size` at a time, one call per turn of that group."""
-    rows = table.select(["episode_id", "turn", "prompt_ids"]).to_pylist()
-    order = list(dict.fromkeys(sorted((r["episode_id"] for r in rows), key=_seed_of)))
-    group = {episode: index // size for index, episode in enumerate(order)}
-    calls: dict[tuple[int, int], list[list[int]]] = {}
+    they started (by seed), `size` at a time, one call per turn of that group."""
+    rows = table.select(["seed", "turn", "prompt_ids"]).to_pylist()
+    seeds = sorted({row["seed"] for row in rows})
+    group = {seed: index // size for index, seed in enumerate(seeds)}
+    calls: dict[tuple[int, int], list[tuple[int, list[int]]]] = {}
     for row in rows:
-        calls.setdefault((group[row["episode_id"]], row["turn"]), []).append(row["prompt_ids"])
-    return [calls[key] for key in sorted(calls)]
+        calls.setdefault((group[row["seed"]], row["turn"]), []).append((row["seed"], row["prompt_ids"]))
+    return [[ids for _, ids in sorted(calls[key])] for key in sorted(calls)]
 
 
-def _seed_of(episode_id: str) -> int:
-    return int(episode_id.rsplit("-", 1)[1])
-
-
-@ray.remote(num_cpus=1)
-def _measure_engine(engine_config: EngineConfig, batches: list[list[list[int]]],
-                    sampling: SamplingSettings) -> dict[str, float]:
-    """Raw engine throughput on the given prompt batches (after one warm-up call)."""
-    engine = make_engine(engine_config)
-    try:
-        requests = [[GenerationRequest(prompt_ids=ids) for ids in batch] for batch in batches]
-        engine.generate(requests[0], sampling)
-        tokens, seconds = 0, 0.0
-        for index, batch in enumerate(requests):
-            settings = sampling.model_copy(update={"seed": (sampling.seed or 0) + index * len(batch)})
-            began = time.perf_counter()
-            generations = engine.generate(batch, settings)
-            seconds += time.perf_counter() - began
-            tokens += sum(len(g.token_ids) for g in generations)
-        return {"tokens": tokens, "seconds": seconds, "calls": len(requests)}
-    finally:
-        engine.shutdown()
-
-
-def _report(bench: RolloutBenchmark, worker: dict[str, Any], engine: dict[str, float]) -> dict[str, Any]:
-    engine_tps = engine["tokens"] / engine["seconds"]
-    worker_tps = worker["tokens"] / worker["seconds"]
+def _report(bench: RolloutBenchmark, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    measured, stats = rounds[:-1], rounds[-1]["worker_stats"]
+    total = {key: sum(r[key] for r in measured) for key in measured[0]}
+    engine_tps = total["engine_tokens"] / total["engine_seconds"]
+    worker_tps = total["worker_tokens"] / total["worker_seconds"]
     return {
         "engine_tokens_per_s": round(engine_tps, 1),
         "worker_tokens_per_s": round(worker_tps, 1),
         "ratio": round(worker_tps / engine_tps, 3),
-        "engine": engine,
-        "worker": {k: v for k, v in worker.items() if k != "table"},
+        "same_answers": total["engine_tokens"] == total["worker_tokens"],
+        "worker_engine_busy_share": round(stats["engine_seconds"] / stats["rollout_seconds"], 3),
+        "totals": total,
+        "rounds": measured,
+        "worker_stats": stats,
         "settings": bench.model_dump(mode="json"),
     }
 
 
 def _parse_args() -> RolloutBenchmark:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     for name, field in RolloutBenchmark.model_fields.items():
         parser.add_argument(f"--{name.replace('_', '-')}", default=field.default,
                             type=type(field.default), help=field.description)

@@ -13,13 +13,17 @@ from pydantic import Field
 from envs.base import Episode
 from envs.general_points import GPConfig
 from envs.general_points import make_episode as make_gp_episode
+from envs.virl import VIRLConfig
+from envs.virl import make_episode as make_virl_episode
 
-TaskConfig = Annotated[GPConfig, Field(discriminator="task")]
-"""A task's settings, chosen by its `task` field ('gp', ...)."""
+TaskConfig = Annotated[GPConfig | VIRLConfig, Field(discriminator="task")]
+"""A task's settings, chosen by its `task` field ('gp' or 'virl')."""
 
 
 def make_episode(config: TaskConfig, seed: int) -> Episode:
     """A new episode of the configured task; the same (config, seed) gives the same episode."""
     if isinstance(config, GPConfig):
         return make_gp_episode(config, seed)
+    if isinstance(config, VIRLConfig):
+        return make_virl_episode(config, seed)
     raise TypeError(f"no task is registered for config {type(config).__name__}")

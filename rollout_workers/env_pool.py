@@ -11,6 +11,7 @@ no episode in flight is lost or counted twice.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -24,6 +25,9 @@ from rollout_workers.episodes.seeds import EpisodeSpec
 from rollout_workers.ray_runtime import actor_runtime_env
 
 T = TypeVar("T")
+
+RECOVERY_SECONDS = 120.0
+"""How long the pool waits for a dead env actor to come back before giving up."""
 
 
 class EpisodeStart(BaseModel):
@@ -93,7 +97,8 @@ class EpisodeTable:
             self._episodes.pop(episode_id, None)
 
     def restore(self, played: Sequence[tuple[EpisodeSpec, list[str]]]) -> None:
-        """Rebuild episodes from their specs and the answers already submitted."""
+        """Rebuild episodes from their specs and the answers already submitted (replacing
+        any copy held here, so restoring twice is harmless)."""
         for spec, answers in played:
             self._start(spec)
             for text in answers:
@@ -106,8 +111,7 @@ class EpisodeTable:
         self._episodes.clear()
 
     def _start(self, spec: EpisodeSpec) -> EpisodeStart:
-        if spec.episode_id in self._episodes:
-            raise ValueError(f"episode {spec.episode_id!r} is already in play")
+        """Start (or, when a call is retried, start afresh) the episode of `spec`."""
         episode = self._factory(spec)
         self._episodes[spec.episode_id] = episode
         return EpisodeStart(episode_id=spec.episode_id, task=episode.task,
@@ -180,13 +184,22 @@ class EnvPool:
 
     def _result(self, k: int, ref: Any, method: str, share: list[Any]) -> Any:
         """The call's result; if the actor died, replay its episodes on the restarted actor
-        and make the call once more."""
+        and make the call again."""
         try:
             return ray.get(ref)
         except RayActorError:
-            played = [self._played[i] for i, home in self._home.items() if home == k]
-            ray.get(self._actors[k].restore.remote(played))
-            return ray.get(getattr(self._actors[k], method).remote(share))
+            pass
+        played = [self._played[i] for i, home in self._home.items() if home == k]
+        actor = self._actors[k]
+        deadline = time.monotonic() + RECOVERY_SECONDS
+        while True:
+            try:
+                ray.get(actor.restore.remote(played))
+                return ray.get(getattr(actor, method).remote(share))
+            except RayActorError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
 
 def _group(items: list[T], homes: list[int]) -> dict[int, list[T]]:

@@ -46,7 +46,7 @@ class WorkerStats(BaseModel):
     generated_tokens: int
     record_batches: int
     rollout_seconds: float
-    """Wall time spent inside `rollouts` (playing and shipping)."""
+    """Wall time of `rollouts` calls (playing and shipping)."""
     engine_seconds: float
     """Time inside engine.generate."""
     env_seconds: float
@@ -80,23 +80,32 @@ class RolloutWorker:
         """Play episodes from `source` (anything with `take(n)`, or an actor offering it) and
         yield their turns in record batches of `episodes_per_batch` finished episodes."""
         size = self.config.episodes_per_batch
+        began = time.perf_counter()
         pending: list[EpisodeRecord] = []
+        try:
+            for finished in self._play(source, max_episodes):
+                pending += finished
+                while len(pending) >= size:
+                    yield self._ship(pending[:size])
+                    pending = pending[size:]
+            if pending:
+                yield self._ship(pending)
+        finally:
+            self._rollout_seconds += time.perf_counter() - began
+
+    def _play(self, source: Any, max_episodes: int | None) -> Iterator[list[EpisodeRecord]]:
+        """The runner's steps, each under the engine lock (weight updates wait for it)."""
         steps = self.runner.play(source, max_episodes)
         while True:
-            began = time.perf_counter()
             with self._engine_lock:
                 finished = next(steps, None)
             if finished is None:
-                break
-            pending += finished
-            ready, pending = _split_off_batches(pending, size)
-            batches = [to_record_batch(chunk, self.worker_id) for chunk in ready]
-            self._batches += len(batches)
-            self._rollout_seconds += time.perf_counter() - began
-            yield from batches
-        if pending:
-            self._batches += 1
-            yield to_record_batch(pending, self.worker_id)
+                return
+            yield finished
+
+    def _ship(self, episodes: list[EpisodeRecord]) -> pa.RecordBatch:
+        self._batches += 1
+        return to_record_batch(episodes, self.worker_id)
 
     @ray.method(concurrency_group=CONTROL_GROUP)
     def update_weights(self, weights: Any, version: int) -> int:
@@ -130,20 +139,10 @@ class RolloutWorker:
 def remote_worker(worker_id: str, engine_config: EngineConfig, config: RolloutConfig,
                   num_cpus: float = 1, **options: Any) -> Any:
     """Start a RolloutWorker actor (a handle); extra `options` go to Ray (resources, name)."""
-    actor_class = ray.remote(RolloutWorker).options(
-        num_cpus=num_cpus,
-        concurrency_groups={CONTROL_GROUP: 1},
-        runtime_env=actor_runtime_env(),
-        **options,
+    actor_class = ray.remote(concurrency_groups={CONTROL_GROUP: 1})(RolloutWorker).options(
+        num_cpus=num_cpus, runtime_env=actor_runtime_env(), **options
     )
     return actor_class.remote(worker_id, engine_config, config)
-
-
-def _split_off_batches(
-    pending: list[EpisodeRecord], size: int
-) -> tuple[list[list[EpisodeRecord]], list[EpisodeRecord]]:
-    full = len(pending) // size * size
-    return [pending[i : i + size] for i in range(0, full, size)], pending[full:]
 
 
 def _chat_template_owner(tokenizer: Any, engine_config: EngineConfig) -> Any:

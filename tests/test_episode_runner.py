@@ -26,7 +26,7 @@ from rollout_workers.episodes.runner import EpisodeRunner
 from rollout_workers.episodes.seeds import EpisodeSpec, SeedList, SeedRange
 from rollout_workers.tiny_models.tokenizer import build_tokenizer
 from rollout_workers.trajectory import EpisodeRecord, to_record_batch
-from tests.rollout_fixtures import tiny_model
+from tests.fixtures_models import save_model
 from verifier.base import Verdict
 
 GP_L = GPConfig(max_attempts=3)
@@ -209,7 +209,7 @@ def test_dialogue_restarts_after_a_correct_action(tokenizer: Any, dialogue: Dial
 
 @pytest.fixture(scope="module")
 def vllm_engine(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    config = EngineConfig(model=tiny_model(tmp_path_factory), max_model_len=1024,
+    config = EngineConfig(model=save_model(tmp_path_factory.mktemp("models")), max_model_len=1024,
                           kv_cache_bytes=32 << 20)
     engine = make_engine(config)
     yield engine

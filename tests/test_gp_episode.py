@@ -107,3 +107,14 @@ def test_every_suit_renders_distinguishably():
 def test_episode_hand_comes_from_the_seeded_sampler():
     config = GPConfig(vision=True, colours="mixed")
     assert make_episode(config, 9).hand == sample_hand(config, 9)
+
+
+def test_registry_builds_virl_episodes_too():
+    from pydantic import TypeAdapter
+
+    from envs.registry import TaskConfig
+
+    config = TypeAdapter(TaskConfig).validate_python({"task": "virl", "rule": "ood", "vision": True})
+    episode = make_any_episode(config, 3)
+    assert episode.task == "virl-vl"
+    assert episode.submit(episode.expert_answer()).verdict.reward == 1.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -17,9 +18,7 @@ REWARDS = TABLE.values()
 
 
 def answer(formula: str, cards: list[str] | None = None) -> str:
-    shown = cards or CARDS
-    return '{"cards": [%s], "numbers": [], "formula": "%s"}' % (
-        ", ".join(f'"{c}"' for c in shown), formula)
+    return json.dumps({"cards": cards or CARDS, "numbers": [], "formula": formula}, ensure_ascii=False)
 
 
 # One case per row of the reward table, for GP-L and GP-VL.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from itertools import pairwise
@@ -12,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 import ray
+from ray.exceptions import RayError
 from safetensors.torch import load_file
 
 from envs.general_points import GPConfig
@@ -23,7 +25,7 @@ from rollout_workers.episodes.seeds import SeedRange
 from rollout_workers.ray_runtime import local_cluster
 from rollout_workers.trajectory import TRAJECTORY_SCHEMA, TrajectoryError, validate_trajectories
 from rollout_workers.worker import remote_worker
-from tests.rollout_fixtures import tiny_model
+from tests.fixtures_models import leaked_segments, save_model, shm_segments
 
 GP_L = GPConfig(max_attempts=3)
 GP_VL = GPConfig(max_attempts=2, vision=True)
@@ -42,12 +44,26 @@ def engine_config(model: Path) -> EngineConfig:
 
 
 @pytest.fixture(scope="module")
-def lm_worker(cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path]]:
-    model = tiny_model(tmp_path_factory, "lm")
-    worker = remote_worker("w-lm", engine_config(model), ROLLOUT)
-    yield worker, model
-    ray.get(worker.shutdown.remote())
-    ray.kill(worker)
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    return {kind: save_model(root, kind) for kind in ("lm", "vlm")}
+
+
+@pytest.fixture(scope="module")
+def workers(cluster: None, models: dict[str, Path]) -> Iterator[dict[str, Any]]:
+    """Both workers start at once: the VLM's engine warms up while the LM tests run."""
+    shm_before = shm_segments()
+    handles = {
+        "lm": remote_worker("w-lm", engine_config(models["lm"]), ROLLOUT, num_cpus=0.5),
+        "vlm": remote_worker("w-vlm", engine_config(models["vlm"]),
+                             ROLLOUT.model_copy(update={"env_actors": 0}), num_cpus=0.5),
+        "shm_before": shm_before,
+    }
+    yield handles
+    for name in ("lm", "vlm"):
+        with contextlib.suppress(RayError):
+            ray.get(handles[name].shutdown.remote(), timeout=120)
+        ray.kill(handles[name])
 
 
 def collect(worker: Any, source: SeedRange) -> list[pa.RecordBatch]:
@@ -79,8 +95,8 @@ def test_env_pool_matches_local_play_and_survives_actor_death(cluster: None) -> 
         pool.close()
 
 
-def test_worker_streams_valid_gp_l_trajectories(lm_worker: tuple[Any, Path]) -> None:
-    worker, _ = lm_worker
+def test_worker_streams_valid_gp_l_trajectories(workers: dict[str, Any]) -> None:
+    worker = workers["lm"]
     batches = collect(worker, SeedRange(task=GP_L, count=10, id_prefix="gp"))
     table = pa.Table.from_batches(batches)
     assert table.schema.equals(TRAJECTORY_SCHEMA)
@@ -95,8 +111,8 @@ def test_worker_streams_valid_gp_l_trajectories(lm_worker: tuple[Any, Path]) -> 
     assert stats.generated_tokens == pc.sum(pc.list_value_length(table.column("response_ids"))).as_py()
 
 
-def test_consumer_rejects_a_malformed_batch(lm_worker: tuple[Any, Path]) -> None:
-    worker, _ = lm_worker
+def test_consumer_rejects_a_malformed_batch(workers: dict[str, Any]) -> None:
+    worker = workers["lm"]
     (batch,) = collect(worker, SeedRange(task=GP_L, count=2, id_prefix="bad"))
     logprobs = batch.column("response_logprobs").to_pylist()
     logprobs[4] = logprobs[4][:-1]
@@ -108,9 +124,11 @@ def test_consumer_rejects_a_malformed_batch(lm_worker: tuple[Any, Path]) -> None
         validate_trajectories(broken)
 
 
-def test_weight_update_switches_version_between_engine_steps(lm_worker: tuple[Any, Path]) -> None:
-    worker, model = lm_worker
-    weights = ray.put(load_file(str(model / "model.safetensors")))
+def test_weight_update_switches_version_between_engine_steps(
+    workers: dict[str, Any], models: dict[str, Path]
+) -> None:
+    worker = workers["lm"]
+    weights = ray.put(load_file(str(models["lm"] / "model.safetensors")))
     stream = worker.rollouts.remote(SeedRange(task=GP_L, count=12, id_prefix="upd"))
     batches = [ray.get(next(stream))]
     assert ray.get(worker.update_weights.remote(weights, 1)) == 1
@@ -126,17 +144,18 @@ def test_weight_update_switches_version_between_engine_steps(lm_worker: tuple[An
     assert ray.get(worker.stats.remote()).policy_version == 1
 
 
-def test_worker_plays_gp_vl_with_a_tiny_vlm(cluster: None, tmp_path_factory: pytest.TempPathFactory) -> None:
-    worker = remote_worker("w-vlm", engine_config(tiny_model(tmp_path_factory, "vlm")),
-                           ROLLOUT.model_copy(update={"env_actors": 0}))
-    try:
-        table = pa.Table.from_batches(collect(worker, SeedRange(task=GP_VL, count=3, id_prefix="vl")))
-    finally:
-        ray.get(worker.shutdown.remote())
-        ray.kill(worker)
+def test_worker_plays_gp_vl_with_a_tiny_vlm(workers: dict[str, Any]) -> None:
+    source = SeedRange(task=GP_VL, count=3, id_prefix="vl")
+    table = pa.Table.from_batches(collect(workers["vlm"], source))
     assert table.num_rows == 3 * GP_VL.max_attempts
     assert set(table.column("task").to_pylist()) == {"gp-vl"}
     assert set(table.column("variant").to_pylist()) == {"id-black"}
     refs = table.column("image_refs").to_pylist()
     assert all(len(r) == 1 and r[0].startswith("gp:") for r in refs)
     assert None not in table.column("recognition_ok").to_pylist()
+
+
+def test_shutdown_leaves_no_shared_memory(workers: dict[str, Any]) -> None:
+    for name in ("lm", "vlm"):
+        ray.get(workers[name].shutdown.remote())
+    assert not leaked_segments(workers["shm_before"])

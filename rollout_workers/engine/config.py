@@ -35,12 +35,21 @@ class EngineConfig(BaseModel):
     in_process: bool = True
     """vLLM only: run the engine core inside the calling process (starts in ~3 s on CPU
     instead of ~20 s, and the worker owns one process per engine). False: a separate engine
-    core process, as vLLM runs by default."""
+    core process, as vLLM runs by default. Ignored (always False) with the Transformers
+    backend, which rewrites Hugging Face model classes for the whole process it runs in."""
+    model_impl: Literal["auto", "vllm", "transformers"] = "auto"
+    """vLLM only: 'vllm' is vLLM's own implementation of the architecture; 'transformers' its
+    Transformers backend (serves any Hugging Face model, slower). 'auto' takes vLLM's own
+    when it can be imported here: vLLM's LLaVA needs torchvision, which CPU installs lack."""
     max_num_seqs: int = Field(256, ge=1)
     """vLLM only: sequences decoded together in one step."""
     enable_prefix_caching: bool = True
     """vLLM only: sequential revision re-sends the whole dialogue each turn, so the cached
     prefix saves most of the prompt work."""
+    chunked_prefill: bool = False
+    """vLLM only: split a step's prompts across several engine steps. Off by default: on
+    vLLM's CPU build a seeded request whose prompt gets split crashes the engine (the CPU
+    random generator has no offset to rewind)."""
     tensor_parallel_size: int = Field(1, ge=1)
     enforce_eager: bool = True
     """vLLM only: skip graph capture and compilation (slow to start, little gain for tiny

@@ -31,6 +31,7 @@ class HFEngine(Engine):
         self._recorder = StatsRecorder("hf", str(config.model))
         start = time.perf_counter()
         self.device = _device(config.device)
+        self._recorder.describe(f"hf ({self.device.type})")
         vision = is_vision_language(config.model)
         model_class = AutoModelForImageTextToText if vision else AutoModelForCausalLM
         self.model = model_class.from_pretrained(config.model, dtype=getattr(torch, config.dtype))
@@ -111,7 +112,7 @@ class HFEngine(Engine):
             do_sample=not greedy,
             temperature=None if greedy else sampling.temperature,
             top_p=None if greedy else sampling.top_p,
-            top_k=0,
+            top_k=None if greedy else 0,
             max_new_tokens=sampling.max_tokens,
             eos_token_id=sorted(self.eos_ids),
             pad_token_id=self.pad_id,

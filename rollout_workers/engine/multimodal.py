@@ -30,12 +30,12 @@ def image_token_id(processor: Any) -> int:
 
 def expand_image_tokens(prompt_ids: Sequence[int], placeholder: int, counts: Sequence[int]) -> list[int]:
     """Repeat the i-th `placeholder` in `prompt_ids` counts[i] times."""
+    if sum(1 for token in prompt_ids if token == placeholder) != len(counts):
+        raise ValueError(f"the prompt's image placeholders do not match its {len(counts)} images")
     expanded: list[int] = []
     remaining = iter(counts)
     for token in prompt_ids:
         expanded.extend([token] * next(remaining) if token == placeholder else [token])
-    if next(remaining, None) is not None:
-        raise ValueError("the prompt has fewer image placeholders than images")
     return expanded
 
 
@@ -48,9 +48,6 @@ def hf_vision_inputs(
     that image takes (it may depend on the image's size) and gives its tensors.
     """
     placeholder = image_token_id(processor)
-    found = sum(1 for token in prompt_ids if token == placeholder)
-    if found != len(images):
-        raise ValueError(f"the prompt has {found} image placeholders but {len(images)} images")
     counts: list[int] = []
     tensors: dict[str, list[torch.Tensor]] = {}
     for image in images:

@@ -16,15 +16,24 @@ class EngineReport(EngineStats):
 
     kind: str = ""
     model: str = ""
+    backend: str = ""
+    """What runs the model, e.g. 'vllm (vllm implementation, in-process)' or 'hf (cpu)'."""
     start_seconds: float = 0.0
     """Construction time: loading the model, and for vLLM sizing and allocating the KV cache."""
     weight_update_bytes: int = 0
     last_weight_update_seconds: float = 0.0
+    cached_prompt_tokens: int = 0
+    """Prompt tokens served from vLLM's prefix cache (earlier turns of a revision dialogue)."""
 
     @computed_field
     @property
     def generated_tokens_per_second(self) -> float:
         return self.generated_tokens / self.generate_seconds if self.generate_seconds else 0.0
+
+    @computed_field
+    @property
+    def prefix_cache_hit_rate(self) -> float:
+        return self.cached_prompt_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
 
 
 class StatsRecorder:
@@ -33,8 +42,11 @@ class StatsRecorder:
     def __init__(self, kind: str, model: str) -> None:
         self.report = EngineReport(kind=kind, model=model)
 
+    def describe(self, backend: str) -> None:
+        self.report = self.report.model_copy(update={"backend": backend})
+
     def started(self, seconds: float) -> None:
-        self._add(start_seconds=seconds)
+        self.add(start_seconds=seconds)
 
     @contextmanager
     def generating(self, requests: list[GenerationRequest]) -> Iterator[list[Generation]]:
@@ -42,7 +54,7 @@ class StatsRecorder:
         results: list[Generation] = []
         start = time.perf_counter()
         yield results
-        self._add(
+        self.add(
             requests=len(requests),
             prompt_tokens=sum(len(r.prompt_ids) for r in requests),
             generated_tokens=sum(len(g.token_ids) for g in results),
@@ -54,11 +66,11 @@ class StatsRecorder:
         start = time.perf_counter()
         yield
         seconds = time.perf_counter() - start
-        self._add(weight_updates=1, weight_update_seconds=seconds, weight_update_bytes=num_bytes)
+        self.add(weight_updates=1, weight_update_seconds=seconds, weight_update_bytes=num_bytes)
         self.report = self.report.model_copy(
             update={"policy_version": version, "last_weight_update_seconds": seconds})
 
-    def _add(self, **increments: float) -> None:
+    def add(self, **increments: float) -> None:
         current = self.report.model_dump(include=set(increments))
         self.report = self.report.model_copy(
             update={name: current[name] + value for name, value in increments.items()})

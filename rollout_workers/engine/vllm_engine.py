@@ -8,10 +8,12 @@ decoding (T = 0), log_softmax(logits). The learner computes the same quantity fo
 
 from __future__ import annotations
 
+import importlib
 import os
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from transformers import AutoConfig
@@ -25,6 +27,7 @@ from rollout_workers.engine.base import (
     SamplingSettings,
 )
 from rollout_workers.engine.config import EngineConfig
+from rollout_workers.engine.multimodal import is_vision_language
 from rollout_workers.engine.stats import EngineReport, StatsRecorder
 from rollout_workers.engine.weight_sync import WORKER_EXTENSION, as_weight_list, pack, total_bytes
 
@@ -37,7 +40,11 @@ class VLLMEngine(Engine):
         self.version = 0
         self._recorder = StatsRecorder("vllm", str(config.model))
         start = time.perf_counter()
-        self._llm: LLM | None = _start_llm(config)
+        self.model_impl = resolve_model_impl(config)
+        self.in_process = config.in_process and self.model_impl != "transformers"
+        self._llm: LLM | None = _start_llm(config, self.model_impl, self.in_process)
+        where = "in-process" if self.in_process else "engine-core process"
+        self._recorder.describe(f"vllm ({self.model_impl} implementation, {where})")
         self._recorder.started(time.perf_counter() - start)
         # Shut the engine core down even if the owner forgets: a killed engine core process
         # leaves its shared-memory segments behind.
@@ -49,17 +56,21 @@ class VLLMEngine(Engine):
         prompts = [_prompt(request) for request in requests]
         params = [_sampling_params(sampling, index) for index in range(len(requests))]
         with self._recorder.generating(requests) as results:
-            outputs = self._engine().generate(prompts, params, use_tqdm=False)
-            results.extend(self._generation(output) for output in outputs)
+            if prompts:
+                outputs = self._engine().generate(prompts, params, use_tqdm=False)
+                results.extend(self._generation(output) for output in outputs)
+                cached = sum(output.num_cached_tokens or 0 for output in outputs)
+                self._recorder.add(cached_prompt_tokens=cached)
         return results
 
     def update_weights(self, weights: Iterable[tuple[str, Any]], version: int) -> None:
         tensors = as_weight_list(weights)
         with self._recorder.updating(version, total_bytes(tensors)):
-            payload = tensors if self.config.in_process else pack(tensors)
+            payload = tensors if self.in_process else pack(tensors)
             self._engine().collective_rpc("revisor_load_weights", args=(payload,))
-            # Cached prefixes hold keys and values computed by the old weights.
+            # Cached prefixes and image encodings were computed by the old weights.
             self._engine().reset_prefix_cache()
+            self._engine().llm_engine.reset_encoder_cache()
         self.version = version
 
     def stats(self) -> EngineReport:
@@ -91,13 +102,31 @@ class VLLMEngine(Engine):
                           policy_version=self.version)
 
 
-def _start_llm(config: EngineConfig) -> LLM:
-    # vLLM reads (and after start-up caches) this flag process-wide; clear the cache so each
-    # engine gets the mode its config asks for.
+def _start_llm(config: EngineConfig, model_impl: str, in_process: bool) -> LLM:
+    multimodal = ({"limit_mm_per_prompt": {"image": config.max_images_per_prompt}}
+                  if is_vision_language(config.model) else {})
+    with _multiprocessing_flag("0" if in_process else "1"):
+        return _llm(config, model_impl, multimodal)
+
+
+@contextmanager
+def _multiprocessing_flag(value: str) -> Iterator[None]:
+    """vLLM reads this flag from the environment when an engine starts (and caches every
+    flag after an in-process start): set it for this start only, with vLLM's cache cleared."""
+    name = "VLLM_ENABLE_V1_MULTIPROCESSING"
+    previous = os.environ.get(name)
     vllm_envs.disable_envs_cache()
-    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if config.in_process else "1"
-    vision = hasattr(AutoConfig.from_pretrained(config.model), "vision_config")
-    multimodal = {"limit_mm_per_prompt": {"image": config.max_images_per_prompt}} if vision else {}
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
+def _llm(config: EngineConfig, model_impl: str, multimodal: dict[str, Any]) -> LLM:
     return LLM(
         model=str(config.model),
         dtype=config.dtype,
@@ -109,10 +138,35 @@ def _start_llm(config: EngineConfig) -> LLM:
         enable_prefix_caching=config.enable_prefix_caching,
         tensor_parallel_size=config.tensor_parallel_size,
         enforce_eager=config.enforce_eager,
+        enable_chunked_prefill=config.chunked_prefill,
+        model_impl=model_impl,
         logprobs_mode="processed_logprobs",
         worker_extension_cls=WORKER_EXTENSION,
         **multimodal,
     )
+
+
+def resolve_model_impl(config: EngineConfig) -> str:
+    """'vllm' or 'transformers': the implementation an 'auto' config gets for its model."""
+    if config.model_impl != "auto":
+        return config.model_impl
+    architectures = AutoConfig.from_pretrained(config.model).architectures or []
+    return "vllm" if all(_native_importable(name) for name in architectures) else "transformers"
+
+
+def _native_importable(architecture: str) -> bool:
+    """Whether vLLM's own module for `architecture` imports (a missing optional dependency,
+    such as torchvision on CPU, makes vLLM fail at start-up instead of falling back)."""
+    from vllm.model_executor.models import registry
+
+    known = {**registry._TEXT_GENERATION_MODELS, **registry._MULTIMODAL_MODELS}
+    if architecture not in known:
+        return False
+    try:
+        importlib.import_module(f"vllm.model_executor.models.{known[architecture][0]}")
+    except ImportError:
+        return False
+    return True
 
 
 def _prompt(request: GenerationRequest) -> dict[str, Any]:

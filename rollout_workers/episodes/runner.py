@@ -63,6 +63,9 @@ class EpisodeRunner:
     def start(self, specs: list[EpisodeSpec]) -> None:
         """Put new episodes in play; their first turn comes with the next step."""
         seeds = {spec.episode_id: spec.seed for spec in specs}
+        repeated = set(self.live).intersection(seeds)
+        if repeated or len(seeds) < len(specs):
+            raise ValueError(f"episode ids must be unique among episodes in play: {sorted(repeated)}")
         for start in self.envs.start(specs):
             record = EpisodeRecord(episode_id=start.episode_id, task=start.task,
                                    variant=start.variant, seed=seeds[start.episode_id])

@@ -32,4 +32,4 @@ def tiny_model_main(argv: list[str]) -> int:
     return 0
 
 
-cli = tiny_model_main
+cli = main = tiny_model_main

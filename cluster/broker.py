@@ -1,0 +1,87 @@
+"""The rollout broker: the one actor that hands out episodes and takes back their data.
+
+Keeping episode accounting (the ledger) and the trajectory queue in one actor makes every
+accounting step atomic: a batch is accepted into the queue and its episodes are marked
+complete in the same call, so a worker that dies at any moment leaves each of its episodes
+either queued (kept, never replayed) or still in flight (replayed under the same id).
+Batches put by workers are owned by this actor, so they outlive the worker that made them.
+
+It also enforces bounded staleness at the source. With `max_staleness` s and E episodes per
+update, a worker gets new episodes only while its policy is at most s versions behind the
+learner, and no more than E·(v+s+1) episodes exist when the learner is at version v. With
+s = 0 that is exactly synchronous on-policy PPO: E episodes, all played by the current policy,
+per update.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from cluster.ledger import EpisodeLedger, LedgerState
+from cluster.trajectory_queue import BatchMeta, Taken, TrajectoryQueue
+from envs.registry import TaskConfig
+
+
+class RolloutBroker:
+    """Async Ray actor body (see `ray.remote`); plain asyncio, so it is testable without Ray."""
+
+    def __init__(self, task: dict[str, Any], episodes_per_update: int, max_staleness: int,
+                 capacity: int, base_seed: int = 0, ledger: LedgerState | None = None,
+                 version: int = 0) -> None:
+        self.task = TypeAdapter(TaskConfig).validate_python(task)
+        self.episodes_per_update = episodes_per_update
+        self.max_staleness = max_staleness
+        self.ledger = EpisodeLedger(base_seed, ledger)
+        self.queue = TrajectoryQueue(capacity)
+        self.version = version
+        self.finished = False
+
+    async def take_work(self, worker: str, count: int, worker_version: int) -> list[dict]:
+        """Up to `count` episode specs for `worker` (empty: none may be played right now)."""
+        if self.finished or worker_version < self.version - self.max_staleness:
+            return []
+        count = min(count, self._budget())
+        items = self.ledger.issue(worker, count, min_version=worker_version) if count > 0 else []
+        return [{"episode_id": str(item.episode_id), "task": self.task.model_dump(),
+                 "seed": item.seed} for item in items]
+
+    async def put(self, meta: BatchMeta, refs: list[Any]) -> bool:
+        """Queue a record batch (waits while the queue is full) and complete its episodes."""
+        accepted = await self.queue.put(meta, refs)
+        if accepted:
+            for episode_id in meta.episode_ids:
+                self.ledger.complete(int(episode_id))
+        else:
+            self.ledger.counts.duplicates_rejected += meta.episodes
+        return accepted
+
+    async def take_batches(self, episodes: int, timeout_s: float | None = None) -> Taken:
+        """Batches for the next update: fresh enough for the current version, stale ones dropped."""
+        taken = await self.queue.take(episodes, self.version - self.max_staleness, timeout_s)
+        self.ledger.drop_stale([int(i) for i in taken.stale_ids])
+        return taken
+
+    async def set_version(self, version: int) -> None:
+        self.version = version
+
+    async def worker_lost(self, worker: str) -> list[str]:
+        """Episodes the lost worker still held go back in line; returns their ids."""
+        return [str(i) for i in self.ledger.release(worker)]
+
+    async def finish(self) -> None:
+        """Issue no more episodes (the run is over); workers drain what they hold."""
+        self.finished = True
+
+    async def state(self) -> LedgerState:
+        return self.ledger.state()
+
+    async def stats(self) -> dict[str, Any]:
+        return {"version": self.version, "in_flight": len(self.ledger.in_flight),
+                "queue": self.queue.stats(), "ledger": self.ledger.counts.model_dump()}
+
+    def _budget(self) -> int:
+        allowed = self.episodes_per_update * (self.version + self.max_staleness + 1)
+        allowed += self.ledger.counts.dropped_stale
+        return allowed - self.ledger.next_episode + len(self.ledger.pending)

@@ -1,0 +1,102 @@
+"""Episode accounting: every episode is issued with a unique id and counted exactly once.
+
+The ledger is the single authority on which episodes exist. Workers take work from it,
+report what they finished, and when a worker dies or is removed, the episodes it still held
+go back to the front of the line and are issued again under the same ids. Completed ids are
+remembered, so a late duplicate (a worker that finished just before being declared dead) is
+rejected instead of being trained on twice. Its position is part of the learner's
+checkpoint, so a resumed run continues with the next unseen episode.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class WorkItem(BaseModel):
+    """One episode to play: its id, the seed that fixes its task instance, and the oldest
+    policy version allowed to play it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    episode_id: int
+    seed: int
+    min_version: int = 0
+
+
+class LedgerCounts(BaseModel):
+    issued: int = 0
+    completed: int = 0
+    reissued: int = 0
+    duplicates_rejected: int = 0
+    dropped_stale: int = 0
+
+
+class LedgerState(BaseModel):
+    """What a checkpoint needs to resume the ledger exactly."""
+
+    next_episode: int = 0
+    base_seed: int = 0
+    pending: list[WorkItem] = Field(default_factory=list)
+    completed_ids: list[int] = Field(default_factory=list)
+    counts: LedgerCounts = Field(default_factory=LedgerCounts)
+
+
+class EpisodeLedger:
+    """Issues work items and records completions; plain Python, wrapped in an actor by the driver."""
+
+    def __init__(self, base_seed: int = 0, state: LedgerState | None = None) -> None:
+        state = state or LedgerState(base_seed=base_seed)
+        self.base_seed = state.base_seed
+        self.next_episode = state.next_episode
+        self.pending: deque[WorkItem] = deque(state.pending)
+        self.in_flight: dict[int, tuple[str, WorkItem]] = {}
+        self.completed: set[int] = set(state.completed_ids)
+        self.counts = state.counts.model_copy()
+
+    def issue(self, worker: str, count: int, min_version: int = 0) -> list[WorkItem]:
+        """Up to `count` episodes for `worker`: re-runs first, then new episodes."""
+        items = []
+        while len(items) < count:
+            if self.pending:
+                item = self.pending.popleft().model_copy(update={"min_version": min_version})
+            else:
+                item = WorkItem(episode_id=self.next_episode,
+                                seed=self.base_seed + self.next_episode, min_version=min_version)
+                self.next_episode += 1
+            self.in_flight[item.episode_id] = (worker, item)
+            items.append(item)
+        self.counts.issued += len(items)
+        return items
+
+    def complete(self, episode_id: int) -> bool:
+        """Record a finished episode; False (and counted) for an id already completed or unknown."""
+        if episode_id in self.completed or episode_id not in self.in_flight:
+            self.counts.duplicates_rejected += 1
+            return False
+        del self.in_flight[episode_id]
+        self.completed.add(episode_id)
+        self.counts.completed += 1
+        return True
+
+    def release(self, worker: str) -> list[int]:
+        """Put every episode `worker` still holds back in line; returns their ids."""
+        returned = [item for owner, item in self.in_flight.values() if owner == worker]
+        for item in returned:
+            del self.in_flight[item.episode_id]
+        self.pending.extendleft(reversed(returned))
+        self.counts.reissued += len(returned)
+        return [item.episode_id for item in returned]
+
+    def drop_stale(self, episode_ids: list[int]) -> None:
+        """Completed episodes the learner refused as too stale: counted, never re-run."""
+        self.counts.dropped_stale += len(episode_ids)
+
+    def state(self) -> LedgerState:
+        """A resumable snapshot: episodes in flight are treated as not yet played."""
+        in_flight = sorted((item for _, item in self.in_flight.values()), key=lambda i: i.episode_id)
+        return LedgerState(next_episode=self.next_episode, base_seed=self.base_seed,
+                           pending=[*in_flight, *self.pending], completed_ids=sorted(self.completed),
+                           counts=self.counts)

@@ -1,0 +1,126 @@
+"""`revisor report RUN_DIR [RUN_DIR ...]`: plots and a Markdown page a person can read.
+
+Given several runs (say an SFT arm and an RL arm from the same checkpoint) it puts them side
+by side: success against training GFLOPs for ID and each OOD split with sqrt(p(1-p)/n)
+error bars, training curves, and success after 1, 2, ... verification steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from cluster.results import EvalPoint, read_evaluations, read_training_log  # noqa: E402
+
+
+def plot_success_vs_compute(points: list[EvalPoint], path: Path) -> None:
+    panels = sorted({(p.task, p.split) for p in points})
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, (task, split) in zip(axes[0], panels, strict=True):
+        by_arm: dict[str, list[EvalPoint]] = defaultdict(list)
+        for point in points:
+            if (point.task, point.split) == (task, split):
+                by_arm[point.arm].append(point)
+        for arm, series in sorted(by_arm.items()):
+            series.sort(key=lambda p: p.gflops)
+            ax.errorbar([p.gflops for p in series], [100 * p.success for p in series],
+                        yerr=[100 * p.stderr for p in series], marker="o", capsize=3, label=arm)
+        ax.set(title=f"{task} · {split}", xlabel="training GFLOPs", ylabel="success (%)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_training_curves(logs: dict[str, list[dict]], path: Path) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for name, rows in logs.items():
+        steps = [row.get("step", i) for i, row in enumerate(rows)]
+        for ax, key in zip(axes, ("mean_reward", "success"), strict=True):
+            values = [row.get(key) for row in rows]
+            if any(v is not None for v in values):
+                ax.plot(steps, values, label=name)
+    for ax, title in zip(axes, ("mean reward per turn", "episode success"), strict=True):
+        ax.set(title=title, xlabel="update")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_success_by_turn(points: list[EvalPoint], path: Path) -> None:
+    latest = _latest_per_series(points)
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for point in latest:
+        turns = range(1, len(point.success_by_turn) + 1)
+        ax.plot(turns, [100 * s for s in point.success_by_turn], marker="o",
+                label=f"{point.arm} {point.task} {point.split} ({point.phase})")
+    ax.set(title="success within k verification steps", xlabel="k", ylabel="success (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _latest_per_series(points: list[EvalPoint]) -> list[EvalPoint]:
+    latest: dict[tuple[str, str, str], EvalPoint] = {}
+    for point in sorted(points, key=lambda p: p.gflops):
+        latest[(point.arm, point.task, point.split)] = point
+    return list(latest.values())
+
+
+def markdown_table(points: list[EvalPoint]) -> str:
+    lines = ["| arm | phase | task | split | GFLOPs | episodes | success (%) | ± |",
+             "|---|---|---|---|---|---|---|---|"]
+    for p in sorted(points, key=lambda p: (p.arm, p.task, p.split, p.gflops)):
+        lines.append(f"| {p.arm} | {p.phase} | {p.task} | {p.split} | {p.gflops:.3g} | "
+                     f"{p.episodes} | {100 * p.success:.1f} | {100 * p.stderr:.1f} |")
+    return "\n".join(lines)
+
+
+def write_report(run_dirs: list[Path], out: Path) -> Path:
+    """Write report.md and its plots into `out`; returns the report's path."""
+    out.mkdir(parents=True, exist_ok=True)
+    points = [point for run in run_dirs for point in read_evaluations(run)]
+    logs = {run.name: read_training_log(run) for run in run_dirs}
+    sections = ["# Revisor report", "", "Runs: " + ", ".join(f"`{run}`" for run in run_dirs), ""]
+    if points:
+        plot_success_vs_compute(points, out / "success_vs_compute.png")
+        plot_success_by_turn(points, out / "success_by_turn.png")
+        sections += ["## Success against training compute", "",
+                     "![success vs compute](success_vs_compute.png)", "", markdown_table(points), "",
+                     "## Success within k verification steps", "",
+                     "![success by turn](success_by_turn.png)", ""]
+    if any(logs.values()):
+        plot_training_curves(logs, out / "training_curves.png")
+        sections += ["## Training", "", "![training curves](training_curves.png)", ""]
+    for run in run_dirs:
+        config = run / "config.yaml"
+        if config.exists():
+            sections += [f"## Settings of `{run.name}`", "", "```yaml", config.read_text().strip(),
+                         "```", ""]
+    report = out / "report.md"
+    report.write_text("\n".join(sections))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="revisor report", description=__doc__)
+    parser.add_argument("runs", nargs="+", type=Path, help="run directories")
+    parser.add_argument("--out", type=Path, help="where to write (default: RUN_DIR/report)")
+    args = parser.parse_args(argv)
+    missing = [str(run) for run in args.runs if not run.is_dir()]
+    if missing:
+        parser.error(f"not a run directory: {', '.join(missing)}")
+    report = write_report(args.runs, args.out or args.runs[0] / "report")
+    print(f"report written to {report}")
+    return 0

@@ -1,0 +1,75 @@
+"""What a run directory holds, and how evaluation points are written and read back.
+
+A run directory is meant to be read by a person and by `revisor report`:
+  config.yaml          the resolved experiment settings
+  training.jsonl       one line per learner update (reward, success, PPO stats, tokens, GFLOPs)
+  evaluations.parquet  one row per (evaluation point, task, variant), also as evaluations.json
+  checkpoints/         learner checkpoints
+  report/              report.md and its PNG plots
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field
+
+TRAINING_LOG = "training.jsonl"
+EVALUATIONS = "evaluations.parquet"
+
+
+class EvalPoint(BaseModel):
+    """Success of one policy on one task variant, at one point of training compute."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    arm: str
+    """'sft' or 'rl' (or any name a user gives a run), the study's two arms."""
+    phase: str
+    """'init' before post-training, or 'step-N' after N updates."""
+    task: str
+    variant: str
+    split: str
+    """'id' or an OOD kind ('ood-rule', 'ood-visual')."""
+    gflops: float = Field(ge=0)
+    episodes: int = Field(ge=0)
+    success: float = Field(ge=0, le=1)
+    success_by_turn: list[float] = Field(default_factory=list)
+    """Share of episodes solved within 1, 2, ... verification steps."""
+    mean_reward: float = 0.0
+    recognition_accuracy: float | None = None
+    step_accuracy: float | None = None
+
+    @property
+    def stderr(self) -> float:
+        return success_stderr(self.success, self.episodes)
+
+
+def success_stderr(p: float, n: int) -> float:
+    """The study's error bar for a success rate: sqrt(p(1-p)/n)."""
+    return math.sqrt(p * (1 - p) / n) if n else 0.0
+
+
+def write_evaluations(run_dir: Path, points: list[EvalPoint]) -> None:
+    """Write all points (replacing earlier files) as Parquet and as readable JSON."""
+    rows = [point.model_dump() for point in points]
+    pq.write_table(pa.Table.from_pylist(rows), run_dir / EVALUATIONS)
+    (run_dir / "evaluations.json").write_text(json.dumps(rows, indent=1))
+
+
+def read_evaluations(run_dir: Path) -> list[EvalPoint]:
+    path = run_dir / EVALUATIONS
+    if not path.exists():
+        return []
+    return [EvalPoint(**row) for row in pq.read_table(path).to_pylist()]
+
+
+def read_training_log(run_dir: Path) -> list[dict]:
+    path = run_dir / TRAINING_LOG
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,149 @@
+"""One V-IRL episode: walk a route position by position, up to N answers per position."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from envs.base import Episode, Observation, Transition
+from envs.virl.config import VIRLConfig
+from envs.virl.geometry import COMPASS, RELATIVE
+from envs.virl.imagery import load_image_table
+from envs.virl.path import Step, initial_heading, instructions, walk
+from envs.virl.prompt import format_answer, render_prompt
+from envs.virl.render import render_grid
+from envs.virl.routes import ImageRef, Route, load_routes
+from envs.virl.world import benchmark_routes, training_routes
+from verifier.virl import StepTarget, VIRLVerdict, out_of_attempts, verify
+
+
+class VIRLEpisode(Episode):
+    """Sequential revision along a route.
+
+    A correct answer moves the walker on and rebuilds the prompt with the longer history. A
+    wrong answer gets one feedback sentence appended to the dialogue; when the position's
+    attempts are used up the position counts as failed (so does the episode) and the walker
+    is moved on along the true path anyway. The episode ends after stop() at the destination.
+    """
+
+    def __init__(self, config: VIRLConfig, route: Route, seed: int = 0,
+                 photos: tuple[ImageRef, ...] = ()) -> None:
+        self.config = config
+        self.route = route
+        self.seed = seed
+        self.task = config.task_name
+        self.variant = config.variant
+        self.instructions = instructions(route)
+        self.steps: tuple[Step, ...] = walk(route, initial_heading(route, seed),
+                                            config.forward_step_m, config.max_forward_steps)
+        self.photos = photos + route.images
+        self.position = 0
+        self.attempts = 0
+        self.answers = 0
+        self.solved_positions = 0
+        self.first_try_positions = 0
+        self.failed_positions = 0
+
+    @property
+    def done(self) -> bool:
+        return self.position >= len(self.steps)
+
+    @property
+    def success(self) -> bool:
+        return self.failed_positions == 0
+
+    def observe(self) -> Observation:
+        if self.done:
+            raise RuntimeError("this episode has ended; start a new one")
+        text = render_prompt(self.config, self.instructions, self.steps, self.position)
+        if not self.config.vision:
+            return Observation(text=text)
+        ref = self.image_ref()
+        image = render_grid(self.steps[self.position], self.route.city,
+                            self.config.image_tile_px, ref, self.photos)
+        return Observation(text=text, images=(image,), image_refs=(ref,))
+
+    def submit(self, response: str) -> Transition:
+        if self.done:
+            raise RuntimeError("this episode has ended; start a new one")
+        self.attempts += 1
+        self.answers += 1
+        verdict = verify(response, self.target(), vision=self.config.vision,
+                         rewards=self.config.rewards)
+        if verdict.success:
+            self.solved_positions += 1
+            self.first_try_positions += self.attempts == 1
+            return self._move_on(verdict)
+        if self.attempts < self.config.max_attempts_per_position:
+            return Transition(verdict=verdict, done=False, success=self.success,
+                              next=Observation(text=verdict.feedback), restart=False)
+        self.failed_positions += 1
+        return self._move_on(out_of_attempts(verdict, self.config.rewards))
+
+    def expert_answer(self) -> str:
+        step = self.steps[min(self.position, len(self.steps) - 1)]
+        return format_answer(step, self.instructions[step.instruction], self.config.rule)
+
+    def target(self) -> StepTarget:
+        """What the verifier checks at the current position."""
+        step = self.steps[self.position]
+        visible = tuple(s.name for s in step.sightings)
+        return StepTarget(
+            action=step.action(self.config.rule),
+            directions=COMPASS if self.config.rule == "id" else RELATIVE,
+            visible=visible,
+            others=tuple(n for n in self.route.landmark_names if n not in visible),
+            at_intersection=step.at_intersection)
+
+    def image_ref(self) -> str:
+        """Names the current view well enough to paint it again (source, route, position)."""
+        step = self.steps[min(self.position, len(self.steps) - 1)]
+        return (f"virl:{self.config.route_source}:{self.route.route_id}:seed={self.seed}:"
+                f"pos={self.position}:heading={step.heading}")
+
+    def info(self) -> dict[str, Any]:
+        """Route facts and per-position counts (per-step accuracy = solved / total positions)."""
+        return {
+            "route_id": self.route.route_id, "city": self.route.city, "seed": self.seed,
+            "rule": self.config.rule, "vision": self.config.vision,
+            "positions": len(self.steps), "position": self.position,
+            "solved_positions": self.solved_positions,
+            "first_try_positions": self.first_try_positions,
+            "failed_positions": self.failed_positions, "answers": self.answers,
+            "success": self.success,
+        }
+
+    def _move_on(self, verdict: VIRLVerdict) -> Transition:
+        self.position += 1
+        self.attempts = 0
+        if self.done:
+            return Transition(verdict=verdict, done=True, success=self.success)
+        return Transition(verdict=verdict, done=False, success=self.success, next=self.observe(),
+                          restart=True)
+
+
+def routes_for(config: VIRLConfig) -> tuple[Route, ...]:
+    """The routes `config` names: a built-in synthetic set or a route file (cached)."""
+    if config.route_source == "synthetic-train":
+        return training_routes(config.num_train_routes, config.world_seed, config.world)
+    if config.route_source == "synthetic-benchmark":
+        return benchmark_routes(config.benchmark_routes_per_city, config.world_seed, config.world)
+    return _file_routes(Path(config.route_source).resolve())
+
+
+@lru_cache(maxsize=8)
+def _file_routes(path: Path) -> tuple[Route, ...]:
+    return load_routes(path)
+
+
+@lru_cache(maxsize=4)
+def _photos(path: Path | None) -> tuple[ImageRef, ...]:
+    return () if path is None else load_image_table(path)
+
+
+def make_episode(config: VIRLConfig, seed: int) -> VIRLEpisode:
+    """A new episode on route `seed mod n_routes`: seeds 0..n-1 visit every route once."""
+    routes = routes_for(config)
+    photos = _photos(config.image_table.resolve()) if config.image_table and config.vision else ()
+    return VIRLEpisode(config, routes[seed % len(routes)], seed=seed, photos=photos)

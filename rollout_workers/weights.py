@@ -1,0 +1,70 @@
+"""One packed, versioned weight publication, and its unpacking on the rollout side.
+
+The learner publishes a whole policy as a few flat byte buffers (one per dtype) plus an
+index, put once in the object store. Ray hands NumPy buffers to every reader on the node
+without copying, and a worker rebuilds its tensors as views into them: one publication per
+update, never one remote call per tensor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class TensorEntry:
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    offset: int
+    """Byte offset inside the buffer of its dtype."""
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class PackedWeights:
+    version: int
+    entries: list[TensorEntry]
+    buffers: dict[str, np.ndarray] = field(repr=False)
+    """dtype name -> flat uint8 buffer."""
+
+    @property
+    def nbytes(self) -> int:
+        return sum(buffer.nbytes for buffer in self.buffers.values())
+
+
+def pack_weights(state_dict: Mapping[str, torch.Tensor], version: int) -> PackedWeights:
+    """Copy every tensor once into one contiguous buffer per dtype, keeping the names' order."""
+    entries, sizes = [], {}
+    for name, tensor in state_dict.items():
+        dtype = str(tensor.dtype).removeprefix("torch.")
+        nbytes = tensor.numel() * tensor.element_size()
+        entries.append(TensorEntry(name, dtype, tuple(tensor.shape), sizes.get(dtype, 0), nbytes))
+        sizes[dtype] = sizes.get(dtype, 0) + nbytes
+    buffers = {dtype: np.empty(size, dtype=np.uint8) for dtype, size in sizes.items()}
+    for entry, tensor in zip(entries, state_dict.values(), strict=True):
+        flat = tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
+        buffers[entry.dtype][entry.offset : entry.offset + entry.nbytes] = flat.numpy()
+    return PackedWeights(version=version, entries=entries, buffers=buffers)
+
+
+def unpack_weights(packed: PackedWeights) -> Iterator[tuple[str, torch.Tensor]]:
+    """(name, tensor) pairs viewing the packed buffers (no copy where the buffer is writable)."""
+    views = {dtype: torch.frombuffer(_writable(buffer), dtype=torch.uint8)
+             for dtype, buffer in packed.buffers.items() if buffer.nbytes}
+    for entry in packed.entries:
+        dtype = getattr(torch, entry.dtype)
+        if entry.nbytes == 0:
+            yield entry.name, torch.empty(entry.shape, dtype=dtype)
+            continue
+        raw = views[entry.dtype][entry.offset : entry.offset + entry.nbytes]
+        yield entry.name, raw.view(dtype).reshape(entry.shape)
+
+
+def _writable(buffer: np.ndarray) -> np.ndarray:
+    """Object-store buffers are read-only; torch wants writable memory, so copy only then."""
+    return buffer if buffer.flags.writeable else buffer.copy()

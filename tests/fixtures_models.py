@@ -1,0 +1,75 @@
+"""Shared test helpers for tiny models and engines: checkpoints on disk, GeneralPoints prompts
+as the engines see them, the reference log-probs a learner would compute, and a check for
+leaked shared-memory segments."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from envs.general_points import GPConfig, make_episode
+from rollout_workers.engine import GenerationRequest
+from rollout_workers.engine.multimodal import hf_vision_inputs
+from rollout_workers.tiny_models.build import save_tiny_model
+
+SHM = Path("/dev/shm")
+
+
+def save_model(root: Path, kind: str = "lm", size: str = "0.5m") -> Path:
+    return save_tiny_model(kind, size, root / f"tiny-{kind}-{size}")
+
+
+def gp_request(tokenizer: Any, seed: int, vision: bool = False) -> GenerationRequest:
+    """The first turn of a GeneralPoints episode, rendered with the chat template."""
+    observation = make_episode(GPConfig(vision=vision), seed).observe()
+    content: Any = observation.text
+    if vision:
+        content = [{"type": "image"}, {"type": "text", "text": observation.text}]
+    ids = tokenizer.apply_chat_template([{"role": "user", "content": content}],
+                                        add_generation_prompt=True)["input_ids"]
+    return GenerationRequest(prompt_ids=ids, images=observation.images)
+
+
+@torch.no_grad()
+def reference_logprobs(model: Any, request: GenerationRequest, tokens: Sequence[int],
+                       temperature: float, processor: Any = None) -> torch.Tensor:
+    """What the learner computes: log_softmax(logits / T) at each sampled token (T = 1 for
+    greedy decoding), from one unpadded forward pass over prompt + answer."""
+    prompt, extra = list(request.prompt_ids), {}
+    if processor is not None:
+        prompt, extra = hf_vision_inputs(processor, prompt, request.images)
+    ids = torch.tensor([prompt + list(tokens)])
+    logits = model(input_ids=ids, **extra).logits[0, len(prompt) - 1 : -1].float()
+    scaled = logits / (temperature if temperature > 0 else 1.0)
+    return scaled.log_softmax(-1).gather(-1, torch.tensor(tokens).unsqueeze(-1)).squeeze(-1)
+
+
+def shm_segments() -> set[str]:
+    return set(os.listdir(SHM))
+
+
+def leaked_segments(before: set[str]) -> set[str]:
+    """Segments created since `before` that no other process has open or mapped: left behind
+    by this process or its dead children. (Segments of other programs running on the machine
+    at the same time are held by those programs.)"""
+    return {name for name in shm_segments() - before if not _held_elsewhere(SHM / name)}
+
+
+def _held_elsewhere(path: Path) -> bool:
+    target = str(path)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if int(pid) == os.getpid():
+            continue
+        try:
+            if target in Path(f"/proc/{pid}/maps").read_text():
+                return True
+            fds = Path(f"/proc/{pid}/fd")
+            if any(os.readlink(fd).startswith(target) for fd in fds.iterdir()):
+                return True
+        except OSError:
+            continue
+    return False

@@ -1,0 +1,84 @@
+"""The rollout broker: staleness enforced at the source, accounting exact across worker loss."""
+
+from __future__ import annotations
+
+import asyncio
+
+from cluster.broker import RolloutBroker
+from cluster.trajectory_queue import BatchMeta
+
+
+def broker(staleness: int = 0, per_update: int = 4) -> RolloutBroker:
+    return RolloutBroker({"task": "gp"}, per_update, staleness, capacity=16, base_seed=1000)
+
+
+def batch(ids: list[str], worker: str = "w0", version: int = 0) -> BatchMeta:
+    return BatchMeta(worker=worker, episode_ids=ids, oldest_version=version,
+                     newest_version=version, turns=len(ids))
+
+
+def ids(specs: list[dict]) -> list[str]:
+    return [spec["episode_id"] for spec in specs]
+
+
+def test_staleness_zero_issues_exactly_one_update_of_episodes_per_version():
+    async def scenario():
+        b = broker(staleness=0, per_update=4)
+        first = await b.take_work("w0", 3, 0) + await b.take_work("w1", 3, 0)
+        none_left = await b.take_work("w0", 3, 0)
+        await b.set_version(1)
+        too_old = await b.take_work("w0", 3, 0)
+        fresh = await b.take_work("w0", 8, 1)
+        return first, none_left, too_old, fresh
+
+    first, none_left, too_old, fresh = asyncio.run(scenario())
+    assert ids(first) == ["0", "1", "2", "3"] and [s["seed"] for s in first] == [1000, 1001, 1002, 1003]
+    assert none_left == [] and too_old == []
+    assert ids(fresh) == ["4", "5", "6", "7"]
+
+
+def test_staleness_two_lets_workers_run_ahead_and_drops_older_batches():
+    async def scenario():
+        b = broker(staleness=2, per_update=2)
+        ahead = await b.take_work("w0", 10, 0)
+        for episode in ahead:
+            await b.put(batch([episode["episode_id"]], version=int(episode["episode_id"]) // 2), [])
+        await b.set_version(3)
+        taken = await b.take_batches(2, timeout_s=0.1)
+        return ahead, taken, await b.stats()
+
+    ahead, taken, stats = asyncio.run(scenario())
+    assert len(ahead) == 6
+    assert taken.stale_ids == ["0", "1"]
+    assert [m.episode_ids for m, _ in taken.batches] == [["2"], ["3"]]
+    assert all(m.oldest_version >= 3 - 2 for m, _ in taken.batches)
+    assert stats["ledger"]["dropped_stale"] == 2
+
+
+def test_lost_worker_episodes_are_replayed_and_queued_ones_kept():
+    async def scenario():
+        b = broker(staleness=0, per_update=4)
+        held = await b.take_work("w0", 4, 0)
+        await b.put(batch(ids(held[:2]), "w0"), ["ref"])
+        lost = await b.worker_lost("w0")
+        replay = await b.take_work("w1", 4, 0)
+        accepted = await b.put(batch(ids(replay), "w1"), ["ref2"])
+        late = await b.put(batch(ids(held[2:]), "w0"), ["late"])
+        taken = await b.take_batches(4, timeout_s=0.1)
+        return lost, replay, accepted, late, taken, await b.stats()
+
+    lost, replay, accepted, late, taken, stats = asyncio.run(scenario())
+    assert lost == ["2", "3"] and ids(replay) == ["2", "3"]
+    assert accepted and not late
+    assert sorted(i for m, _ in taken.batches for i in m.episode_ids) == ["0", "1", "2", "3"]
+    assert stats["ledger"]["completed"] == 4 and stats["ledger"]["reissued"] == 2
+    assert stats["ledger"]["duplicates_rejected"] == 2
+
+
+def test_finish_stops_issuing():
+    async def scenario():
+        b = broker()
+        await b.finish()
+        return await b.take_work("w0", 4, 0)
+
+    assert asyncio.run(scenario()) == []

@@ -1,0 +1,53 @@
+"""`revisor report` turns run directories into plots and a readable page."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cluster.cli import main as revisor
+from cluster.results import EvalPoint, read_evaluations, success_stderr, write_evaluations
+
+
+def point(arm: str, phase: str, split: str, gflops: float, success: float) -> EvalPoint:
+    return EvalPoint(arm=arm, phase=phase, task="gp-l", variant="id", split=split, gflops=gflops,
+                     episodes=200, success=success, success_by_turn=[success / 2, success])
+
+
+@pytest.fixture
+def two_arms(tmp_path):
+    runs = []
+    for arm, final in (("sft", 0.3), ("rl", 0.6)):
+        run = tmp_path / arm
+        run.mkdir()
+        write_evaluations(run, [point(arm, "init", "id", 1.0, 0.2), point(arm, "step-10", "id", 5.0, final),
+                                point(arm, "init", "ood-rule", 1.0, 0.1),
+                                point(arm, "step-10", "ood-rule", 5.0, final / 3)])
+        (run / "training.jsonl").write_text("\n".join(
+            json.dumps({"step": s, "mean_reward": s / 10, "success": s / 20}) for s in range(5)))
+        (run / "config.yaml").write_text(f"arm: {arm}\n")
+        runs.append(run)
+    return runs
+
+
+def test_evaluations_round_trip_through_parquet(two_arms):
+    points = read_evaluations(two_arms[0])
+    assert len(points) == 4 and points[1].success == 0.3
+    assert points[1].stderr == pytest.approx(success_stderr(0.3, 200))
+
+
+def test_report_holds_plots_table_and_settings(two_arms, tmp_path):
+    out = tmp_path / "report"
+    assert revisor(["report", *map(str, two_arms), "--out", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    for png in ("success_vs_compute.png", "success_by_turn.png", "training_curves.png"):
+        assert (out / png).stat().st_size > 5_000
+        assert png in text
+    assert "| rl | step-10 | gp-l | id | 5 | 200 | 60.0 | 3.5 |" in text
+    assert "arm: sft" in text
+
+
+def test_report_rejects_a_missing_run_directory(tmp_path):
+    with pytest.raises(SystemExit):
+        revisor(["report", str(tmp_path / "nope")])

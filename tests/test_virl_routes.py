@@ -1,0 +1,251 @@
+"""Route files in the published shape: reading, writing, and clear errors for bad input."""
+
+import copy
+import json
+import math
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from envs.virl import (
+    RouteFileError,
+    load_routes,
+    parse_milestone_info,
+    save_routes,
+    training_routes,
+)
+from envs.virl.routes import parse_sightings
+from envs.virl.world import benchmark_routes
+
+EXAMPLE = Path(__file__).parent / "data" / "virl_routes_example.json"
+BLOCK_KEYS = ("intersection_idx", "landmarks", "distance", "human_heading",
+              "to_next_intersection_heading")
+
+
+def test_example_file_loads():
+    routes = load_routes(EXAMPLE)
+    assert len(routes) == 2
+    first = routes[0]
+    assert first.start_place.name == "Lantern Books"
+    assert first.dest_place.name == "Copper Kettle Cafe"
+    assert first.init_heading is None  # 0 in the file means random
+    assert len(first.key_points) == len(first.milestones) == 3
+    second = first.milestones[1]
+    assert (second.distance_m, second.human_heading, second.to_next_heading) == (100, 358, 89)
+    assert second.landmarks[0].name == "Tidewater Bank"
+    assert second.landmarks[0].side == "left front"
+    last = first.milestones[-1].landmarks[0]
+    assert last.is_destination and last.name == "Copper Kettle Cafe"
+
+
+def test_milestone_blocks_tolerate_trailing_commas_and_bare_numbers():
+    text = '{"intersection_idx": 1, "landmarks": "A is on your front left; and B is on your back",' \
+           ' "distance": 12, "human_heading": "360", "to_next_intersection_heading": "90",}'
+    (milestone,) = parse_milestone_info(text + "\n" + text.replace('": 1,', '": 2,'))[:1]
+    assert milestone.distance_m == 12 and milestone.human_heading == 0
+    assert [(s.name, s.side) for s in milestone.landmarks] == [("A", "left front"), ("B", "back")]
+
+
+@pytest.mark.parametrize("text", ["", "None", "  "])
+def test_no_landmarks(text):
+    assert parse_sightings(text) == ()
+
+
+def test_synthetic_routes_round_trip_through_the_file_shape(tmp_path):
+    routes = training_routes(20) + benchmark_routes()
+    path = tmp_path / "routes.json"
+    save_routes(routes, path)
+    data = json.loads(path.read_text())
+    assert isinstance(data, list) and data[1] == len(routes)
+    assert isinstance(data[0][0]["milestone_info"], str)
+    loaded = load_routes(path)
+    for original, again in zip(routes, loaded, strict=True):
+        assert again.model_dump(exclude={"route_id"}) == original.model_dump(exclude={"route_id"})
+
+
+def test_generation_is_fast_and_deterministic():
+    training_routes.cache_clear()
+    start = time.perf_counter()
+    routes = training_routes(1000, seed=0)
+    elapsed = time.perf_counter() - start
+    assert len(routes) == 1000 and elapsed < 3.0
+    training_routes.cache_clear()
+    assert training_routes(1000, seed=0) == routes
+    assert training_routes(10, seed=0) == routes[:10]
+    assert training_routes(10, seed=1) != routes[:10]
+
+
+def test_built_in_sets_have_the_study_shape():
+    routes = training_routes()
+    assert len({r.city for r in routes}) == 1
+    assert all(2 <= len(r.milestones) - 2 <= 6 for r in routes)
+    bench = benchmark_routes()
+    cities = {r.city for r in bench}
+    assert len(bench) == 18 and len(cities) == 9 and routes[0].city not in cities
+    for route in routes[:50] + bench:
+        names = route.landmark_names
+        assert len(names) == len(set(names)) == len(route.milestones)
+
+
+def test_unreadable_files(tmp_path):
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text("[[{]")
+    with pytest.raises(RouteFileError, match="bad.json: not valid JSON"):
+        load_routes(bad_json)
+    with pytest.raises(RouteFileError, match="missing.json"):
+        load_routes(tmp_path / "missing.json")
+    wrong_count = tmp_path / "count.json"
+    routes, _ = json.loads(EXAMPLE.read_text())
+    wrong_count.write_text(json.dumps([routes, 5]))
+    with pytest.raises(RouteFileError, match="route count 5"):
+        load_routes(wrong_count)
+    empty = tmp_path / "empty.json"
+    empty.write_text("[[], 0]")
+    with pytest.raises(RouteFileError, match="no routes"):
+        load_routes(empty)
+
+
+# ---------------------------------------------------------------------------- mutations
+
+BAD_NAMES = [None, 3, "", "   ", [], {}]
+BAD_PLACES = ["x", 3, None, [], True]
+BAD_GEOCODES = ["abc", None, [1.0], [1.0, 2.0, 3.0], [91.0, 0.0], [0.0, 181.0], ["a", 1.0],
+                {}, [math.nan, 0.0], [True, 1.0]]
+BAD_DISTANCES = ["abc", None, -1, [], {}, "12"]
+BAD_HEADINGS = ["abc", -5, 400, 12.5, [], {}, True, "90"]
+BAD_MILESTONE_INFO = [3, None, [], {}, "", "no blocks here"]
+BAD_BLOCK_VALUES = {
+    "intersection_idx": ["x", "0", "9", "1.5"],
+    "landmarks": [3, "Blue Door Bakery is nearby", "is on your left", None],
+    "distance": ["far", "", "-3 meters", None],
+    "human_heading": ["400", "north", "", "-1", "12.5"],
+    "to_next_intersection_heading": ["abc (north)", "361 (north)", "", []],
+}
+# (path in the route object, what the error must name, bad values)
+FIELD_MUTATIONS = [
+    (("start_place",), "start_place", BAD_PLACES),
+    (("dest_place",), "dest_place", BAD_PLACES),
+    (("start_place", "name"), "start_place.name", BAD_NAMES),
+    (("dest_place", "name"), "dest_place.name", BAD_NAMES),
+    (("start_place", "geocode"), "start_place.geocode", BAD_GEOCODES),
+    (("dest_place", "geocode"), "dest_place.geocode", BAD_GEOCODES),
+    (("route_results",), "route_results", BAD_PLACES),
+    (("route_results", "geocode_list"), "route_results.geocode_list", [None, "x", [], {}]),
+    (("route_results", "geocode_list", 1), "route_results.geocode_list[1]", BAD_GEOCODES),
+    (("route_results", "distance_list", 0), "route_results.distance_list[0]", BAD_DISTANCES),
+    (("route_results", "landmark_list", 0, "name"), "landmark_list[0].name", BAD_NAMES),
+    (("route_results", "landmark_list", 1, "geocode"), "landmark_list[1].geocode", BAD_GEOCODES),
+    (("init_heading",), "init_heading", BAD_HEADINGS),
+    (("milestone_info",), "milestone_info", BAD_MILESTONE_INFO),
+]
+REQUIRED = [("start_place",), ("dest_place",), ("route_results",), ("milestone_info",),
+            ("start_place", "name"), ("start_place", "geocode"), ("dest_place", "geocode"),
+            ("route_results", "geocode_list"), ("route_results", "landmark_list", 0, "name")]
+
+
+def _blocks(text):
+    return [json.loads(b.replace(",\n}", "\n}")) for b in text.split("\n\n") if b.strip()]
+
+
+def _unblocks(blocks):
+    """Blocks back in the published style: one key per line, a trailing comma in each."""
+    return "".join("\n{\n" + "".join(f"{json.dumps(k)}: {json.dumps(v)},\n" for k, v in b.items())
+                   + "}\n" for b in blocks)
+
+
+def _set(obj, path, value):
+    for key in path[:-1]:
+        obj = obj[key]
+    if value is _DELETE:
+        del obj[path[-1]]
+    else:
+        obj[path[-1]] = value
+
+
+_DELETE = object()
+
+
+def _write(tmp_path, routes):
+    path = tmp_path / "mutated_routes.json"
+    path.write_text(json.dumps([routes, len(routes)]))
+    return path
+
+
+def _expect_error(tmp_path, routes, route_index, *names):
+    with pytest.raises(RouteFileError) as error:
+        load_routes(_write(tmp_path, routes))
+    message = str(error.value)
+    assert "mutated_routes.json" in message
+    assert f"route {route_index}" in message
+    for name in names:
+        assert name in message, (name, message)
+
+
+mutation = st.sampled_from(FIELD_MUTATIONS).flatmap(
+    lambda m: st.tuples(st.just(m[0]), st.just(m[1]), st.sampled_from(m[2])))
+settings_ = settings(max_examples=60, deadline=None,
+                     suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@settings_
+@given(route_index=st.integers(0, 1), change=mutation)
+def test_field_mutations_are_rejected_naming_the_field(tmp_path, route_index, change):
+    path, name, value = change
+    routes = json.loads(EXAMPLE.read_text())[0]
+    _set(routes[route_index], path, copy.deepcopy(value))
+    _expect_error(tmp_path, routes, route_index, name)
+
+
+@settings_
+@given(route_index=st.integers(0, 1), path=st.sampled_from(REQUIRED))
+def test_missing_fields_are_rejected_naming_the_field(tmp_path, route_index, path):
+    routes = json.loads(EXAMPLE.read_text())[0]
+    _set(routes[route_index], path, _DELETE)
+    _expect_error(tmp_path, routes, route_index, path[-1])
+
+
+@settings_
+@given(route_index=st.integers(0, 1), block=st.integers(0, 2),
+       key=st.sampled_from(BLOCK_KEYS), data=st.data())
+def test_milestone_block_mutations_are_rejected_naming_block_and_key(tmp_path, route_index, block,
+                                                                     key, data):
+    routes = json.loads(EXAMPLE.read_text())[0]
+    blocks = _blocks(routes[route_index]["milestone_info"])
+    if data.draw(st.booleans(), label="delete"):
+        del blocks[block][key]
+    else:
+        blocks[block][key] = data.draw(st.sampled_from(BAD_BLOCK_VALUES[key]), label="value")
+    routes[route_index]["milestone_info"] = _unblocks(blocks)
+    _expect_error(tmp_path, routes, route_index, "milestone_info", key)
+
+
+@settings_
+@given(route_index=st.integers(0, 1), block=st.integers(0, 2))
+def test_block_count_must_match_key_points(tmp_path, route_index, block):
+    routes = json.loads(EXAMPLE.read_text())[0]
+    blocks = _blocks(routes[route_index]["milestone_info"])
+    del blocks[block]
+    for later in blocks[block:]:
+        later["intersection_idx"] = str(int(later["intersection_idx"]) - 1)
+    routes[route_index]["milestone_info"] = _unblocks(blocks)
+    _expect_error(tmp_path, routes, route_index, "milestone_info", "geocode_list")
+
+
+def test_mutation_helpers_preserve_a_valid_file(tmp_path):
+    routes = json.loads(EXAMPLE.read_text())[0]
+    for route in routes:
+        route["milestone_info"] = _unblocks(_blocks(route["milestone_info"]))
+        route["unknown_extra_field"] = {"ignored": True}
+    assert load_routes(_write(tmp_path, routes)) == tuple(
+        r.model_copy(update={"route_id": r.route_id.replace("virl_routes_example",
+                                                             "mutated_routes")})
+        for r in load_routes(EXAMPLE))
+
+
+def test_missing_image_files_are_named(tmp_path):
+    routes = json.loads(EXAMPLE.read_text())[0]
+    routes[1]["images"] = [{"geocode": [51.49905, -0.11495], "heading": 0, "path": "nope.jpg"}]
+    _expect_error(tmp_path, routes, 1, "images[0].path", "nope.jpg")
