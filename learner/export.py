@@ -1,8 +1,9 @@
 """Full policy weights for the rollout workers, gathered from ZeRO shards, published once.
 
-A publication is one object in the Ray object store (a dict name -> tensor in the backbone's
-own Hugging Face naming, value head left out) plus its version: a worker fetches it with one
-`ray.get` and hands the pairs to its engine's reload path; nobody makes one call per tensor.
+A publication is one object in the Ray object store (the backbone's tensors in its own Hugging
+Face naming, value head left out, packed by rollout_workers.weights) plus its version: a worker
+fetches it with one `ray.get` and hands the unpacked pairs to its engine's reload path; nobody
+makes one call per tensor.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ class WeightPublication(BaseModel):
     version: int
     """Policy version: the number of PPO updates these weights have had."""
     ref: Any
-    """ray.ObjectRef of a dict[str, torch.Tensor] (CPU tensors, the backbone's naming)."""
+    """ray.ObjectRef of a rollout_workers.weights.PackedWeights; `unpack_weights` gives the
+    (name, tensor) pairs in the backbone's naming."""
     num_tensors: int
     num_bytes: int
 
@@ -76,6 +78,3 @@ def _persistent_buffers(module: nn.Module) -> Iterator[tuple[str, torch.Tensor]]
         if attr not in module.get_submodule(owner)._non_persistent_buffers_set:
             yield name, buffer.detach().to("cpu", copy=True)
 
-
-def publication_size(state: dict[str, torch.Tensor]) -> int:
-    return sum(t.numel() * t.element_size() for t in state.values())

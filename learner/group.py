@@ -2,8 +2,10 @@
 
 The driver hands the group object refs of trajectory record batches; every rank fetches them
 from the object store itself, so token data never passes through the driver. After an update
-the group publishes the new weights: rank 0 returns the gathered state dict as the result of
-one remote call, which leaves it in the object store, and the driver hands on only its ref.
+the group publishes the new weights: rank 0 packs the gathered state dict into one buffer per
+dtype (rollout_workers.weights.PackedWeights) and returns it as the result of one remote call,
+which leaves it in the object store; the driver hands on only its ref, and every reader on a
+node maps the same buffers without copying.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from learner.checkpoint import LearnerState
 from learner.config import LearnerConfig
 from learner.engine import _DEFAULT_EXTENSIONS_DIR
-from learner.export import WeightPublication, publication_size
+from learner.export import WeightPublication
 from learner.ppo_trainer import UpdateStats
 
 
@@ -57,10 +59,14 @@ class RankActor:
         return self.rank.update(ray.get(batch_refs))
 
     def export(self) -> tuple[dict[str, int], Any]:
+        from rollout_workers.weights import pack_weights
+
         weights = self.rank.export_weights()
         if weights is None:
             return {}, None
-        return {"num_tensors": len(weights), "num_bytes": publication_size(weights)}, weights
+        packed = pack_weights(weights, self.rank.state.policy_version)
+        return {"version": packed.version, "num_tensors": len(weights),
+                "num_bytes": packed.nbytes}, packed
 
     def save(self, directory: str) -> str:
         return self.rank.save(directory)
@@ -100,15 +106,14 @@ class LearnerGroup:
         stats = ray.get([r.update.remote(list(batch_refs)) for r in self.ranks])[0]
         self._updates += 1
         due = self._updates % self.config.publish_every == 0
-        return UpdateResult(stats=stats, weights=self.publish(stats.policy_version) if due else None)
+        return UpdateResult(stats=stats, weights=self.publish() if due else None)
 
-    def publish(self, version: int | None = None) -> WeightPublication:
-        """Gather the full weights (a collective under ZeRO-3) and leave them in the object
-        store as one dict, owned by the driver."""
+    def publish(self) -> WeightPublication:
+        """Gather the full weights (a collective under ZeRO-3) and leave them, packed, in the
+        object store, owned by the driver."""
         calls = [r.export.options(num_returns=2).remote() for r in self.ranks]
         infos = ray.get([info for info, _ in calls])
-        version = self.state().policy_version if version is None else version
-        return WeightPublication(version=version, ref=calls[0][1], **infos[0])
+        return WeightPublication(ref=calls[0][1], **infos[0])
 
     def save(self, directory: str | Path) -> str:
         return ray.get([r.save.remote(str(directory)) for r in self.ranks])[0]

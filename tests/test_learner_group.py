@@ -23,6 +23,7 @@ from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.episodes.seeds import SeedRange
 from rollout_workers.ray_runtime import local_cluster
 from rollout_workers.tiny_models import save_tiny_model
+from rollout_workers.weights import unpack_weights
 from rollout_workers.worker import RolloutWorker
 
 pytestmark = pytest.mark.slow
@@ -57,11 +58,17 @@ def _config(path: Path, ranks: int, stage: int) -> LearnerConfig:
         ppo=PPOConfig(ppo_epochs=3, num_minibatches=1, temperature=1.0), num_ranks=ranks)
 
 
+def _weights(publication) -> dict[str, torch.Tensor]:
+    packed = ray.get(publication.ref)
+    assert packed.version == publication.version
+    return dict(unpack_weights(packed))
+
+
 def _update(config: LearnerConfig, refs: list[ray.ObjectRef]):
     group = LearnerGroup(config)
     try:
         result = group.update(refs)
-        return result, ray.get(result.weights.ref)
+        return result, _weights(result.weights)
     finally:
         group.shutdown()
 
@@ -85,14 +92,14 @@ def test_zero3_export_is_the_full_state_dict(lm_path: Path, batch_refs) -> None:
     group = LearnerGroup(_config(lm_path, ranks=2, stage=3))
     try:
         initial = group.publish()
-        weights = ray.get(initial.ref)
+        weights = _weights(initial)
         assert initial.version == 0
         assert set(weights) == set(expected)  # the backbone in its own naming, no value head
         assert initial.num_bytes == sum(p.numel() * 4 for p in expected.values())
         for name, param in expected.items():
             assert torch.equal(weights[name], param.detach()), name
         updated = group.update(batch_refs).weights
-        new_weights = ray.get(updated.ref)
+        new_weights = _weights(updated)
         assert updated.version == 1 == group.state().policy_version
         assert all(new_weights[n].shape == p.shape for n, p in expected.items())
         assert not torch.equal(new_weights["model.embed_tokens.weight"],

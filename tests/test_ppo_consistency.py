@@ -4,7 +4,6 @@ yet, the learner's log-probs of the same tokens give a PPO ratio of 1 within tol
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import ray
