@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from learner.optim import OptimConfig, make_optimizer, make_scheduler
 
-_DEFAULT_EXTENSIONS_DIR = Path(__file__).resolve().parents[1] / ".cache" / "torch_extensions"
+DEFAULT_EXTENSIONS_DIR = Path(__file__).resolve().parents[1] / ".cache" / "torch_extensions"
 
 # DeepSpeed 0.19 still calls the collectives torch 2.13 renamed; the warning repeats every step.
 warnings.filterwarnings("ignore", category=FutureWarning,
@@ -55,7 +55,7 @@ def prepare_environment() -> None:
     project's prebuilt extension cache so that nothing compiles at start-up."""
     if not torch.cuda.is_available():
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
-    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(_DEFAULT_EXTENSIONS_DIR))
+    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(DEFAULT_EXTENSIONS_DIR))
 
 
 def init_distributed() -> None:
@@ -70,7 +70,7 @@ def init_distributed() -> None:
     os.environ.setdefault("LOCAL_RANK", "0")
     os.environ.setdefault("WORLD_SIZE", "1")
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", str(_free_port()))
+    os.environ.setdefault("MASTER_PORT", str(free_port()))
     if use_gpu():
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     deepspeed.init_distributed(dist_backend="nccl" if use_gpu() else "gloo")
@@ -163,7 +163,7 @@ class TrainEngine:
         self.ds.train(mode)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     import socket
 
     with socket.socket() as s:

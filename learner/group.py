@@ -11,6 +11,7 @@ node maps the same buffers without copying.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,10 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from learner.checkpoint import LearnerState
 from learner.config import LearnerConfig
-from learner.engine import _DEFAULT_EXTENSIONS_DIR
+from learner.engine import DEFAULT_EXTENSIONS_DIR, free_port
 from learner.export import WeightPublication
 from learner.ppo_trainer import UpdateStats
+from rollout_workers.telemetry import MetricsConfig
 
 
 class UpdateResult(BaseModel):
@@ -36,93 +38,92 @@ class UpdateResult(BaseModel):
 
 
 class RankActor:
-    """The Ray actor body: joins the process group, then wraps a LearnerRank."""
+    """The Ray actor body: joins the process group, then trains (PPO or SFT) as one rank."""
 
-    def __init__(self, config: LearnerConfig, rank: int, world_size: int) -> None:
-        self.config, self.rank_index, self.world_size = config, rank, world_size
-        self.rank = None
+    def __init__(self, rank: int, world_size: int) -> None:
+        self.rank_index, self.world_size = rank, world_size
+        self.learner: Any = None
 
     def address(self) -> tuple[str, int]:
-        from learner.engine import _free_port
+        return ray.util.get_node_ip_address(), free_port()
 
-        return ray.util.get_node_ip_address(), _free_port()
-
-    def setup(self, master_addr: str, master_port: int) -> None:
+    def join(self, master_addr: str, master_port: int, metrics: MetricsConfig) -> str | None:
+        """Join the process group; rank 0 serves the learner's metrics (its address returned)."""
         os.environ.update(MASTER_ADDR=master_addr, MASTER_PORT=str(master_port),
                           RANK=str(self.rank_index), WORLD_SIZE=str(self.world_size),
                           LOCAL_RANK="0")
+        from learner.engine import init_distributed
+
+        init_distributed()
+        if self.rank_index != 0:
+            return None
+        from rollout_workers.telemetry import mark_actor_started, start_metrics_endpoint
+
+        mark_actor_started("learner", "rank-0")
+        return start_metrics_endpoint(metrics)
+
+    def start_ppo(self, config: LearnerConfig) -> None:
         from learner.rank import LearnerRank
 
-        self.rank = LearnerRank(self.config)
+        self.learner = LearnerRank(config)
 
     def update(self, batch_refs: list[ray.ObjectRef]) -> UpdateStats:
-        return self.rank.update(ray.get(batch_refs))
+        return self.learner.update(ray.get(batch_refs))
 
     def export(self) -> tuple[dict[str, int], Any]:
+        from learner.telemetry import record_weight_publish
         from rollout_workers.weights import pack_weights
 
-        weights = self.rank.export_weights()
+        start = time.perf_counter()
+        weights = self.learner.export_weights()
         if weights is None:
             return {}, None
-        packed = pack_weights(weights, self.rank.state.policy_version)
+        packed = pack_weights(weights, self.learner.state.policy_version)
+        record_weight_publish(packed.version, time.perf_counter() - start, packed.nbytes)
         return {"version": packed.version, "num_tensors": len(weights),
                 "num_bytes": packed.nbytes}, packed
 
     def save(self, directory: str) -> str:
-        return self.rank.save(directory)
+        return self.learner.save(directory)
 
     def load(self, directory: str, tag: str | None) -> LearnerState:
-        return self.rank.load(directory, tag)
+        return self.learner.load(directory, tag)
 
     def state(self) -> LearnerState:
-        return self.rank.state
+        return self.learner.state
+
+    def run_sft(self, config: Any, hooks: Any = None) -> Any:
+        from learner.sft import SFTTrainer
+
+        return SFTTrainer(config, hooks).run()
 
 
-class LearnerGroup:
-    """Driver-side handle of the learner ranks."""
+class RankPool:
+    """N rank actors placed together (PACK) and joined into one process group."""
 
-    def __init__(self, config: LearnerConfig, env_vars: dict[str, str] | None = None) -> None:
-        self.config = config
-        n = config.num_ranks
-        bundle = {"CPU": config.cpus_per_rank, **({"GPU": config.gpus_per_rank}
-                                                 if config.gpus_per_rank else {})}
-        self.placement = placement_group([bundle] * n, strategy="PACK")
+    def __init__(self, num_ranks: int, cpus_per_rank: float = 1.0, gpus_per_rank: float = 0.0,
+                 metrics: MetricsConfig | None = None, env_vars: dict[str, str] | None = None) -> None:
+        bundle = {"CPU": cpus_per_rank, **({"GPU": gpus_per_rank} if gpus_per_rank else {})}
+        self.placement = placement_group([bundle] * num_ranks, strategy="PACK")
         ray.get(self.placement.ready())
         actor = ray.remote(RankActor)
         self.ranks = [
             actor.options(
-                num_cpus=config.cpus_per_rank, num_gpus=config.gpus_per_rank,
-                runtime_env=_runtime_env(config, env_vars),
+                num_cpus=cpus_per_rank, num_gpus=gpus_per_rank,
+                runtime_env=_runtime_env(gpus_per_rank, env_vars),
                 scheduling_strategy=PlacementGroupSchedulingStrategy(self.placement, i),
-            ).remote(config, i, n)
-            for i in range(n)
+            ).remote(i, num_ranks)
+            for i in range(num_ranks)
         ]
         address, port = ray.get(self.ranks[0].address.remote())
-        ray.get([r.setup.remote(address, port) for r in self.ranks])
-        self._updates = 0
+        endpoints = ray.get([r.join.remote(address, port, metrics or MetricsConfig())
+                             for r in self.ranks])
+        self.metrics_endpoint: str | None = endpoints[0]
+        """Where rank 0 serves the learner's Prometheus metrics (None when disabled)."""
 
-    def update(self, batch_refs: list[ray.ObjectRef]) -> UpdateResult:
-        """One PPO update on the referenced record batches, then a publication when due."""
-        stats = ray.get([r.update.remote(list(batch_refs)) for r in self.ranks])[0]
-        self._updates += 1
-        due = self._updates % self.config.publish_every == 0
-        return UpdateResult(stats=stats, weights=self.publish() if due else None)
-
-    def publish(self) -> WeightPublication:
-        """Gather the full weights (a collective under ZeRO-3) and leave them, packed, in the
-        object store, owned by the driver."""
-        calls = [r.export.options(num_returns=2).remote() for r in self.ranks]
-        infos = ray.get([info for info, _ in calls])
-        return WeightPublication(ref=calls[0][1], **infos[0])
-
-    def save(self, directory: str | Path) -> str:
-        return ray.get([r.save.remote(str(directory)) for r in self.ranks])[0]
-
-    def load(self, directory: str | Path, tag: str | None = None) -> LearnerState:
-        return ray.get([r.load.remote(str(directory), tag) for r in self.ranks])[0]
-
-    def state(self) -> LearnerState:
-        return ray.get(self.ranks[0].state.remote())
+    def call(self, method: str, *args: Any) -> list[Any]:
+        """Call `method` on every rank at once (collectives need all of them) and wait."""
+        return ray.get([getattr(r, method).remote(*args) for r in self.ranks])
 
     def shutdown(self) -> None:
         for rank in self.ranks:
@@ -130,12 +131,66 @@ class LearnerGroup:
         remove_placement_group(self.placement)
 
 
-def _runtime_env(config: LearnerConfig, env_vars: dict[str, str] | None) -> dict[str, Any]:
+class LearnerGroup:
+    """Driver-side handle of the PPO learner ranks."""
+
+    def __init__(self, config: LearnerConfig, metrics: MetricsConfig | None = None,
+                 env_vars: dict[str, str] | None = None) -> None:
+        self.config = config
+        self.pool = RankPool(config.num_ranks, config.cpus_per_rank, config.gpus_per_rank,
+                             metrics, env_vars)
+        self.pool.call("start_ppo", config)
+        self._updates = 0
+
+    @property
+    def metrics_endpoint(self) -> str | None:
+        return self.pool.metrics_endpoint
+
+    def update(self, batch_refs: list[ray.ObjectRef]) -> UpdateResult:
+        """One PPO update on the referenced record batches, then a publication when due."""
+        stats = self.pool.call("update", list(batch_refs))[0]
+        self._updates += 1
+        due = self._updates % self.config.publish_every == 0
+        return UpdateResult(stats=stats, weights=self.publish() if due else None)
+
+    def publish(self) -> WeightPublication:
+        """Gather the full weights (a collective under ZeRO-3) and leave them, packed, in the
+        object store, owned by the driver."""
+        calls = [r.export.options(num_returns=2).remote() for r in self.pool.ranks]
+        infos = ray.get([info for info, _ in calls])
+        return WeightPublication(ref=calls[0][1], **infos[0])
+
+    def save(self, directory: str | Path) -> str:
+        return self.pool.call("save", str(directory))[0]
+
+    def load(self, directory: str | Path, tag: str | None = None) -> LearnerState:
+        return self.pool.call("load", str(directory), tag)[0]
+
+    def state(self) -> LearnerState:
+        return ray.get(self.pool.ranks[0].state.remote())
+
+    def shutdown(self) -> None:
+        self.pool.shutdown()
+
+
+def run_sft_on_ranks(config: Any, num_ranks: int = 1, cpus_per_rank: float = 1.0,
+                     gpus_per_rank: float = 0.0, hooks: Any = None,
+                     metrics: MetricsConfig | None = None) -> Any:
+    """SFT (learner.sft.SFTConfig) data-parallel over `num_ranks` Ray actors; rank 0's
+    SFTResult. Every rank sees the same global batches, split between them."""
+    pool = RankPool(num_ranks, cpus_per_rank, gpus_per_rank, metrics)
+    try:
+        return pool.call("run_sft", config, hooks)[0]
+    finally:
+        pool.shutdown()
+
+
+def _runtime_env(gpus_per_rank: float, env_vars: dict[str, str] | None) -> dict[str, Any]:
     from rollout_workers.ray_runtime import actor_runtime_env
 
     variables = {"TORCH_EXTENSIONS_DIR": os.environ.get("TORCH_EXTENSIONS_DIR",
-                                                        str(_DEFAULT_EXTENSIONS_DIR))}
-    if not config.gpus_per_rank:
+                                                        str(DEFAULT_EXTENSIONS_DIR))}
+    if not gpus_per_rank:
         variables["DS_ACCELERATOR"] = "cpu"
     variables.update(env_vars or {})
     return actor_runtime_env(variables)

@@ -12,6 +12,7 @@ import pyarrow as pa
 import torch
 from torch import nn
 
+from learner import telemetry
 from learner.batch import turns_from_record_batches
 from learner.checkpoint import LearnerState, load_checkpoint, save_checkpoint
 from learner.config import LearnerConfig
@@ -53,6 +54,8 @@ class LearnerRank:
             "policy_version": stats.policy_version, "updates": self.state.updates + 1,
             "turns_trained": self.state.turns_trained + stats.turns,
             "tokens_trained": self.state.tokens_trained + stats.tokens})
+        if self.engine.rank == 0:
+            telemetry.record_ppo_update(stats)
         return stats
 
     def export_weights(self) -> dict[str, torch.Tensor] | None:
@@ -66,6 +69,7 @@ class LearnerRank:
 
     def load(self, directory: str | Path, tag: str | None = None) -> LearnerState:
         self.state = load_checkpoint(self.engine, directory, tag)
+        telemetry.set_policy_version(self.state.policy_version)
         return self.state
 
 

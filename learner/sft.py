@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from envs.general_points import GPConfig
 from envs.registry import TaskConfig, make_episode
+from learner import telemetry
 from learner.batch import Turns, collate_turns, split_micro_batches
 from learner.engine import EngineConfig, TrainEngine, resolve_dtype
 from learner.export import gathered_state_dict
@@ -84,6 +85,9 @@ class SFTStepStats(BaseModel):
     lr: float
     grad_norm: float | None
     tokens: int
+    """Tokens through the model (prompts and answers, all ranks)."""
+    answer_tokens: int
+    """Tokens the loss covers."""
     seconds: float
 
 
@@ -168,8 +172,9 @@ class SFTTrainer:
         rows = self._rows(self.step)
         lengths = [self.train_set.length(i) for i in range(len(self.train_set))]
         micro_batches = split_micro_batches(rows, lengths, self.engine.config.micro_batch_size)
-        tokens = float(sum(len(self.train_set.response_ids[i]) for i in rows))
-        total = float(self.engine.all_reduce(torch.tensor([tokens], dtype=torch.float64))[0])
+        counts = torch.tensor([float(sum(len(self.train_set.response_ids[i]) for i in rows)),
+                               float(sum(lengths[i] for i in rows))], dtype=torch.float64)
+        total, processed = self.engine.all_reduce(counts).tolist()
         loss_sum = torch.zeros((), dtype=torch.float64)
         self.engine.train()
         for chunk in micro_batches:
@@ -182,9 +187,13 @@ class SFTTrainer:
             loss_sum += loss.detach().double().cpu()
         grad_norm = self.engine.step()
         self.step += 1
-        return SFTStepStats(step=self.step, loss=float(self.engine.all_reduce(loss_sum.view(1))[0]),
-                            lr=self.engine.lr, grad_norm=grad_norm, tokens=int(total),
-                            seconds=time.perf_counter() - start)
+        stats = SFTStepStats(step=self.step, loss=float(self.engine.all_reduce(loss_sum.view(1))[0]),
+                             lr=self.engine.lr, grad_norm=grad_norm, tokens=int(processed),
+                             answer_tokens=int(total),
+                             seconds=time.perf_counter() - start)
+        if self.engine.rank == 0:
+            telemetry.record_sft_step(stats)
+        return stats
 
     def evaluate(self) -> dict[str, Any]:
         """Run every hook; all ranks run the same evaluation (ZeRO-3 forwards are collective)."""

@@ -3,6 +3,7 @@ gives the full state dict, and trajectories reach the ranks only as object refs.
 
 from __future__ import annotations
 
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,9 @@ def test_zero3_export_is_the_full_state_dict(lm_path: Path, batch_refs) -> None:
         updated = group.update(batch_refs).weights
         new_weights = _weights(updated)
         assert updated.version == 1 == group.state().policy_version
+        metrics = urllib.request.urlopen(f"http://{group.metrics_endpoint}/metrics").read().decode()
+        assert "revisor_learner_policy_version 1.0" in metrics
+        assert "revisor_ppo_entropy" in metrics and "revisor_weight_publish_bytes_total" in metrics
         assert all(new_weights[n].shape == p.shape for n, p in expected.items())
         assert not torch.equal(new_weights["model.embed_tokens.weight"],
                                weights["model.embed_tokens.weight"])

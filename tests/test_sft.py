@@ -68,3 +68,22 @@ def test_sft_lowers_loss_raises_exact_match_and_checkpoints(task: GPConfig, tmp_
     trained = dict(trainer.backbone.named_parameters())
     for name, param in saved.named_parameters():
         assert torch.equal(param, trained[name].detach()), name
+
+
+def test_two_ranks_on_ray_train_like_one(task: GPConfig, tmp_path: Path) -> None:
+    """Data-parallel SFT: each rank takes half of every global batch, the update is the same."""
+    from learner.group import run_sft_on_ranks
+    from rollout_workers.ray_runtime import local_cluster
+
+    path = save_tiny_model("lm", "0.5m", tmp_path / "lm")
+    config = SFTConfig(
+        model=ModelConfig(path=str(path)), task=task, train_episodes=24, eval_episodes=0,
+        optim=OptimConfig(lr=3e-3), engine=EngineConfig(zero_stage=2, micro_batch_size=4),
+        batch_size=8, steps=3, eval_every=0, checkpoint_every=0)
+    one = SFTTrainer(config).run()
+    with local_cluster(num_cpus=2):
+        two = run_sft_on_ranks(config, num_ranks=2)
+    assert [s.loss for s in two.steps] == pytest.approx([s.loss for s in one.steps], rel=1e-5)
+    assert [s.grad_norm for s in two.steps] == pytest.approx([s.grad_norm for s in one.steps],
+                                                             rel=1e-5)
+    assert two.steps[-1].tokens == one.steps[-1].tokens
