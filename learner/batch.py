@@ -51,12 +51,9 @@ class Turns:
 
 def turns_from_record_batches(batches: list[pa.RecordBatch]) -> Turns:
     """Concatenate record batches and order the rows by (episode, turn)."""
-    table = pa.Table.from_batches(batches).select(
-        [c for c in COLUMNS if c != "image_refs" or c in batches[0].schema.names])
-    rows = table.to_pydict()
-    order = sorted(range(table.num_rows), key=lambda i: (rows["episode_id"][i], rows["turn"][i]))
+    rows = pa.Table.from_batches(batches).select(list(COLUMNS)).to_pydict()
+    order = sorted(range(len(rows["turn"])), key=lambda i: (rows["episode_id"][i], rows["turn"][i]))
     pick = lambda name: [rows[name][i] for i in order]  # noqa: E731
-    refs = pick("image_refs") if "image_refs" in rows else [[] for _ in order]
     return Turns(
         episode_ids=[str(e) for e in pick("episode_id")], turn_index=pick("turn"),
         policy_versions=pick("policy_version"), prompt_ids=pick("prompt_ids"),
@@ -64,7 +61,7 @@ def turns_from_record_batches(batches: list[pa.RecordBatch]) -> Turns:
         rewards=torch.tensor(pick("reward"), dtype=torch.float32),
         dones=torch.tensor(pick("done"), dtype=torch.bool),
         successes=torch.tensor(pick("success"), dtype=torch.bool),
-        image_refs=[list(r or []) for r in refs],
+        image_refs=[list(refs) for refs in pick("image_refs")],
     )
 
 

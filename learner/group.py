@@ -83,8 +83,8 @@ class RankActor:
         return {"version": packed.version, "num_tensors": len(weights),
                 "num_bytes": packed.nbytes}, packed
 
-    def save(self, directory: str) -> str:
-        return self.learner.save(directory)
+    def save(self, directory: str, extra: dict[str, Any] | None) -> str:
+        return self.learner.save(directory, extra)
 
     def load(self, directory: str, tag: str | None) -> LearnerState:
         return self.learner.load(directory, tag)
@@ -160,8 +160,9 @@ class LearnerGroup:
         infos = ray.get([info for info, _ in calls])
         return WeightPublication(ref=calls[0][1], **infos[0])
 
-    def save(self, directory: str | Path) -> str:
-        return self.pool.call("save", str(directory))[0]
+    def save(self, directory: str | Path, extra: dict[str, Any] | None = None) -> str:
+        """Checkpoint every rank's state (sharded optimizer included) under the policy version."""
+        return self.pool.call("save", str(directory), extra)[0]
 
     def load(self, directory: str | Path, tag: str | None = None) -> LearnerState:
         return self.pool.call("load", str(directory), tag)[0]

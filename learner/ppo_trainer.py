@@ -166,7 +166,9 @@ class PPOTrainer:
             token_turn=micro.token_turn.to(device), turn_weight=micro.turn_weight.to(device),
             ref_logprobs=None if scored.ref_logprobs is None else cat(scored.ref_logprobs).to(device))
 
-    def _forward(self, micro: MicroBatch, model: torch.nn.Module | None = None):
+    def _forward(self, micro: MicroBatch, model: torch.nn.Module | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(log-probs, entropies, values) from the engine, or from `model` (the reference)."""
         inputs = {k: self.engine.to_device(v) for k, v in micro.model_inputs().items()}
         if model is not None:
             inputs.pop("value_index")

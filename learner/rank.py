@@ -7,6 +7,7 @@ Usable in-process (a single-rank process group) and as the body of each Ray acto
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import torch
@@ -64,7 +65,11 @@ class LearnerRank:
         weights = gathered_state_dict(backbone, keep=self.engine.rank == 0)
         return weights if self.engine.rank == 0 else None
 
-    def save(self, directory: str | Path) -> str:
+    def save(self, directory: str | Path, extra: dict[str, Any] | None = None) -> str:
+        """Checkpoint the learner (every rank must call this); `extra` is the driver's own
+        state to keep alongside (its sampler position, say), handed back by `load`."""
+        if extra is not None:
+            self.state = self.state.model_copy(update={"extra": extra})
         return str(save_checkpoint(self.engine, directory, self.state))
 
     def load(self, directory: str | Path, tag: str | None = None) -> LearnerState:

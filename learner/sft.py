@@ -71,6 +71,8 @@ class SFTConfig(BaseModel):
 
 @dataclass
 class Demonstration:
+    """One expert turn: the episode's opening prompt and the expert's answer, as token ids."""
+
     prompt_ids: list[int]
     answer_ids: list[int]
     answer: str
@@ -79,6 +81,8 @@ class Demonstration:
 
 
 class SFTStepStats(BaseModel):
+    """One optimizer step, over all ranks."""
+
     step: int
     loss: float
     """Mean negative log-likelihood per answer token."""
@@ -92,6 +96,8 @@ class SFTStepStats(BaseModel):
 
 
 class SFTResult(BaseModel):
+    """A whole SFT run: every step, every evaluation, every checkpoint directory."""
+
     steps: list[SFTStepStats]
     evaluations: list[dict[str, Any]]
     checkpoints: list[str]
@@ -114,6 +120,7 @@ def demonstrations(task: TaskConfig, seeds: range, tokenizer: Any, chat: Any = N
 
 
 def as_turns(demos: list[Demonstration]) -> Turns:
+    """Demonstrations in the learner's turn layout, so SFT batches exactly like PPO."""
     n = len(demos)
     return Turns(episode_ids=[str(d.seed) for d in demos], turn_index=[0] * n,
                  policy_versions=[0] * n, prompt_ids=[d.prompt_ids for d in demos],
@@ -146,6 +153,7 @@ class SFTTrainer:
         self.train_demos = self._demos(config.train_seed_start, config.train_episodes)
         self.eval_demos = self._demos(config.eval_seed_start, config.eval_episodes)
         self.train_set = self._turns(self.train_demos)
+        self.eval_set = self._turns(self.eval_demos)
         self.hooks = [evaluate_generation] if hooks is None else hooks
         self.step = 0
 

@@ -28,7 +28,7 @@ def evaluate_generation(trainer: SFTTrainer) -> dict[str, Any]:
     demos = trainer.eval_demos
     if not demos:
         return {}
-    turns = trainer._turns(demos)
+    turns = trainer.eval_set
     answers = greedy_answers(trainer, turns)
     texts = [trainer.tokenizer.decode(ids, skip_special_tokens=True) for ids in answers]
     exact = sum(text.strip() == demo.answer.strip() for text, demo in zip(texts, demos, strict=True))

@@ -87,7 +87,8 @@ def test_two_zero2_ranks_update_like_one(lm_path: Path, batch_refs) -> None:
         assert torch.allclose(two_weights[name], value, atol=1e-5), name
 
 
-def test_zero3_export_is_the_full_state_dict(lm_path: Path, batch_refs) -> None:
+def test_zero3_export_is_the_full_state_dict_and_survives_a_checkpoint(
+        lm_path: Path, batch_refs, tmp_path: Path) -> None:
     reference = AutoModelForCausalLM.from_pretrained(lm_path)
     expected = dict(reference.named_parameters())
     group = LearnerGroup(_config(lm_path, ranks=2, stage=3))
@@ -108,5 +109,16 @@ def test_zero3_export_is_the_full_state_dict(lm_path: Path, batch_refs) -> None:
         assert all(new_weights[n].shape == p.shape for n, p in expected.items())
         assert not torch.equal(new_weights["model.embed_tokens.weight"],
                                weights["model.embed_tokens.weight"])
+        group.save(tmp_path / "ckpt", extra={"next_seed": 9})
     finally:
         group.shutdown()
+    # a new group resumes from the sharded checkpoint: same version, same full weights
+    resumed = LearnerGroup(_config(lm_path, ranks=2, stage=3))
+    try:
+        state = resumed.load(tmp_path / "ckpt")
+        assert state.policy_version == 1 and state.extra == {"next_seed": 9}
+        restored = _weights(resumed.publish())
+        for name, value in new_weights.items():
+            assert torch.equal(restored[name], value), name
+    finally:
+        resumed.shutdown()

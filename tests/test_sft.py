@@ -87,3 +87,19 @@ def test_two_ranks_on_ray_train_like_one(task: GPConfig, tmp_path: Path) -> None
     assert [s.grad_norm for s in two.steps] == pytest.approx([s.grad_norm for s in one.steps],
                                                              rel=1e-5)
     assert two.steps[-1].tokens == one.steps[-1].tokens
+
+
+def test_vision_language_sft_runs_on_rendered_cards(tmp_path: Path) -> None:
+    """GP-VL: prompts carry an image placeholder, the learner re-renders the cards by reference."""
+    path = save_tiny_model("vlm", "0.5m", tmp_path / "vlm")
+    config = SFTConfig(
+        model=ModelConfig(path=str(path)), task=GPConfig(vision=True), train_episodes=4,
+        eval_seed_start=0, eval_episodes=2, optim=OptimConfig(lr=3e-3),
+        engine=EngineConfig(zero_stage=0, micro_batch_size=4), batch_size=4, steps=4,
+        eval_every=4, checkpoint_every=0, max_answer_tokens=8)
+    trainer = SFTTrainer(config)
+    assert trainer.train_set.vision is not None
+    assert trainer.train_demos[0].image_refs[0].startswith("gp:")
+    result = trainer.run()
+    assert result.steps[-1].loss < result.steps[0].loss
+    assert {"eval_loss", "exact_match", "success_rate"} <= set(result.evaluations[-1])
