@@ -26,8 +26,9 @@ from rollout_workers.env_pool import make_env_client
 from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.episodes.dialogue import DialogueTokens
 from rollout_workers.episodes.runner import EpisodeRunner
+from rollout_workers.episodes.seeds import BrokerSource
 from rollout_workers.ray_runtime import actor_runtime_env
-from rollout_workers.trajectory import EpisodeRecord, to_record_batch
+from rollout_workers.trajectory import BatchMeta, EpisodeRecord, to_record_batch
 
 CONTROL_GROUP = "control"
 """Concurrency group of the calls served while rollouts stream (stats, weight updates)."""
@@ -73,6 +74,8 @@ class RolloutWorker:
 
         self.runner = EpisodeRunner(self.engine, self.envs, dialogue, decode, config)
         self._engine_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self.policy_version = 0
         self._batches = 0
         self._rollout_seconds = 0.0
 
@@ -92,6 +95,39 @@ class RolloutWorker:
                 yield self._ship(pending)
         finally:
             self._rollout_seconds += time.perf_counter() - began
+
+    def serve(self, broker: Any, idle_seconds: float = 0.05) -> WorkerStats:
+        """Play the episodes `broker` hands out and put each record batch into it, until
+        `stop()`; then finish the episodes in play, ship them and return the stats.
+
+        The broker offers take_work(worker, count, worker_version) and put(meta, refs), which
+        waits while its queue is full; at most one put is on its way while the engine plays
+        on. The batch's reference is owned by this worker (Ray 2.56+ cannot hand ownership
+        over at put time): a broker that must keep batches past this worker's death copies
+        them into the object store itself.
+        """
+        self._stopping.clear()
+        source = BrokerSource(broker, self.worker_id, lambda: self.policy_version,
+                              self._stopping.is_set)
+        shipping = None
+        while not self._stopping.is_set():
+            idle = True
+            for batch in self.rollouts(source):
+                ref = ray.put(batch)
+                if shipping is not None:
+                    ray.get(shipping)
+                shipping = broker.put.remote(BatchMeta.of(batch), [ref])
+                idle = False
+            if idle:
+                time.sleep(idle_seconds)
+        if shipping is not None:
+            ray.get(shipping)
+        return self.stats()
+
+    @ray.method(concurrency_group=CONTROL_GROUP)
+    def stop(self) -> None:
+        """Make `serve` take no new episodes, finish those in play and return."""
+        self._stopping.set()
 
     def _play(self, source: Any, max_episodes: int | None) -> Iterator[list[EpisodeRecord]]:
         """The runner's steps, each under the engine lock (weight updates wait for it)."""
@@ -114,6 +150,7 @@ class RolloutWorker:
         pairs = weights.items() if isinstance(weights, dict) else weights
         with self._engine_lock:
             self.engine.update_weights(pairs, version)
+            self.policy_version = version
         return version
 
     @ray.method(concurrency_group=CONTROL_GROUP)
