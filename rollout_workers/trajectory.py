@@ -105,10 +105,6 @@ class EpisodeRecord:
     def success(self) -> bool:
         return bool(self.turns) and self.turns[-1].success
 
-    @property
-    def generated_tokens(self) -> int:
-        return sum(len(turn.response_ids) for turn in self.turns)
-
 
 def to_record_batch(episodes: Sequence[EpisodeRecord], worker_id: str) -> pa.RecordBatch:
     """One validated record batch holding every turn of `episodes`, episode by episode."""

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
+from urllib.request import urlopen
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -110,6 +111,15 @@ def test_worker_streams_valid_gp_l_trajectories(workers: dict[str, Any]) -> None
     stats = ray.get(worker.stats.remote())
     assert (stats.episodes, stats.turns, stats.record_batches) == (10, 30, 3)
     assert stats.generated_tokens == pc.sum(pc.list_value_length(table.column("response_ids"))).as_py()
+
+
+def test_worker_and_env_actor_serve_metrics(workers: dict[str, Any]) -> None:
+    endpoints = ray.get(workers["lm"].metrics_endpoints.remote())
+    assert len(endpoints["rollout"]) == 1 and len(endpoints["env"]) == ROLLOUT.env_actors
+    rollout = urlopen(f"http://{endpoints['rollout'][0]}/metrics").read().decode()
+    env = urlopen(f"http://{endpoints['env'][0]}/metrics").read().decode()
+    assert 'revisor_rollout_episodes_total{task="gp-l",variant="id",worker="w-lm"}' in rollout
+    assert 'revisor_env_step_seconds_count{task="gp-l",variant="id"}' in env
 
 
 def test_consumer_rejects_a_malformed_batch(workers: dict[str, Any]) -> None:
