@@ -24,12 +24,12 @@ from transformers import AutoProcessor, AutoTokenizer
 
 from rollout_workers import telemetry
 from rollout_workers.engine import EngineConfig, make_engine
-from rollout_workers.engine.base import EngineStats
+from rollout_workers.engine.base import EngineStats, SamplingSettings
 from rollout_workers.env_pool import make_env_client
 from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.episodes.dialogue import DialogueTokens
 from rollout_workers.episodes.runner import EpisodeRunner
-from rollout_workers.episodes.seeds import BrokerSource
+from rollout_workers.episodes.seeds import BrokerSource, EpisodeSpec, SeedList
 from rollout_workers.ray_runtime import actor_runtime_env
 from rollout_workers.trajectory import BatchMeta, EpisodeRecord, to_record_batch
 
@@ -102,6 +102,17 @@ class RolloutWorker:
                 yield self._ship(pending)
         finally:
             self._rollout_seconds += time.perf_counter() - began
+
+    def evaluate(self, specs: list[EpisodeSpec], sampling: SamplingSettings) -> list[pa.RecordBatch]:
+        """Play exactly `specs` with `sampling` (greedy, for evaluation) and return their batches.
+
+        Meant for the pauses between updates, while the worker is not serving."""
+        config = self.runner.config
+        self.runner.config = config.model_copy(update={"sampling": sampling})
+        try:
+            return list(self.rollouts(SeedList(specs=specs)))
+        finally:
+            self.runner.config = config
 
     def serve(self, broker: Any, idle_seconds: float = 0.05) -> WorkerStats:
         """Play the episodes `broker` hands out and put each record batch into it, until
