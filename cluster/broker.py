@@ -2,9 +2,10 @@
 
 Keeping episode accounting (the ledger) and the trajectory queue in one actor makes every
 accounting step atomic: a batch is accepted into the queue and its episodes are marked
-complete in the same call, so a worker that dies at any moment leaves each of its episodes
-either queued (kept, never replayed) or still in flight (replayed under the same id).
-Batches put by workers are owned by this actor, so they outlive the worker that made them.
+complete in the same call. A record batch lives in the object store owned by the worker that
+made it, so when a worker dies the broker replays, under the same ids, both the episodes it
+still held and those of its batches nobody has taken yet; a batch already taken but
+unreadable is reported back with `data_lost`. Every episode is trained on exactly once.
 
 It also enforces bounded staleness at the source. With `max_staleness` s and E episodes per
 update, a worker gets new episodes only while its policy is at most s versions behind the
@@ -20,8 +21,9 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from cluster.ledger import EpisodeLedger, LedgerState
-from cluster.trajectory_queue import BatchMeta, Taken, TrajectoryQueue
+from cluster.trajectory_queue import Taken, TrajectoryQueue
 from envs.registry import TaskConfig
+from rollout_workers.trajectory import BatchMeta
 
 
 class RolloutBroker:
@@ -67,8 +69,17 @@ class RolloutBroker:
         self.version = version
 
     async def worker_lost(self, worker: str) -> list[str]:
-        """Episodes the lost worker still held go back in line; returns their ids."""
-        return [str(i) for i in self.ledger.release(worker)]
+        """Episodes the lost worker still held, and those in its batches nobody took yet (their
+        data died with it), go back in line under the same ids; returns those ids."""
+        held = self.ledger.release(worker)
+        queued = [int(i) for i in await self.queue.discard_worker(worker)]
+        self.ledger.reopen(queued)
+        return [str(i) for i in sorted(held + queued)]
+
+    async def data_lost(self, episode_ids: list[str]) -> None:
+        """Taken batches whose data could not be read (their worker died first): replay them."""
+        self.ledger.reopen([int(i) for i in episode_ids])
+        self.queue.seen.difference_update(episode_ids)
 
     async def finish(self) -> None:
         """Issue no more episodes (the run is over); workers drain what they hold."""

@@ -90,6 +90,16 @@ class EpisodeLedger:
         self.counts.reissued += len(returned)
         return [item.episode_id for item in returned]
 
+    def reopen(self, episode_ids: list[int]) -> None:
+        """Completed episodes whose data was lost before training: play them again first."""
+        items = [WorkItem(episode_id=i, seed=self.base_seed + i) for i in episode_ids
+                 if i in self.completed]
+        for item in items:
+            self.completed.discard(item.episode_id)
+        self.pending.extendleft(reversed(items))
+        self.counts.completed -= len(items)
+        self.counts.reissued += len(items)
+
     def drop_stale(self, episode_ids: list[int]) -> None:
         """Completed episodes the learner refused as too stale: counted, never re-run."""
         self.counts.dropped_stale += len(episode_ids)

@@ -18,26 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class BatchMeta(BaseModel):
-    """What the queue and the driver know of a record batch: ids and counts, never tokens."""
-
-    model_config = ConfigDict(frozen=True)
-
-    worker: str
-    episode_ids: list[str] = Field(min_length=1)
-    oldest_version: int
-    """The oldest policy version that sampled any turn in the batch."""
-    newest_version: int
-    turns: int = Field(ge=1)
-    prompt_tokens: int = 0
-    generated_tokens: int = 0
-    total_reward: float = 0.0
-    successes: int = 0
-
-    @property
-    def episodes(self) -> int:
-        return len(self.episode_ids)
+from rollout_workers.trajectory import BatchMeta
 
 
 class Taken(BaseModel):
@@ -90,6 +71,17 @@ class TrajectoryQueue:
                     break
             self.changed.notify_all()
         return taken
+
+    async def discard_worker(self, worker: str) -> list[str]:
+        """Remove the batches `worker` put that nobody took yet (their data dies with the
+        worker, which owns it); their episode ids may be queued again."""
+        async with self.changed:
+            kept = [(meta, refs) for meta, refs in self.items if meta.worker != worker]
+            removed = [i for meta, _ in self.items if meta.worker == worker for i in meta.episode_ids]
+            self.items = deque(kept)
+            self.seen.difference_update(removed)
+            self.changed.notify_all()
+        return removed
 
     def depth(self) -> int:
         return len(self.items)

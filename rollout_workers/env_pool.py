@@ -21,8 +21,10 @@ from ray.exceptions import RayActorError
 
 from envs.base import Episode, Observation, Transition
 from envs.registry import make_episode
+from rollout_workers import telemetry
 from rollout_workers.episodes.seeds import EpisodeSpec
 from rollout_workers.ray_runtime import actor_runtime_env
+from rollout_workers.telemetry import MetricsConfig
 
 T = TypeVar("T")
 
@@ -59,6 +61,8 @@ class EnvClient(Protocol):
 
     def release(self, episode_ids: Sequence[str]) -> None: ...
 
+    def endpoints(self) -> list[str]: ...
+
     def close(self) -> None: ...
 
 
@@ -86,7 +90,9 @@ class EpisodeTable:
             episode = self._episodes.get(answer.episode_id)
             if episode is None:
                 raise KeyError(f"episode {answer.episode_id!r} is not in play here")
+            began = time.perf_counter()
             transition = episode.submit(answer.text)
+            telemetry.record_env_step(episode.task, episode.variant, time.perf_counter() - began)
             if transition.done:
                 del self._episodes[answer.episode_id]
             transitions.append(transition)
@@ -107,6 +113,10 @@ class EpisodeTable:
     def in_play(self) -> int:
         return len(self._episodes)
 
+    def endpoints(self) -> list[str]:
+        """None of its own: in-process, verification is measured by the worker's endpoint."""
+        return []
+
     def close(self) -> None:
         self._episodes.clear()
 
@@ -118,16 +128,30 @@ class EpisodeTable:
                             variant=episode.variant, observation=episode.observe())
 
 
+class EnvActor(EpisodeTable):
+    """The body of an env actor: an episode table that serves its own metrics endpoint."""
+
+    def __init__(self, name: str, metrics: MetricsConfig) -> None:
+        super().__init__()
+        self.address = telemetry.start_metrics_endpoint(metrics)
+        telemetry.mark_actor_started("env", name)
+
+    def endpoint(self) -> str | None:
+        return self.address
+
+
 class EnvPool:
     """Episodes spread over `size` env actors; one remote call per actor per batch call."""
 
-    def __init__(self, size: int, cpus_per_actor: float = 0.25) -> None:
+    def __init__(self, size: int, cpus_per_actor: float = 0.25, name: str = "env",
+                 metrics: MetricsConfig | None = None) -> None:
         if size < 1:
             raise ValueError("an env pool needs at least one actor")
-        actor_class = ray.remote(EpisodeTable).options(
+        actor_class = ray.remote(EnvActor).options(
             num_cpus=cpus_per_actor, max_restarts=-1, runtime_env=actor_runtime_env()
         )
-        self._actors = [actor_class.remote() for _ in range(size)]
+        metrics = metrics or MetricsConfig()
+        self._actors = [actor_class.remote(f"{name}-{k}", metrics) for k in range(size)]
         self._home: dict[str, int] = {}
         self._played: dict[str, tuple[EpisodeSpec, list[str]]] = {}
 
@@ -160,6 +184,10 @@ class EnvPool:
         ray.get([self._actors[k].release.remote(ids) for k, ids in by_actor.items()])
         for episode_id in episode_ids:
             self._forget(episode_id)
+
+    def endpoints(self) -> list[str]:
+        """The env actors' metrics endpoints (host:port), for Prometheus' target list."""
+        return [a for a in ray.get([actor.endpoint.remote() for actor in self._actors]) if a]
 
     def close(self) -> None:
         for actor in self._actors:
@@ -209,6 +237,10 @@ def _group(items: list[T], homes: list[int]) -> dict[int, list[T]]:
     return groups
 
 
-def make_env_client(actors: int, cpus_per_actor: float = 0.25) -> EnvClient:
-    """An in-process table when `actors` is 0, otherwise a pool of that many env actors."""
-    return EpisodeTable() if actors == 0 else EnvPool(actors, cpus_per_actor)
+def make_env_client(actors: int, cpus_per_actor: float = 0.25, name: str = "env",
+                    metrics: MetricsConfig | None = None) -> EnvClient:
+    """An in-process table when `actors` is 0, otherwise a pool of that many env actors
+    (named '<name>-<k>' in their metrics)."""
+    if actors == 0:
+        return EpisodeTable()
+    return EnvPool(actors, cpus_per_actor, name, metrics)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = "1"
 
@@ -104,10 +105,6 @@ class EpisodeRecord:
     def success(self) -> bool:
         return bool(self.turns) and self.turns[-1].success
 
-    @property
-    def generated_tokens(self) -> int:
-        return sum(len(turn.response_ids) for turn in self.turns)
-
 
 def to_record_batch(episodes: Sequence[EpisodeRecord], worker_id: str) -> pa.RecordBatch:
     """One validated record batch holding every turn of `episodes`, episode by episode."""
@@ -126,6 +123,49 @@ def to_record_batch(episodes: Sequence[EpisodeRecord], worker_id: str) -> pa.Rec
     batch = pa.RecordBatch.from_arrays(arrays, schema=TRAJECTORY_SCHEMA)
     validate_trajectories(batch)
     return batch
+
+
+class BatchMeta(BaseModel):
+    """What the trajectory queue and the driver know of a record batch: ids and counts, never
+    tokens (the batch itself travels by object reference)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    worker: str
+    episode_ids: list[str] = Field(min_length=1)
+    oldest_version: int
+    """The oldest policy version that sampled any turn in the batch."""
+    newest_version: int
+    turns: int = Field(ge=1)
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    total_reward: float = 0.0
+    successes: int = 0
+
+    @property
+    def episodes(self) -> int:
+        return len(self.episode_ids)
+
+    @classmethod
+    def of(cls, batch: pa.RecordBatch) -> BatchMeta:
+        """The summary of a validated trajectory batch."""
+        versions = batch.column("policy_version")
+        done = batch.column("done")
+        return cls(
+            worker=batch.column("worker_id")[0].as_py(),
+            episode_ids=pc.unique(batch.column("episode_id")).to_pylist(),
+            oldest_version=pc.min(versions).as_py(),
+            newest_version=pc.max(versions).as_py(),
+            turns=batch.num_rows,
+            prompt_tokens=_total_length(batch.column("prompt_ids")),
+            generated_tokens=_total_length(batch.column("response_ids")),
+            total_reward=pc.sum(batch.column("reward")).as_py(),
+            successes=pc.sum(pc.and_(done, batch.column("success"))).as_py() or 0,
+        )
+
+
+def _total_length(column: pa.Array) -> int:
+    return pc.sum(pc.list_value_length(column)).as_py() or 0
 
 
 def validate_trajectories(batch: pa.RecordBatch | pa.Table) -> None:

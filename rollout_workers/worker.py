@@ -1,11 +1,13 @@
 """The RolloutWorker: one engine, many episodes in flight, finished episodes out as Arrow.
 
-A worker pulls episode specs from its seed source, plays them with the episode runner and
-streams finished episodes as validated record batches. As a Ray actor, `rollouts` is a
-streaming generator: each batch goes to the object store when it is complete and the engine
-moves straight on to its next step while the consumer fetches it. Weight updates and stats
-run in a separate concurrency group, so they are served while rollouts stream; the engine
-switches policy version between two engine steps, never inside one.
+A worker pulls episode specs, plays them with the episode runner and ships finished
+episodes as validated record batches, in one of two ways:
+- `rollouts(source)`: a streaming generator (as a Ray actor): each batch goes to the object
+  store when it is complete and the engine moves straight on while the caller fetches it;
+- `serve(broker)`: work comes from the rollout broker and each batch is put back into its
+  queue, one put in flight while the engine plays on, until `stop()`.
+Weight updates, stats and stop run in a separate concurrency group, so they are served while
+episodes play; the engine switches policy version between two engine steps, never inside one.
 """
 
 from __future__ import annotations
@@ -20,14 +22,16 @@ import ray
 from pydantic import BaseModel, ConfigDict
 from transformers import AutoProcessor, AutoTokenizer
 
+from rollout_workers import telemetry
 from rollout_workers.engine import EngineConfig, make_engine
-from rollout_workers.engine.base import EngineStats
+from rollout_workers.engine.base import EngineStats, SamplingSettings
 from rollout_workers.env_pool import make_env_client
 from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.episodes.dialogue import DialogueTokens
 from rollout_workers.episodes.runner import EpisodeRunner
+from rollout_workers.episodes.seeds import BrokerSource, EpisodeSpec, SeedList
 from rollout_workers.ray_runtime import actor_runtime_env
-from rollout_workers.trajectory import EpisodeRecord, to_record_batch
+from rollout_workers.trajectory import BatchMeta, EpisodeRecord, to_record_batch
 
 CONTROL_GROUP = "control"
 """Concurrency group of the calls served while rollouts stream (stats, weight updates)."""
@@ -66,13 +70,19 @@ class RolloutWorker:
         self.engine = make_engine(engine_config)
         tokenizer = AutoTokenizer.from_pretrained(engine_config.model)
         dialogue = DialogueTokens.from_tokenizer(tokenizer, _chat_template_owner(tokenizer, engine_config))
-        self.envs = make_env_client(config.env_actors, config.env_actor_cpus)
+        self.envs = make_env_client(config.env_actors, config.env_actor_cpus,
+                                    f"{worker_id}-env", config.metrics)
+        self.endpoint = telemetry.start_metrics_endpoint(config.metrics)
+        telemetry.mark_actor_started("rollout", worker_id)
+        telemetry.set_policy_version(worker_id, 0)
 
         def decode(ids: list[int]) -> str:
             return tokenizer.decode(ids, skip_special_tokens=True)
 
         self.runner = EpisodeRunner(self.engine, self.envs, dialogue, decode, config)
         self._engine_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self.policy_version = 0
         self._batches = 0
         self._rollout_seconds = 0.0
 
@@ -93,15 +103,77 @@ class RolloutWorker:
         finally:
             self._rollout_seconds += time.perf_counter() - began
 
+    def evaluate(self, specs: list[EpisodeSpec], sampling: SamplingSettings) -> list[pa.RecordBatch]:
+        """Play exactly `specs` with `sampling` (greedy, for evaluation) and return their batches.
+
+        Meant for the pauses between updates, while the worker is not serving."""
+        config = self.runner.config
+        self.runner.config = config.model_copy(update={"sampling": sampling})
+        try:
+            return list(self.rollouts(SeedList(specs=specs)))
+        finally:
+            self.runner.config = config
+
+    def serve(self, broker: Any, idle_seconds: float = 0.05) -> WorkerStats:
+        """Play the episodes `broker` hands out and put each record batch into it, until
+        `stop()`; then finish the episodes in play, ship them and return the stats.
+
+        The broker offers take_work(worker, count, worker_version) and put(meta, refs), which
+        waits while its queue is full; at most one put is on its way while the engine plays
+        on. The batch's reference is owned by this worker (Ray 2.56+ cannot hand ownership
+        over at put time): a broker that must keep batches past this worker's death copies
+        them into the object store itself.
+        """
+        self._stopping.clear()
+        source = BrokerSource(broker, self.worker_id, lambda: self.policy_version,
+                              self._stopping.is_set)
+        shipping = None
+        while not self._stopping.is_set():
+            idle = True
+            for batch in self.rollouts(source):
+                ref = ray.put(batch)
+                if shipping is not None:
+                    ray.get(shipping)
+                shipping = broker.put.remote(BatchMeta.of(batch), [ref])
+                idle = False
+            if idle:
+                time.sleep(idle_seconds)
+        if shipping is not None:
+            ray.get(shipping)
+        return self.stats()
+
+    @ray.method(concurrency_group=CONTROL_GROUP)
+    def stop(self) -> None:
+        """Make `serve` take no new episodes, finish those in play and return."""
+        self._stopping.set()
+
     def _play(self, source: Any, max_episodes: int | None) -> Iterator[list[EpisodeRecord]]:
         """The runner's steps, each under the engine lock (weight updates wait for it)."""
         steps = self.runner.play(source, max_episodes)
+        counters = self.runner.counters
         while True:
+            engine_seconds, turns = counters.engine_seconds, counters.turns
             with self._engine_lock:
                 finished = next(steps, None)
             if finished is None:
                 return
+            telemetry.record_generate(self.worker_id, counters.engine_seconds - engine_seconds,
+                                      counters.turns - turns)
+            telemetry.set_episodes_in_flight(self.worker_id, len(self.runner.live))
+            for episode in finished:
+                self._record(episode)
             yield finished
+
+    def _record(self, episode: EpisodeRecord) -> None:
+        turns = episode.turns
+        telemetry.record_episode(
+            episode.task, episode.variant, self.worker_id, [t.reward for t in turns],
+            success=episode.success,
+            generated_tokens=sum(len(t.response_ids) for t in turns),
+            prompt_tokens=sum(len(t.prompt_ids) for t in turns),
+            policy_lag=self.policy_version - min(t.policy_version for t in turns),
+            outcomes=[t.outcome for t in turns],
+        )
 
     def _ship(self, episodes: list[EpisodeRecord]) -> pa.RecordBatch:
         self._batches += 1
@@ -112,9 +184,20 @@ class RolloutWorker:
         """Load `weights` (name -> tensor, or (name, tensor) pairs) as policy `version`,
         between two engine steps; returns the version now served."""
         pairs = weights.items() if isinstance(weights, dict) else weights
+        loaded_bytes = _loaded_bytes(self.engine)
         with self._engine_lock:
+            began = time.perf_counter()
             self.engine.update_weights(pairs, version)
+            self.policy_version = version
+        telemetry.record_weight_sync(self.worker_id, version, time.perf_counter() - began,
+                                     _loaded_bytes(self.engine) - loaded_bytes)
         return version
+
+    @ray.method(concurrency_group=CONTROL_GROUP)
+    def metrics_endpoints(self) -> dict[str, list[str]]:
+        """This worker's and its env actors' metrics endpoints, by role, for Prometheus."""
+        return {"rollout": [self.endpoint] if self.endpoint else [],
+                "env": self.envs.endpoints()}
 
     @ray.method(concurrency_group=CONTROL_GROUP)
     def stats(self) -> WorkerStats:
@@ -143,6 +226,11 @@ def remote_worker(worker_id: str, engine_config: EngineConfig, config: RolloutCo
         num_cpus=num_cpus, runtime_env=actor_runtime_env(), **options
     )
     return actor_class.remote(worker_id, engine_config, config)
+
+
+def _loaded_bytes(engine: Any) -> int:
+    """Bytes of weights the engine has loaded so far (engines that count them)."""
+    return getattr(engine.stats(), "weight_update_bytes", 0)
 
 
 def _chat_template_owner(tokenizer: Any, engine_config: EngineConfig) -> Any:

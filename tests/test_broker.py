@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from cluster.broker import RolloutBroker
-from cluster.trajectory_queue import BatchMeta
+from rollout_workers.trajectory import BatchMeta
 
 
 def broker(staleness: int = 0, per_update: int = 4) -> RolloutBroker:
@@ -55,24 +55,41 @@ def test_staleness_two_lets_workers_run_ahead_and_drops_older_batches():
     assert stats["ledger"]["dropped_stale"] == 2
 
 
-def test_lost_worker_episodes_are_replayed_and_queued_ones_kept():
+def test_a_lost_workers_held_and_untaken_episodes_are_replayed_exactly_once():
     async def scenario():
-        b = broker(staleness=0, per_update=4)
+        b = broker(staleness=0, per_update=6)
+        other = await b.take_work("w1", 2, 0)
+        await b.put(batch(ids(other), "w1"), ["kept"])
         held = await b.take_work("w0", 4, 0)
-        await b.put(batch(ids(held[:2]), "w0"), ["ref"])
+        await b.put(batch(ids(held[:2]), "w0"), ["dies with w0"])
         lost = await b.worker_lost("w0")
-        replay = await b.take_work("w1", 4, 0)
-        accepted = await b.put(batch(ids(replay), "w1"), ["ref2"])
+        replay = await b.take_work("w2", 6, 0)
+        accepted = await b.put(batch(ids(replay), "w2"), ["replayed"])
         late = await b.put(batch(ids(held[2:]), "w0"), ["late"])
-        taken = await b.take_batches(4, timeout_s=0.1)
+        taken = await b.take_batches(6, timeout_s=0.1)
         return lost, replay, accepted, late, taken, await b.stats()
 
     lost, replay, accepted, late, taken, stats = asyncio.run(scenario())
-    assert lost == ["2", "3"] and ids(replay) == ["2", "3"]
+    assert lost == ["2", "3", "4", "5"] and ids(replay) == ["2", "3", "4", "5"]
     assert accepted and not late
-    assert sorted(i for m, _ in taken.batches for i in m.episode_ids) == ["0", "1", "2", "3"]
-    assert stats["ledger"]["completed"] == 4 and stats["ledger"]["reissued"] == 2
+    assert [refs for _, refs in taken.batches] == [["kept"], ["replayed"]]
+    assert sorted(i for m, _ in taken.batches for i in m.episode_ids) == ["0", "1", "2", "3", "4", "5"]
+    assert stats["ledger"]["completed"] == 6 and stats["ledger"]["reissued"] == 4
     assert stats["ledger"]["duplicates_rejected"] == 2
+
+
+def test_data_lost_after_taking_is_replayed():
+    async def scenario():
+        b = broker(staleness=0, per_update=2)
+        work = await b.take_work("w0", 2, 0)
+        await b.put(batch(ids(work), "w0"), ["gone"])
+        await b.take_batches(2, timeout_s=0.1)
+        await b.data_lost(ids(work))
+        replay = await b.take_work("w1", 2, 0)
+        return ids(work), ids(replay), await b.put(batch(ids(replay), "w1"), ["ok"])
+
+    first, replay, accepted = asyncio.run(scenario())
+    assert replay == first and accepted
 
 
 def test_finish_stops_issuing():

@@ -11,6 +11,7 @@ import pytest
 from envs.base import Episode, Observation, Transition
 from envs.general_points import GPConfig
 from envs.registry import make_episode
+from envs.virl import VIRLConfig
 from rollout_workers.engine import EngineConfig, make_engine
 from rollout_workers.engine.base import (
     Engine,
@@ -209,7 +210,7 @@ def test_dialogue_restarts_after_a_correct_action(tokenizer: Any, dialogue: Dial
 
 @pytest.fixture(scope="module")
 def vllm_engine(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    config = EngineConfig(model=save_model(tmp_path_factory.mktemp("models")), max_model_len=1024,
+    config = EngineConfig(model=save_model(tmp_path_factory.mktemp("models")), max_model_len=2048,
                           kv_cache_bytes=32 << 20)
     engine = make_engine(config)
     yield engine
@@ -240,3 +241,29 @@ def test_episode_out_of_context_ends_early(vllm_engine: Any, tokenizer: Any, dia
                            sampling=sampling, max_dialogue_tokens=first + 16 + 10)
     (episode,) = episodes
     assert len(episode.turns) == 1 and episode.turns[0].done and episode.turns[0].out_of_context
+
+
+def test_virl_dialogue_restarts_at_each_new_position(vllm_engine: Any, tokenizer: Any,
+                                                     dialogue: DialogueTokens) -> None:
+    """V-IRL-L with a real engine: each turn's prompt is exactly what a shadow episode, fed
+    the same answers, says the model must see (a fresh prompt after each position)."""
+    config = VIRLConfig()
+    specs = [EpisodeSpec(episode_id=f"route-{seed}", task=config, seed=seed) for seed in (0, 2)]
+    episodes, _ = play_all(vllm_engine, dialogue, tokenizer, SeedList(specs=specs),
+                           episodes_in_flight=2, sampling=SamplingSettings(max_tokens=12, seed=5))
+    for episode in episodes:
+        shadow = make_episode(config, episode.seed)
+        prompt = dialogue.opening(shadow.observe())
+        for turn in episode.turns:
+            assert turn.prompt_ids == prompt
+            transition = shadow.submit(tokenizer.decode(turn.response_ids, skip_special_tokens=True))
+            assert (turn.restart, turn.done, turn.reward) == (
+                transition.restart, transition.done, transition.verdict.reward)
+            if transition.restart:
+                prompt = dialogue.opening(transition.next)
+            elif not transition.done:
+                prompt = prompt + turn.response_ids + dialogue.continuation(
+                    turn.response_ids, transition.next.text)
+        assert shadow.done and len(episode.turns) == 2 * len(shadow.steps)  # two tries a position
+        assert sum(turn.restart for turn in episode.turns) == len(shadow.steps) - 1
+    to_record_batch(episodes, "w0")

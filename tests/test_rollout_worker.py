@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
+from urllib.request import urlopen
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -16,13 +17,14 @@ import ray
 from ray.exceptions import RayError
 from safetensors.torch import load_file
 
+from cluster.broker import RolloutBroker
 from envs.general_points import GPConfig
 from rollout_workers.engine import EngineConfig
 from rollout_workers.engine.base import SamplingSettings
 from rollout_workers.env_pool import Answer, EnvPool, EpisodeTable
 from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.episodes.seeds import SeedRange
-from rollout_workers.ray_runtime import local_cluster
+from rollout_workers.ray_runtime import actor_runtime_env, local_cluster
 from rollout_workers.trajectory import TRAJECTORY_SCHEMA, TrajectoryError, validate_trajectories
 from rollout_workers.worker import remote_worker
 from tests.fixtures_models import leaked_segments, save_model, shm_segments
@@ -111,6 +113,15 @@ def test_worker_streams_valid_gp_l_trajectories(workers: dict[str, Any]) -> None
     assert stats.generated_tokens == pc.sum(pc.list_value_length(table.column("response_ids"))).as_py()
 
 
+def test_worker_and_env_actor_serve_metrics(workers: dict[str, Any]) -> None:
+    endpoints = ray.get(workers["lm"].metrics_endpoints.remote())
+    assert len(endpoints["rollout"]) == 1 and len(endpoints["env"]) == ROLLOUT.env_actors
+    rollout = urlopen(f"http://{endpoints['rollout'][0]}/metrics").read().decode()
+    env = urlopen(f"http://{endpoints['env'][0]}/metrics").read().decode()
+    assert 'revisor_rollout_episodes_total{task="gp-l",variant="id",worker="w-lm"}' in rollout
+    assert 'revisor_env_step_seconds_count{task="gp-l",variant="id"}' in env
+
+
 def test_consumer_rejects_a_malformed_batch(workers: dict[str, Any]) -> None:
     worker = workers["lm"]
     (batch,) = collect(worker, SeedRange(task=GP_L, count=2, id_prefix="bad"))
@@ -142,6 +153,23 @@ def test_weight_update_switches_version_between_engine_steps(
     later = pa.Table.from_batches(collect(worker, SeedRange(task=GP_L, count=2, id_prefix="v1")))
     assert set(later.column("policy_version").to_pylist()) == {1}
     assert ray.get(worker.stats.remote()).policy_version == 1
+
+
+def test_worker_serves_a_broker(workers: dict[str, Any]) -> None:
+    """Work comes from the rollout broker and batches go back into its queue."""
+    worker = workers["lm"]
+    broker = ray.remote(RolloutBroker).options(runtime_env=actor_runtime_env()).remote(
+        GP_L.model_dump(), episodes_per_update=4, max_staleness=0, capacity=4)
+    serving = worker.serve.remote(broker)
+    taken = ray.get(broker.take_batches.remote(4, timeout_s=60))
+    ray.get(worker.stop.remote())
+    stats = ray.get(serving)
+    ((meta, refs),) = taken.batches
+    batch = ray.get(refs[0])
+    validate_trajectories(batch)
+    assert meta.episode_ids == ["0", "1", "2", "3"] and meta.turns == batch.num_rows == 12
+    assert meta.oldest_version == meta.newest_version == stats.policy_version
+    assert ray.get(broker.stats.remote())["ledger"]["completed"] == 4
 
 
 def test_worker_plays_gp_vl_with_a_tiny_vlm(workers: dict[str, Any]) -> None:

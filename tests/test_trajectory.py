@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from rollout_workers.trajectory import (
     TRAJECTORY_SCHEMA,
+    BatchMeta,
     EpisodeRecord,
     TrajectoryError,
     TurnRecord,
@@ -79,6 +80,14 @@ def test_malformed_record_names_field_and_episode(
         validate_trajectories(with_column(batch, name, values))
     episode = batch.column("episode_id")[row].as_py()
     assert f"'{name}'" in str(error.value) and repr(episode) in str(error.value)
+
+
+def test_batch_meta_summarises_without_tokens(batch: pa.RecordBatch) -> None:
+    meta = BatchMeta.of(batch)
+    assert (meta.worker, meta.episode_ids, meta.episodes, meta.turns) == ("w0", ["ep-a", "ep-b"], 2, 5)
+    assert (meta.oldest_version, meta.newest_version, meta.successes) == (2, 2, 2)
+    assert meta.generated_tokens == 15 and meta.total_reward == 5.0 * 2 - 3.0 * 3
+    assert meta.prompt_tokens == sum(len(ids) for ids in batch.column("prompt_ids").to_pylist())
 
 
 def test_missing_value_is_rejected(batch: pa.RecordBatch) -> None:

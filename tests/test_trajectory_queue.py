@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from cluster.trajectory_queue import BatchMeta, TrajectoryQueue
+from cluster.trajectory_queue import TrajectoryQueue
+from rollout_workers.trajectory import BatchMeta
 
 
 def meta(*episode_ids: int, version: int = 0) -> BatchMeta:

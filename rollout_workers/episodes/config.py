@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from rollout_workers.engine.base import SamplingSettings
+from rollout_workers.telemetry import MetricsConfig
 
 
 class RolloutConfig(BaseModel):
@@ -25,3 +26,5 @@ class RolloutConfig(BaseModel):
     """Ray actors that hold the episodes and run the verifier; 0 plays them in-process."""
     env_actor_cpus: float = Field(0.25, gt=0)
     """CPUs Ray reserves for each env actor (verification is light)."""
+    metrics: MetricsConfig = MetricsConfig()
+    """Where the worker and its env actors serve their Prometheus metrics."""

@@ -7,6 +7,7 @@ failed worker can be played again elsewhere under the same id.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -76,3 +77,24 @@ def take_specs(source: Any, count: int) -> list[EpisodeSpec]:
 
         return ray.get(remote_take(count))
     return source.take(count)
+
+
+class BrokerSource:
+    """Specs from a broker actor offering `take_work(worker, count, worker_version)` (spec
+    dicts in EpisodeSpec's shape). The worker's policy version goes with every request, so
+    the broker can hold back work from a worker whose policy is too stale."""
+
+    def __init__(self, broker: Any, worker_id: str, version: Callable[[], int],
+                 stopping: Callable[[], bool]) -> None:
+        self.broker = broker
+        self.worker_id = worker_id
+        self.version = version
+        self.stopping = stopping
+
+    def take(self, count: int) -> list[EpisodeSpec]:
+        if count <= 0 or self.stopping():
+            return []
+        import ray
+
+        items = ray.get(self.broker.take_work.remote(self.worker_id, count, self.version()))
+        return [EpisodeSpec.model_validate(item) for item in items]

@@ -1,0 +1,143 @@
+"""One experiment, one validated settings object.
+
+Everything a run needs is here, nested by component, each part reusing its component's own
+settings model (the single source of every default). A YAML file plus dotted overrides on
+the command line fill it in; the model path is written once at the top and handed to the
+rollout engines, the learner and the SFT warm start. Invalid settings fail here, naming the
+field, before any actor starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from envs.general_points import GPConfig
+from envs.registry import TaskConfig
+from learner.config import LearnerConfig
+from learner.sft import SFTConfig
+from rollout_workers.engine import EngineConfig
+from rollout_workers.episodes.config import RolloutConfig
+from rollout_workers.telemetry import MetricsConfig
+
+
+class TinyModel(BaseModel):
+    """Build a tiny model from a config into the run directory (CPU demos and tests)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["lm", "vlm"] = "lm"
+    size: str = "0.5m"
+    seed: int = 0
+
+
+class TrainingConfig(BaseModel):
+    """The RL phase: how many updates, how much data each, and how stale it may be."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    updates: int = Field(20, ge=0)
+    episodes_per_update: int = Field(64, ge=1)
+    queue_capacity: int = Field(16, ge=1)
+    """Record batches waiting for the learner before workers are made to wait."""
+    checkpoint_every: int = Field(5, ge=0)
+    """Save the full learner state every this many updates (and after the last); 0: last only."""
+    eval_every: int = Field(0, ge=0)
+    """Evaluate every this many updates; 0: only before RL and after the last update."""
+    seed: int = 0
+    """Seeds the training episodes (episode i plays seed `seed + i`)."""
+    take_timeout_s: float = Field(600.0, gt=0)
+    """How long the learner waits for an update's data before the run is declared stuck."""
+
+
+class EvaluationConfig(BaseModel):
+    """Fixed-seed evaluation on in-distribution and out-of-distribution variants."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    episodes: int = Field(234, ge=1)
+    """Episodes per split (the study evaluates on 234)."""
+    seed: int = 1_000_000_000
+    """First evaluation seed; far from training seeds so evaluation instances are unseen."""
+    temperature: float = Field(0.0, ge=0.0)
+    """0: greedy decoding."""
+    max_tokens: int | None = Field(None, ge=1)
+    """Answer length; None: the rollout setting."""
+    splits: dict[str, TaskConfig] = Field(default_factory=lambda: {
+        "id": GPConfig(rule="id"), "ood-rule": GPConfig(rule="ood")})
+    """Split name ('id', 'ood-rule', 'ood-visual', ...) -> the task variant it plays."""
+
+
+class ClusterConfig(BaseModel):
+    """Where the job runs and what each part asks of the cluster."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    address: str | None = None
+    """None: join the cluster of a submitted job, else start an embedded one; 'local': always
+    embedded; any other value: a Ray address to connect to."""
+    num_cpus: int | None = Field(None, ge=1)
+    """CPUs of an embedded cluster (None: Ray's count of this machine)."""
+    rollout_workers: int = Field(2, ge=1)
+    cpus_per_worker: float = Field(1.0, gt=0)
+    gpus_per_worker: float = Field(0.0, ge=0)
+    worker_resources: dict[str, float] = Field(default_factory=dict)
+    """Custom Ray resources each rollout worker asks for, to pin workers to a node group."""
+    max_worker_restarts: int = Field(10, ge=0)
+    """Replacements of dead rollout workers before the job gives up."""
+
+
+class ExperimentConfig(BaseModel):
+    """Everything one run needs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field("revisor", pattern=r"^[A-Za-z0-9._-]+$")
+    run_dir: Path = Path("runs/revisor")
+    arm: Literal["rl", "sft"] = "rl"
+    """'rl': (optional SFT warm start, then) PPO; 'sft': the SFT arm only."""
+    model: str
+    """Checkpoint path (any Hugging Face causal LM or VLM directory)."""
+    tiny_model: TinyModel | None = None
+    """Build `model` as a tiny model first when the path does not exist yet."""
+    task: TaskConfig = GPConfig()
+    """The training task."""
+    rollout: RolloutConfig = RolloutConfig()
+    engine: EngineConfig
+    learner: LearnerConfig
+    sft: SFTConfig | None = None
+    """SFT warm start before RL (the study requires one), or the SFT arm itself."""
+    training: TrainingConfig = TrainingConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    cluster: ClusterConfig = ClusterConfig()
+    metrics: MetricsConfig = MetricsConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_model_path(cls, data: Any) -> Any:
+        """Hand the top-level model path to every part that loads the model."""
+        if not isinstance(data, dict) or "model" not in data:
+            return data
+        data = dict(data)
+        path = str(data["model"])
+        data["engine"] = {"model": path, **(data.get("engine") or {})}
+        learner = dict(data.get("learner") or {})
+        learner["model"] = {"path": path, **(learner.get("model") or {})}
+        data["learner"] = learner
+        if data.get("sft") is not None:
+            sft = dict(data["sft"])
+            sft["model"] = {"path": path, **(sft.get("model") or {})}
+            data["sft"] = sft
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentConfig:
+        if self.arm == "sft" and self.sft is None:
+            raise ValueError("arm 'sft' needs sft settings")
+        return self
+
+    @property
+    def max_staleness(self) -> int:
+        return self.learner.ppo.max_staleness

@@ -1,0 +1,148 @@
+"""The RL phase of a job: stream episodes to the learner, publish weights, evaluate, checkpoint.
+
+The driver moves metadata and object references only: workers put record batches into the
+broker, the learner fetches them by reference, and new weights go from the learner to the
+workers as one object-store reference per publication.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+from pydantic import BaseModel
+
+from cluster import telemetry
+from cluster.broker import RolloutBroker
+from cluster.compute import TokenCounts, training_gflops
+from cluster.config import ExperimentConfig
+from cluster.control import read_control
+from cluster.evaluation import run_evaluation
+from cluster.fleet import Publication, WorkerFleet
+from cluster.ledger import LedgerState
+from cluster.results import TRAINING_LOG, EvalPoint
+from learner.group import LearnerGroup
+
+
+class RLOutcome(BaseModel):
+    evaluations: list[EvalPoint]
+    tokens: TokenCounts
+    policy_version: int
+    restarts: int
+
+
+class RLDriver:
+    """One RL phase, from a model (or a checkpoint to resume) to its final evaluation."""
+
+    def __init__(self, config: ExperimentConfig, parameters: int, tokens: TokenCounts,
+                 resume: bool = False) -> None:
+        self.config, self.parameters, self.tokens = config, parameters, tokens
+        self.run_dir = Path(config.run_dir)
+        self.checkpoints = self.run_dir / "checkpoints"
+        self.learner = LearnerGroup(config.learner)
+        state = self.learner.load(self.checkpoints) if resume else None
+        self.version = state.policy_version if state else 0
+        if state:
+            self.tokens = TokenCounts(**state.extra["tokens"])
+        ledger = LedgerState(**state.extra["ledger"]) if state else None
+        t = config.training
+        self.broker = ray.remote(RolloutBroker).options(max_concurrency=64).remote(
+            config.task.model_dump(), t.episodes_per_update, config.max_staleness,
+            t.queue_capacity, t.seed, ledger, self.version)
+        c = config.cluster
+        self.fleet = WorkerFleet(self.broker, config.engine, config.rollout, c.cpus_per_worker,
+                                 c.gpus_per_worker, c.worker_resources, c.max_worker_restarts)
+        if resume:
+            self._publish(self.learner.publish(self.version))
+        self.evaluations: list[EvalPoint] = []
+
+    def run(self) -> RLOutcome:
+        t = self.config.training
+        self.fleet.scale_to(self.config.cluster.rollout_workers)
+        self._evaluate("init" if self.version == 0 else f"step-{self.version}")
+        for _ in range(self.version, t.updates):
+            self._update()
+            if t.checkpoint_every and self.version % t.checkpoint_every == 0:
+                self._checkpoint()
+            if t.eval_every and self.version % t.eval_every == 0 and self.version < t.updates:
+                self._evaluate(f"step-{self.version}")
+        if t.updates and (not t.checkpoint_every or self.version % t.checkpoint_every):
+            self._checkpoint()
+        if self.version and (not self.evaluations or self.evaluations[-1].phase != f"step-{self.version}"):
+            self._evaluate(f"step-{self.version}")
+        return RLOutcome(evaluations=self.evaluations, tokens=self.tokens,
+                         policy_version=self.version, restarts=self.fleet.restarts)
+
+    def shutdown(self) -> None:
+        ray.get(self.broker.finish.remote())
+        self.fleet.shutdown()
+        self.learner.shutdown()
+
+    def _update(self) -> None:
+        began = time.perf_counter()
+        self._follow_control()
+        taken = ray.get(self.broker.take_batches.remote(
+            self.config.training.episodes_per_update, self.config.training.take_timeout_s))
+        if not taken.batches:
+            raise RuntimeError(f"no trajectories arrived within {self.config.training.take_timeout_s}"
+                               " s (training.take_timeout_s); are the rollout workers alive?")
+        refs = [ref for _, batch_refs in taken.batches for ref in batch_refs]
+        result = self.learner.update(refs)
+        self.version = result.stats.policy_version
+        if result.weights is not None:
+            self._publish(result.weights)
+        metas = [meta for meta, _ in taken.batches]
+        self.tokens = self.tokens + TokenCounts(
+            rl=result.stats.tokens, generated=sum(m.generated_tokens for m in metas))
+        self._log(metas, result.stats, time.perf_counter() - began)
+
+    def _publish(self, weights: Any) -> None:
+        ray.get(self.broker.set_version.remote(weights.version))
+        self.fleet.publish(Publication(version=weights.version, ref=weights.ref))
+
+    def _follow_control(self) -> None:
+        wanted = read_control(self.run_dir).rollout_workers
+        if wanted and wanted != len(self.fleet.members):
+            self.fleet.scale_to(wanted)
+        events = self.fleet.check()
+        for worker in events.restarted:
+            telemetry.record_worker_restart("rollout", worker)
+        stats = ray.get(self.broker.stats.remote())
+        telemetry.record_queue(stats["queue"]["depth"], stats["queue"]["capacity"],
+                               stats["queue"]["duplicates"])
+        telemetry.record_workers("rollout", wanted or self.config.cluster.rollout_workers,
+                                 len(self.fleet.members))
+
+    def _log(self, metas: list, stats: Any, seconds: float) -> None:
+        episodes = sum(m.episodes for m in metas)
+        turns = sum(m.turns for m in metas)
+        row = {
+            "step": self.version, "episodes": episodes, "turns": turns,
+            "mean_reward": sum(m.total_reward for m in metas) / max(turns, 1),
+            "success": sum(m.successes for m in metas) / max(episodes, 1),
+            "oldest_version": min(m.oldest_version for m in metas),
+            "seconds": round(seconds, 3), "workers": len(self.fleet.members),
+            "gflops": training_gflops(self.parameters, self.tokens),
+            **{k: v for k, v in stats.model_dump().items() if isinstance(v, int | float)},
+        }
+        with open(self.run_dir / TRAINING_LOG, "a") as log:
+            log.write(json.dumps(row) + "\n")
+
+    def _checkpoint(self) -> None:
+        ledger = ray.get(self.broker.state.remote())
+        self.learner.save(self.checkpoints, extra={"ledger": ledger.model_dump(),
+                                                   "tokens": self.tokens.model_dump()})
+
+    def _evaluate(self, phase: str) -> None:
+        self.fleet.pause()
+        gflops = training_gflops(self.parameters, self.tokens)
+        points = run_evaluation(self.fleet.handles(), self.config.evaluation,
+                                self.config.rollout.sampling, self.config.arm, phase, gflops)
+        self.evaluations += points
+        for point in points:
+            telemetry.record_evaluation(point.task, point.variant, point.split, point.success,
+                                        point.episodes)
+        self.fleet.resume()

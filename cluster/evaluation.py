@@ -1,0 +1,62 @@
+"""Fixed-seed evaluation on the rollout workers: success per split, per turn, and recognition.
+
+Evaluation plays the same episodes (same seeds) at every evaluation point, greedily by
+default, spread over the rollout workers while they are not serving, so that the numbers of
+two points or two runs differ only by the policy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import ray
+
+from cluster.config import EvaluationConfig
+from cluster.results import EvalPoint
+from envs.registry import TaskConfig
+from rollout_workers.engine.base import SamplingSettings
+from rollout_workers.episodes.seeds import EpisodeSpec
+
+
+def evaluation_specs(config: EvaluationConfig, split: str, task: TaskConfig) -> list[EpisodeSpec]:
+    return [EpisodeSpec(episode_id=f"eval-{split}-{i}", task=task, seed=config.seed + i)
+            for i in range(config.episodes)]
+
+
+def run_evaluation(workers: list[Any], config: EvaluationConfig, sampling: SamplingSettings,
+                   arm: str, phase: str, gflops: float) -> list[EvalPoint]:
+    """One EvalPoint per split, the split's episodes shared out over `workers`."""
+    sampling = sampling.model_copy(update={
+        "temperature": config.temperature, "seed": config.seed,
+        **({"max_tokens": config.max_tokens} if config.max_tokens else {})})
+    points = []
+    for split, task in config.splits.items():
+        specs = evaluation_specs(config, split, task)
+        shares = [specs[i :: len(workers)] for i in range(len(workers))]
+        calls = [w.evaluate.remote(share, sampling) for w, share in zip(workers, shares, strict=True) if share]
+        batches = [batch for result in ray.get(calls) for batch in result]
+        points.append(summarise(batches, arm=arm, phase=phase, split=split, gflops=gflops))
+    return points
+
+
+def summarise(batches: list[pa.RecordBatch], arm: str, phase: str, split: str,
+              gflops: float) -> EvalPoint:
+    """Episode success, success within k turns, mean reward and recognition from trajectories."""
+    table = pa.Table.from_batches(batches).to_pydict()
+    rows = list(zip(table["episode_id"], table["turn"], table["done"], table["success"],
+                    table["reward"], table["recognition_ok"], strict=True))
+    final = {episode: (turn, success) for episode, turn, done, success, *_ in rows if done}
+    episodes = len(final)
+    longest = max((turn for turn, _ in final.values()), default=-1) + 1
+    by_turn = [sum(success and turn < k for turn, success in final.values()) / max(episodes, 1)
+               for k in range(1, longest + 1)]
+    recognised = [ok for *_, ok in rows if ok is not None]
+    return EvalPoint(
+        arm=arm, phase=phase, split=split, gflops=gflops, episodes=episodes,
+        task=table["task"][0] if rows else "", variant=table["variant"][0] if rows else "",
+        success=sum(success for _, success in final.values()) / max(episodes, 1),
+        success_by_turn=by_turn,
+        mean_reward=sum(r[4] for r in rows) / max(len(rows), 1),
+        recognition_accuracy=sum(recognised) / len(recognised) if recognised else None,
+    )

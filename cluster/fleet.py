@@ -1,0 +1,148 @@
+"""The rollout workers of a job: started, watched, replaced, scaled and kept on the current policy.
+
+Each worker runs `serve(broker)` as one long task; the fleet watches those tasks. A task that
+ends with an error means the worker died: the broker replays its episodes, the fleet starts a
+replacement under a new id, and the new worker loads the latest published weights before it
+asks for work. Scaling down stops a worker politely: it finishes the episodes it holds, ships
+them, and only then is it shut down.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from pydantic import BaseModel
+
+from rollout_workers.engine import EngineConfig
+from rollout_workers.episodes.config import RolloutConfig
+from rollout_workers.worker import remote_worker
+
+
+@dataclass
+class Member:
+    worker_id: str
+    handle: Any
+    serving: Any
+    """The ObjectRef of its running `serve` task."""
+
+
+class Publication(BaseModel):
+    """The newest weights: a version and the object-store reference of the packed tensors."""
+
+    model_config = {"arbitrary_types_allowed": True}
+
+    version: int
+    ref: Any
+
+
+class FleetEvents(BaseModel):
+    restarted: list[str] = []
+    replayed_episodes: list[str] = []
+
+
+class WorkerFleet:
+    """Driver-side manager of the RolloutWorker actors."""
+
+    def __init__(self, broker: Any, engine: EngineConfig, rollout: RolloutConfig,
+                 cpus_per_worker: float, gpus_per_worker: float = 0.0,
+                 resources: dict[str, float] | None = None, max_restarts: int = 10) -> None:
+        self.broker, self.engine, self.rollout = broker, engine, rollout
+        self.options = {"num_cpus": cpus_per_worker, "num_gpus": gpus_per_worker,
+                        "resources": resources or {}}
+        self.max_restarts = max_restarts
+        self.members: dict[str, Member] = {}
+        self.restarts = 0
+        self.latest: Publication | None = None
+        self._ids = itertools.count()
+
+    def scale_to(self, count: int) -> None:
+        """Start or retire workers until `count` serve."""
+        new = [self._start() for _ in range(count - len(self.members))]
+        self._serve(new)
+        for member in list(self.members.values())[count:]:
+            self.retire(member.worker_id)
+
+    def publish(self, publication: Publication) -> None:
+        """Send new weights to every worker (each switches between two engine steps)."""
+        self.latest = publication
+        ray.get([m.handle.update_weights.remote(publication.ref, publication.version)
+                 for m in self.members.values()])
+
+    def check(self) -> FleetEvents:
+        """Replace every worker whose serve task ended in an error; returns what happened."""
+        events = FleetEvents()
+        refs = [m.serving for m in self.members.values()]
+        done, _ = ray.wait(refs, num_returns=len(refs), timeout=0) if refs else ([], [])
+        for member in [m for m in self.members.values() if m.serving in done]:
+            try:
+                ray.get(member.serving)
+            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError):
+                events.replayed_episodes += ray.get(self.broker.worker_lost.remote(member.worker_id))
+                events.restarted.append(member.worker_id)
+            del self.members[member.worker_id]
+        if events.restarted:
+            self._replace(len(events.restarted))
+        return events
+
+    def pause(self) -> None:
+        """Let every worker finish what it holds and stop serving (before an evaluation)."""
+        ray.get([m.handle.stop.remote() for m in self.members.values()])
+        ray.get([m.serving for m in self.members.values()])
+
+    def resume(self) -> None:
+        self._serve(list(self.members.values()))
+
+    def retire(self, worker_id: str) -> None:
+        member = self.members.pop(worker_id)
+        ray.get(member.handle.stop.remote())
+        ray.get(member.serving)
+        _shutdown(member.handle)
+
+    def handles(self) -> list[Any]:
+        return [m.handle for m in self.members.values()]
+
+    def endpoints(self) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for endpoints in ray.get([m.handle.metrics_endpoints.remote() for m in self.members.values()]):
+            for role, addresses in endpoints.items():
+                found.setdefault(role, []).extend(addresses)
+        return found
+
+    def shutdown(self) -> None:
+        for member in self.members.values():
+            member.handle.stop.remote()
+        for member in self.members.values():
+            _shutdown(member.handle)
+        self.members.clear()
+
+    def _replace(self, count: int) -> None:
+        self.restarts += count
+        if self.restarts > self.max_restarts:
+            raise RuntimeError(f"rollout workers died {self.restarts} times (the limit is "
+                               f"cluster.max_worker_restarts={self.max_restarts}); see the Ray logs")
+        self._serve([self._start() for _ in range(count)])
+
+    def _start(self) -> Member:
+        worker_id = f"rollout-{next(self._ids)}"
+        handle = remote_worker(worker_id, self.engine, self.rollout, **self.options)
+        if self.latest is not None:
+            ray.get(handle.update_weights.remote(self.latest.ref, self.latest.version))
+        member = Member(worker_id, handle, serving=None)
+        self.members[worker_id] = member
+        return member
+
+    def _serve(self, members: list[Member]) -> None:
+        for member in members:
+            member.serving = member.handle.serve.remote(self.broker)
+
+
+def _shutdown(handle: Any) -> None:
+    """Release the engine's shared memory before the actor process goes."""
+    try:
+        ray.get(handle.shutdown.remote(), timeout=60)
+    except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+        pass
+    ray.kill(handle)
