@@ -153,11 +153,16 @@ class LearnerGroup:
         due = self._updates % self.config.publish_every == 0
         return UpdateResult(stats=stats, weights=self.publish() if due else None)
 
-    def publish(self) -> WeightPublication:
+    def publish(self, version: int | None = None) -> WeightPublication:
         """Gather the full weights (a collective under ZeRO-3) and leave them, packed, in the
-        object store, owned by the driver."""
+        object store, owned by the driver. `version`, when given, is checked against the
+        learner's own: publishing weights under the wrong version would mislabel every
+        trajectory sampled with them."""
         calls = [r.export.options(num_returns=2).remote() for r in self.pool.ranks]
         infos = ray.get([info for info, _ in calls])
+        if version is not None and version != infos[0]["version"]:
+            raise ValueError(f"asked to publish version {version}, but the learner's weights "
+                             f"are version {infos[0]['version']}")
         return WeightPublication(ref=calls[0][1], **infos[0])
 
     def save(self, directory: str | Path, extra: dict[str, Any] | None = None) -> str:

@@ -56,7 +56,7 @@ class SFTConfig(BaseModel):
     """Run the evaluation hooks every this many steps (and after the last); 0: never."""
     checkpoint_every: int = Field(100, ge=0)
     """Save a Hugging Face checkpoint every this many steps (and after the last); 0: only
-    the last. Needs output_dir."""
+    the last. Checkpoints go to output_dir; without one nothing is saved."""
     output_dir: Path | None = None
     max_answer_tokens: int = Field(64, ge=1)
     """Greedy generation length for evaluation."""
@@ -64,7 +64,7 @@ class SFTConfig(BaseModel):
 
     @model_validator(mode="after")
     def _checkpoints_need_a_place(self) -> SFTConfig:
-        if self.checkpoint_every and self.output_dir is None:
+        if "checkpoint_every" in self.model_fields_set and self.checkpoint_every and not self.output_dir:
             raise ValueError("checkpoint_every needs output_dir (or set checkpoint_every=0)")
         return self
 
