@@ -19,6 +19,8 @@ _EXPORTS = {
     "SFTTrainer": "learner.sft",
     "LearnerRank": "learner.rank",
     "LearnerGroup": "learner.group",
+    "RankPool": "learner.group",
+    "run_sft_on_ranks": "learner.group",
     "UpdateResult": "learner.group",
     "UpdateStats": "learner.ppo_trainer",
     "WeightPublication": "learner.export",
