@@ -32,6 +32,7 @@ from rollout_workers.episodes.runner import EpisodeRunner
 from rollout_workers.episodes.seeds import BrokerSource, EpisodeSpec, SeedList
 from rollout_workers.ray_runtime import actor_runtime_env
 from rollout_workers.trajectory import BatchMeta, EpisodeRecord, to_record_batch
+from rollout_workers.weights import PackedWeights, unpack_weights
 
 CONTROL_GROUP = "control"
 """Concurrency group of the calls served while rollouts stream (stats, weight updates)."""
@@ -181,9 +182,12 @@ class RolloutWorker:
 
     @ray.method(concurrency_group=CONTROL_GROUP)
     def update_weights(self, weights: Any, version: int) -> int:
-        """Load `weights` (name -> tensor, or (name, tensor) pairs) as policy `version`,
-        between two engine steps; returns the version now served."""
-        pairs = weights.items() if isinstance(weights, dict) else weights
+        """Load `weights` (a packed publication, name -> tensor, or (name, tensor) pairs) as
+        policy `version`, between two engine steps; returns the version now served."""
+        if isinstance(weights, PackedWeights):
+            pairs = unpack_weights(weights)
+        else:
+            pairs = weights.items() if isinstance(weights, dict) else weights
         loaded_bytes = _loaded_bytes(self.engine)
         with self._engine_lock:
             began = time.perf_counter()

@@ -1,0 +1,127 @@
+"""The job entry point: `python -m cluster.main --config configs/X.yaml [dotted.key=value ...]`.
+
+The same entry point runs inside `ray job submit` on a GPU cluster and embedded on a laptop
+or in CI. A job: validate the settings, prepare the run directory, (build a tiny model,) SFT
+warm start, RL with periodic evaluation and checkpoints, final evaluation, report.
+`--resume RUN_DIR` continues an interrupted RL phase from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import ray
+from rich.console import Console
+
+from cluster.compute import TokenCounts, training_gflops
+from cluster.config import ExperimentConfig
+from cluster.report import write_report
+from cluster.results import EvalPoint, write_evaluations
+from cluster.runtime import ray_cluster
+from cluster.settings import SettingsError, dump_settings, load_settings
+
+console = Console()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m cluster.main", description=__doc__)
+    parser.add_argument("--config", type=Path, help="experiment settings (YAML)")
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                        help="continue the run in RUN_DIR from its last checkpoint")
+    parser.add_argument("overrides", nargs="*", help="dotted.key=value settings")
+    return parser.parse_args(argv)
+
+
+def resolve_settings(args: argparse.Namespace) -> ExperimentConfig:
+    if args.resume:
+        return load_settings(ExperimentConfig, args.resume / "config.yaml", args.overrides)
+    return load_settings(ExperimentConfig, args.config, args.overrides)
+
+
+def prepare_run_dir(config: ExperimentConfig, resume: bool) -> None:
+    run_dir = Path(config.run_dir)
+    if not resume and (run_dir / "checkpoints").exists():
+        raise SettingsError(f"run_dir {run_dir} already holds a run; pass --resume {run_dir} to "
+                            "continue it or choose another run_dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dump_settings(config, run_dir / "config.yaml")
+
+
+def ensure_model(config: ExperimentConfig) -> None:
+    """Build the configured tiny model at `model` when asked to and not there yet."""
+    if config.tiny_model is None or (Path(config.model) / "config.json").exists():
+        return
+    from rollout_workers.tiny_models import save_tiny_model
+
+    spec = config.tiny_model
+    save_tiny_model(spec.kind, spec.size, Path(config.model), seed=spec.seed)
+    console.print(f"built a tiny {spec.kind} ({spec.size}) at {config.model}")
+
+
+def count_parameters(model_path: str) -> int:
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with __import__("torch").device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_path))
+    return sum(p.numel() for p in model.parameters())
+
+
+def run_job(config: ExperimentConfig, resume: bool = False) -> dict:
+    """Run the whole job; returns the summary also written to RUN_DIR/summary.json."""
+    from cluster.phases import rl_phase, sft_phase
+
+    run_dir = Path(config.run_dir)
+    prepare_run_dir(config, resume)
+    ensure_model(config)
+    parameters = count_parameters(config.model)
+    with ray_cluster(config.cluster):
+        sft = sft_phase(config, parameters) if config.sft and not resume else None
+        tokens = sft.tokens if sft else TokenCounts()
+        points: list[EvalPoint] = list(sft.evaluations) if sft else []
+        if config.arm == "rl":
+            if sft:
+                config = config.model_validate({**config.model_dump(), "model": sft.checkpoint})
+            rl = rl_phase(config, parameters, TokenCounts(init=tokens.sft + tokens.init), resume)
+            points += rl.evaluations
+            tokens = rl.tokens
+    write_evaluations(run_dir, points)
+    summary = summarise(points, parameters, tokens)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    report = write_report([run_dir], run_dir / "report")
+    console.print(f"[bold]report:[/bold] {report}")
+    return summary
+
+
+def summarise(points: list[EvalPoint], parameters: int, tokens: TokenCounts) -> dict:
+    """{"sft": {"id": {"success", "n"}, ...}, "rl": {...}, "gflops": {...}} of the last points."""
+    summary: dict = {"parameters": parameters, "tokens": tokens.model_dump(),
+                     "gflops": {"total": training_gflops(parameters, tokens)}}
+    for point in points:
+        key = "rl" if point.arm == "rl" and point.phase != "init" else "sft"
+        summary.setdefault(key, {})[point.split] = {
+            "success": point.success, "n": point.episodes, "stderr": point.stderr,
+            "success_by_turn": point.success_by_turn, "phase": point.phase}
+        summary["gflops"][key] = point.gflops
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = resolve_settings(args)
+        summary = run_job(config, resume=args.resume is not None)
+    except SettingsError as error:
+        console.print(f"[red]revisor:[/red] {error}", markup=False, highlight=False)
+        return 2
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+    console.print_json(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""The phases of a job: SFT (warm start or the SFT arm) and RL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ray
+from pydantic import BaseModel
+
+from cluster.compute import TokenCounts, training_gflops
+from cluster.config import ExperimentConfig
+from cluster.driver import RLDriver, RLOutcome
+from cluster.evaluation import run_evaluation
+from cluster.results import EvalPoint
+from learner.group import run_sft_on_ranks
+from rollout_workers.worker import remote_worker
+
+
+class SFTOutcome(BaseModel):
+    checkpoint: str
+    tokens: TokenCounts
+    evaluations: list[EvalPoint]
+
+
+def sft_phase(config: ExperimentConfig, parameters: int) -> SFTOutcome:
+    """SFT on expert answers; evaluates the SFT arm before and after when it is the arm."""
+    sft = config.sft.model_copy(update={"output_dir": Path(config.run_dir) / "sft"})
+    evaluations = []
+    if config.arm == "sft":
+        evaluations += evaluate_model(config, config.model, "init", 0.0)
+    learner = config.learner
+    result = run_sft_on_ranks(sft, learner.num_ranks, learner.cpus_per_rank, learner.gpus_per_rank,
+                              metrics=config.metrics)
+    checkpoint = result.checkpoints[-1]
+    tokens = TokenCounts(sft=sum(step.tokens for step in result.steps))
+    if config.arm == "sft":
+        gflops = training_gflops(parameters, tokens)
+        evaluations += evaluate_model(config, checkpoint, f"step-{sft.steps}", gflops)
+    return SFTOutcome(checkpoint=checkpoint, tokens=tokens, evaluations=evaluations)
+
+
+def rl_phase(config: ExperimentConfig, parameters: int, tokens: TokenCounts,
+             resume: bool) -> RLOutcome:
+    driver = RLDriver(config, parameters, tokens, resume=resume)
+    try:
+        return driver.run()
+    finally:
+        driver.shutdown()
+
+
+def evaluate_model(config: ExperimentConfig, model: str, phase: str, gflops: float) -> list[EvalPoint]:
+    """Evaluate a checkpoint on fresh rollout workers (no training running)."""
+    engine = config.engine.model_copy(update={"model": model})
+    c = config.cluster
+    workers = [remote_worker(f"eval-{i}", engine, config.rollout, num_cpus=c.cpus_per_worker,
+                             num_gpus=c.gpus_per_worker, resources=c.worker_resources)
+               for i in range(c.rollout_workers)]
+    try:
+        return run_evaluation(workers, config.evaluation, config.rollout.sampling,
+                              config.arm, phase, gflops)
+    finally:
+        for worker in workers:
+            ray.get(worker.shutdown.remote())
+            ray.kill(worker)
