@@ -122,13 +122,14 @@ class ExperimentConfig(BaseModel):
             return data
         data = dict(data)
         path = str(data["model"])
-        data["engine"] = {"model": path, **(data.get("engine") or {})}
+        data["engine"] = {**(data.get("engine") or {}), "model": path}
         learner = dict(data.get("learner") or {})
-        learner["model"] = {"path": path, **(learner.get("model") or {})}
+        learner["model"] = {**(learner.get("model") or {}), "path": path}
         data["learner"] = learner
         if data.get("sft") is not None:
             sft = dict(data["sft"])
-            sft["model"] = {"path": path, **(sft.get("model") or {})}
+            sft["model"] = {**(sft.get("model") or {}), "path": path}
+            sft.setdefault("task", data.get("task", {"task": "gp"}))
             data["sft"] = sft
         return data
 

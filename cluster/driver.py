@@ -49,7 +49,7 @@ class RLDriver:
             self.tokens = TokenCounts(**state.extra["tokens"])
         ledger = LedgerState(**state.extra["ledger"]) if state else None
         t = config.training
-        self.broker = ray.remote(RolloutBroker).options(max_concurrency=64).remote(
+        self.broker = ray.remote(RolloutBroker).options(num_cpus=0, max_concurrency=64).remote(
             config.task.model_dump(), t.episodes_per_update, config.max_staleness,
             t.queue_capacity, t.seed, ledger, self.version)
         c = config.cluster

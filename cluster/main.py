@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -109,6 +110,8 @@ def summarise(points: list[EvalPoint], parameters: int, tokens: TokenCounts) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
+    # `ray job stop` and Ctrl-C alike: unwind, so actors and the embedded cluster are released.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = parse_args(argv)
     try:
         config = resolve_settings(args)

@@ -125,7 +125,6 @@ class RolloutWorker:
         over at put time): a broker that must keep batches past this worker's death copies
         them into the object store itself.
         """
-        self._stopping.clear()
         source = BrokerSource(broker, self.worker_id, lambda: self.policy_version,
                               self._stopping.is_set)
         shipping = None
@@ -139,6 +138,9 @@ class RolloutWorker:
                 idle = False
             if idle:
                 time.sleep(idle_seconds)
+        # Cleared on the way out, not on the way in: a stop() that overtook this call (they
+        # run in different concurrency groups) must still end it.
+        self._stopping.clear()
         if shipping is not None:
             ray.get(shipping)
         return self.stats()
