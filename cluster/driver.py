@@ -14,6 +14,7 @@ from typing import Any
 
 import ray
 from pydantic import BaseModel
+from rich.console import Console
 
 from cluster import telemetry
 from cluster.broker import RolloutBroker
@@ -24,7 +25,11 @@ from cluster.evaluation import run_evaluation
 from cluster.fleet import Publication, WorkerFleet
 from cluster.ledger import LedgerState
 from cluster.results import TRAINING_LOG, EvalPoint
+from cluster.telemetry import write_prometheus_config
 from learner.group import LearnerGroup
+from rollout_workers.telemetry import start_metrics_endpoint
+
+console = Console()
 
 
 class RLOutcome(BaseModel):
@@ -42,7 +47,8 @@ class RLDriver:
         self.config, self.parameters, self.tokens = config, parameters, tokens
         self.run_dir = Path(config.run_dir)
         self.checkpoints = self.run_dir / "checkpoints"
-        self.learner = LearnerGroup(config.learner)
+        self.learner = LearnerGroup(config.learner, metrics=config.metrics)
+        self.endpoint = start_metrics_endpoint(config.metrics)
         state = self.learner.load(self.checkpoints) if resume else None
         self.version = state.policy_version if state else 0
         if state:
@@ -62,6 +68,8 @@ class RLDriver:
     def run(self) -> RLOutcome:
         t = self.config.training
         self.fleet.scale_to(self.config.cluster.rollout_workers)
+        self._refresh_targets()
+        write_prometheus_config(self.run_dir)
         self._evaluate("init" if self.version == 0 else f"step-{self.version}")
         for _ in range(self.version, t.updates):
             self._update()
@@ -107,14 +115,25 @@ class RLDriver:
         wanted = read_control(self.run_dir).rollout_workers
         if wanted and wanted != len(self.fleet.members):
             self.fleet.scale_to(wanted)
+            self._refresh_targets()
         events = self.fleet.check()
         for worker in events.restarted:
             telemetry.record_worker_restart("rollout", worker)
+        if events.restarted:
+            self._refresh_targets()
         stats = ray.get(self.broker.stats.remote())
         telemetry.record_queue(stats["queue"]["depth"], stats["queue"]["capacity"],
                                stats["queue"]["duplicates"])
         telemetry.record_workers("rollout", wanted or self.config.cluster.rollout_workers,
                                  len(self.fleet.members))
+
+    def _refresh_targets(self) -> None:
+        """Tell Prometheus (through its file discovery) where every process serves metrics."""
+        endpoints = self.fleet.endpoints()
+        endpoints["learner"] = [e for e in [self.learner.metrics_endpoint] if e]
+        endpoints["driver"] = [e for e in [self.endpoint] if e]
+        telemetry.write_prometheus_targets(telemetry.default_targets_file(self.run_dir), endpoints,
+                                           labels={"run": self.config.name})
 
     def _log(self, metas: list, stats: Any, seconds: float) -> None:
         episodes = sum(m.episodes for m in metas)
@@ -130,6 +149,9 @@ class RLDriver:
         }
         with open(self.run_dir / TRAINING_LOG, "a") as log:
             log.write(json.dumps(row) + "\n")
+        console.print(f"update {self.version}/{self.config.training.updates}: "
+                      f"reward/turn {row['mean_reward']:+.3f}  success {row['success']:.1%}  "
+                      f"{episodes} episodes  {seconds:.1f} s  ({row['workers']} workers)")
 
     def _checkpoint(self) -> None:
         ledger = ray.get(self.broker.state.remote())
@@ -142,6 +164,9 @@ class RLDriver:
         points = run_evaluation(self.fleet.handles(), self.config.evaluation,
                                 self.config.rollout.sampling, self.config.arm, phase, gflops)
         self.evaluations += points
+        for point in points:
+            console.print(f"evaluation {phase} {point.split}: success {point.success:.1%} "
+                          f"± {point.stderr:.1%} over {point.episodes} episodes")
         for point in points:
             telemetry.record_evaluation(point.task, point.variant, point.split, point.success,
                                         point.episodes)

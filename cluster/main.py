@@ -79,6 +79,8 @@ def run_job(config: ExperimentConfig, resume: bool = False) -> dict:
     ensure_model(config)
     parameters = count_parameters(config.model)
     with ray_cluster(config.cluster):
+        if config.sft and not resume:
+            console.print(f"SFT: {config.sft.steps} steps of {config.sft.batch_size} demonstrations")
         sft = sft_phase(config, parameters) if config.sft and not resume else None
         tokens = sft.tokens if sft else TokenCounts()
         points: list[EvalPoint] = list(sft.evaluations) if sft else []

@@ -1,0 +1,114 @@
+"""The job entry point end to end: settings errors, an embedded run, and `ray job submit`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from cluster.main import main as job_main
+from cluster.results import read_evaluations, read_training_log
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "configs" / "cpu_demo.yaml"
+SHORT_RUN = ["training.updates=2", "training.episodes_per_update=16", "training.checkpoint_every=1",
+             "evaluation.episodes=8", "sft.steps=10", "sft.train_episodes=64",
+             "rollout.episodes_in_flight=16"]
+
+
+def test_invalid_settings_fail_before_anything_starts_and_name_each_field(tmp_path, capsys):
+    code = job_main(["--config", str(DEMO), f"run_dir={tmp_path / 'run'}", "training.updates=-1",
+                     "cluster.rollout_workers=0", "learner.ppo.ratio_level=tokens"])
+    out = capsys.readouterr().out
+    assert code == 2
+    for field in ("training.updates", "cluster.rollout_workers", "learner.ppo.ratio_level"):
+        assert field in out
+    assert "'token' or 'sequence'" in out
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_embedded_job_trains_on_policy_and_leaves_a_readable_run_directory(tmp_path):
+    run = tmp_path / "run"
+    assert job_main(["--config", str(DEMO), f"run_dir={run}", f"model={run / 'model'}", *SHORT_RUN]) == 0
+    rows = read_training_log(run)
+    assert [row["step"] for row in rows] == [1, 2]
+    # max_staleness 0: every sample of update k was played by policy k-1, the current one
+    assert [row["oldest_version"] for row in rows] == [0, 1]
+    assert all(row["episodes"] == 16 for row in rows)
+    points = read_evaluations(run)
+    assert {(p.phase, p.split) for p in points} == {
+        (phase, split) for phase in ("init", "step-2") for split in ("id", "ood-rule")}
+    assert all(p.episodes == 8 for p in points)
+    summary = json.loads((run / "summary.json").read_text())
+    assert set(summary["rl"]) == {"id", "ood-rule"} and summary["gflops"]["total"] > 0
+    assert (run / "checkpoints" / "version-2").is_dir() and (run / "sft").is_dir()
+    assert (run / "config.yaml").exists() and (run / "report" / "report.md").exists()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def ray_head():
+    """A Ray head of this test's own (temp dir, loopback ports), stopped by its process group."""
+    bin_dir = Path(sys.executable).parent
+    temp_dir = tempfile.mkdtemp(prefix="rv-head-", dir="/tmp")
+    port, dashboard = free_port(), free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    head = subprocess.Popen(
+        [str(bin_dir / "ray"), "start", "--head", "--block", f"--port={port}",
+         "--node-ip-address=127.0.0.1", f"--temp-dir={temp_dir}", "--num-cpus=4",
+         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}"],
+        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    address = f"http://127.0.0.1:{dashboard}"
+    try:
+        _wait_for_jobs_api(bin_dir, address, env)
+        yield bin_dir, address, env
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+
+
+def _wait_for_jobs_api(bin_dir: Path, address: str, env: dict) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        listing = subprocess.run([str(bin_dir / "ray"), "job", "list", "--address", address],
+                                 env=env, capture_output=True, text=True)
+        if listing.returncode == 0:
+            return
+        time.sleep(2)
+    pytest.fail(f"the Ray head's job API at {address} never answered: {listing.stderr[-2000:]}")
+
+
+@pytest.mark.slow
+def test_ray_job_submit_runs_a_short_rl_job(ray_head, tmp_path):
+    bin_dir, address, env = ray_head
+    run = tmp_path / "run"
+    submit = subprocess.run(
+        [str(bin_dir / "ray"), "job", "submit", "--address", address, "--working-dir", str(ROOT),
+         "--", sys.executable, "-m", "cluster.main", "--config", "configs/cpu_demo.yaml",
+         "cluster.address=auto", f"run_dir={run}", f"model={run / 'model'}", *SHORT_RUN],
+        env=env, capture_output=True, text=True, timeout=900)
+    assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-3000:]
+    job_id = next(line.split("'")[1] for line in submit.stdout.splitlines()
+                  if "submitted successfully" in line)
+    status = subprocess.run([str(bin_dir / "ray"), "job", "status", "--address", address, job_id],
+                            env=env, capture_output=True, text=True)
+    assert "SUCCEEDED" in status.stdout, status.stdout + status.stderr
+    assert (run / "config.yaml").exists() and (run / "checkpoints" / "version-2").is_dir()
+    assert [row["step"] for row in read_training_log(run)] == [1, 2]
