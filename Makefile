@@ -12,7 +12,7 @@ install:
 	@bash deploy/install.sh
 
 demo: install
-	$(VENV)/bin/revisor play --episodes 2 --policy reviser
+	$(VENV)/bin/python -m cluster.main --config configs/cpu_demo.yaml run_dir=runs/cpu-demo-$$(date +%Y%m%d-%H%M%S)
 
 test: install
 	@bash deploy/install-test-tools.sh || [ $$? = 2 ]  # 2: no root here; those tests say so

@@ -31,13 +31,15 @@ class RolloutBroker:
 
     def __init__(self, task: dict[str, Any], episodes_per_update: int, max_staleness: int,
                  capacity: int, base_seed: int = 0, ledger: LedgerState | None = None,
-                 version: int = 0) -> None:
+                 version: int = 0, updates: int | None = None) -> None:
         self.task = TypeAdapter(TaskConfig).validate_python(task)
         self.episodes_per_update = episodes_per_update
         self.max_staleness = max_staleness
         self.ledger = EpisodeLedger(base_seed, ledger)
         self.queue = TrajectoryQueue(capacity)
         self.version = version
+        self.updates = updates
+        """The run's number of updates: no episodes are played beyond what they consume."""
         self.finished = False
 
     async def take_work(self, worker: str, count: int, worker_version: int) -> list[dict]:
@@ -93,6 +95,9 @@ class RolloutBroker:
                 "queue": self.queue.stats(), "ledger": self.ledger.counts.model_dump()}
 
     def _budget(self) -> int:
-        allowed = self.episodes_per_update * (self.version + self.max_staleness + 1)
+        horizon = self.version + self.max_staleness + 1
+        if self.updates is not None:
+            horizon = min(horizon, self.updates)
+        allowed = self.episodes_per_update * horizon
         allowed += self.ledger.counts.dropped_stale
         return allowed - self.ledger.next_episode + len(self.ledger.pending)

@@ -137,6 +137,11 @@ class ExperimentConfig(BaseModel):
     def _consistent(self) -> ExperimentConfig:
         if self.arm == "sft" and self.sft is None:
             raise ValueError("arm 'sft' needs sft settings")
+        sampled, scored = self.rollout.sampling.temperature, self.learner.ppo.temperature
+        if sampled != scored:
+            raise ValueError(
+                f"rollout.sampling.temperature ({sampled}) must equal learner.ppo.temperature "
+                f"({scored}): PPO's ratios compare log-probs of the distribution that sampled")
         return self
 
     @property

@@ -37,6 +37,8 @@ class RLOutcome(BaseModel):
     tokens: TokenCounts
     policy_version: int
     restarts: int
+    episodes: dict[str, int]
+    """The broker's episode accounting: issued, completed, reissued, duplicates, stale."""
 
 
 class RLDriver:
@@ -57,10 +59,11 @@ class RLDriver:
         t = config.training
         self.broker = ray.remote(RolloutBroker).options(num_cpus=0, max_concurrency=64).remote(
             config.task.model_dump(), t.episodes_per_update, config.max_staleness,
-            t.queue_capacity, t.seed, ledger, self.version)
+            t.queue_capacity, t.seed, ledger, self.version, t.updates)
         c = config.cluster
         self.fleet = WorkerFleet(self.broker, config.engine, config.rollout, c.cpus_per_worker,
-                                 c.gpus_per_worker, c.worker_resources, c.max_worker_restarts)
+                                 c.gpus_per_worker, c.worker_resources, c.max_worker_restarts,
+                                 name_prefix=config.name)
         if resume:
             self._publish(self.learner.publish(self.version))
         self.evaluations: list[EvalPoint] = []
@@ -81,8 +84,9 @@ class RLDriver:
             self._checkpoint()
         if self.version and (not self.evaluations or self.evaluations[-1].phase != f"step-{self.version}"):
             self._evaluate(f"step-{self.version}")
+        ledger = ray.get(self.broker.stats.remote())["ledger"]
         return RLOutcome(evaluations=self.evaluations, tokens=self.tokens,
-                         policy_version=self.version, restarts=self.fleet.restarts)
+                         policy_version=self.version, restarts=self.fleet.restarts, episodes=ledger)
 
     def shutdown(self) -> None:
         ray.get(self.broker.finish.remote())

@@ -48,7 +48,8 @@ class WorkerFleet:
 
     def __init__(self, broker: Any, engine: EngineConfig, rollout: RolloutConfig,
                  cpus_per_worker: float, gpus_per_worker: float = 0.0,
-                 resources: dict[str, float] | None = None, max_restarts: int = 10) -> None:
+                 resources: dict[str, float] | None = None, max_restarts: int = 10,
+                 name_prefix: str = "revisor") -> None:
         self.broker, self.engine, self.rollout = broker, engine, rollout
         self.options = {"num_cpus": cpus_per_worker, "num_gpus": gpus_per_worker,
                         "resources": resources or {}}
@@ -57,6 +58,7 @@ class WorkerFleet:
         self.restarts = 0
         self.latest: Publication | None = None
         self._ids = itertools.count()
+        self.name_prefix = name_prefix
 
     def scale_to(self, count: int) -> None:
         """Start or retire workers until `count` serve."""
@@ -127,7 +129,8 @@ class WorkerFleet:
 
     def _start(self) -> Member:
         worker_id = f"rollout-{next(self._ids)}"
-        handle = remote_worker(worker_id, self.engine, self.rollout, **self.options)
+        handle = remote_worker(worker_id, self.engine, self.rollout,
+                               name=f"{self.name_prefix}-{worker_id}", **self.options)
         if self.latest is not None:
             ray.get(handle.update_weights.remote(self.latest.ref, self.latest.version))
         member = Member(worker_id, handle, serving=None)

@@ -92,6 +92,10 @@ def run_job(config: ExperimentConfig, resume: bool = False) -> dict:
             tokens = rl.tokens
     write_evaluations(run_dir, points)
     summary = summarise(points, parameters, tokens)
+    if config.arm == "rl":
+        summary["episodes"] = rl.episodes
+        summary["worker_restarts"] = rl.restarts
+        summary["policy_version"] = rl.policy_version
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     report = write_report([run_dir], run_dir / "report")
     console.print(f"[bold]report:[/bold] {report}")
@@ -119,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         config = resolve_settings(args)
         summary = run_job(config, resume=args.resume is not None)
     except SettingsError as error:
-        console.print(f"[red]revisor:[/red] {error}", markup=False, highlight=False)
+        print(f"revisor: {error}", file=sys.stderr)
         return 2
     finally:
         if ray.is_initialized():

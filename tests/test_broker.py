@@ -99,3 +99,11 @@ def test_finish_stops_issuing():
         return await b.take_work("w0", 4, 0)
 
     assert asyncio.run(scenario()) == []
+
+
+def test_no_episode_is_played_beyond_the_last_update():
+    async def scenario():
+        b = RolloutBroker({"task": "gp"}, 4, 2, capacity=16, updates=2)
+        return await b.take_work("w0", 100, 0)
+
+    assert len(asyncio.run(scenario())) == 8

@@ -27,12 +27,19 @@ SHORT_RUN = ["training.updates=2", "training.episodes_per_update=16", "training.
 def test_invalid_settings_fail_before_anything_starts_and_name_each_field(tmp_path, capsys):
     code = job_main(["--config", str(DEMO), f"run_dir={tmp_path / 'run'}", "training.updates=-1",
                      "cluster.rollout_workers=0", "learner.ppo.ratio_level=tokens"])
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert code == 2
     for field in ("training.updates", "cluster.rollout_workers", "learner.ppo.ratio_level"):
         assert field in out
     assert "'token' or 'sequence'" in out
     assert not (tmp_path / "run").exists()
+
+
+def test_sampling_and_learner_temperatures_must_agree(tmp_path, capsys):
+    code = job_main(["--config", str(DEMO), f"run_dir={tmp_path}", "learner.ppo.temperature=0.2"])
+    assert code == 2
+    assert "rollout.sampling.temperature (1.0) must equal learner.ppo.temperature (0.2)" in \
+        capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -112,3 +119,46 @@ def test_ray_job_submit_runs_a_short_rl_job(ray_head, tmp_path):
     assert "SUCCEEDED" in status.stdout, status.stdout + status.stderr
     assert (run / "config.yaml").exists() and (run / "checkpoints" / "version-2").is_dir()
     assert [row["step"] for row in read_training_log(run)] == [1, 2]
+
+
+@pytest.mark.slow
+def test_a_killed_rollout_worker_is_replaced_and_no_episode_is_lost_or_repeated(tmp_path):
+    """Kill one rollout worker while the job trains: the job finishes, the worker count is
+    restored, and every update still trains on exactly its episodes, each once."""
+    import threading
+
+    import ray
+
+    run = tmp_path / "run"
+    result: dict = {}
+    args = ["--config", str(DEMO), f"run_dir={run}", f"model={run / 'model'}", "name=killtest",
+            *SHORT_RUN, "training.updates=4", "training.checkpoint_every=0", "sft.steps=4"]
+    job = threading.Thread(target=lambda: result.setdefault("code", job_main(args)))
+    job.start()
+    killed = _kill_a_worker_once_training_runs(run, "killtest-rollout-0")
+    job.join(timeout=900)
+    assert not job.is_alive() and result["code"] == 0 and killed
+    summary = json.loads((run / "summary.json").read_text())
+    episodes = summary["episodes"]
+    assert summary["worker_restarts"] == 1
+    assert episodes["completed"] == 4 * 16 and episodes["duplicates_rejected"] == 0
+    assert episodes["issued"] == episodes["completed"] + episodes["reissued"]
+    rows = read_training_log(run)
+    assert [row["episodes"] for row in rows] == [16] * 4
+    assert [row["workers"] for row in rows][-1] == 2
+    assert not ray.is_initialized()
+
+
+def _kill_a_worker_once_training_runs(run: Path, name: str) -> bool:
+    import ray
+
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if read_training_log(run):
+            try:
+                ray.kill(ray.get_actor(name))
+                return True
+            except ValueError:
+                return False
+        time.sleep(0.2)
+    return False
