@@ -26,10 +26,13 @@ from cluster.fleet import Publication, WorkerFleet
 from cluster.ledger import LedgerState
 from cluster.results import TRAINING_LOG, EvalPoint
 from cluster.telemetry import write_prometheus_config
+from cluster.trajectory_queue import Taken
 from learner.group import LearnerGroup
 from rollout_workers.telemetry import start_metrics_endpoint
 
 console = Console()
+HEALTH_CHECK_S = 2.0
+"""How often the driver looks for dead rollout workers while it waits for data."""
 
 
 class RLOutcome(BaseModel):
@@ -96,11 +99,7 @@ class RLDriver:
     def _update(self) -> None:
         began = time.perf_counter()
         self._follow_control()
-        taken = ray.get(self.broker.take_batches.remote(
-            self.config.training.episodes_per_update, self.config.training.take_timeout_s))
-        if not taken.batches:
-            raise RuntimeError(f"no trajectories arrived within {self.config.training.take_timeout_s}"
-                               " s (training.take_timeout_s); are the rollout workers alive?")
+        taken = self._take()
         refs = [ref for _, batch_refs in taken.batches for ref in batch_refs]
         result = self.learner.update(refs)
         self.version = result.stats.policy_version
@@ -111,6 +110,23 @@ class RLDriver:
             rl=result.stats.tokens, generated=sum(m.generated_tokens for m in metas))
         self._log(metas, result.stats, time.perf_counter() - began)
 
+    def _take(self) -> Taken:
+        """The next update's batches; dead workers are replaced while waiting, so the episodes
+        they held are replayed instead of awaited forever."""
+        wanted, timeout = self.config.training.episodes_per_update, self.config.training.take_timeout_s
+        taken, waited = Taken(), 0.0
+        while taken.episodes < wanted:
+            part = ray.get(self.broker.take_batches.remote(wanted - taken.episodes, HEALTH_CHECK_S))
+            taken.batches += part.batches
+            taken.stale_ids += part.stale_ids
+            waited = 0.0 if part.batches else waited + HEALTH_CHECK_S
+            if waited >= timeout:
+                raise RuntimeError(f"no trajectories arrived for {timeout:.0f} s "
+                                   "(training.take_timeout_s); see the rollout workers' logs")
+            if taken.episodes < wanted:
+                self._check_workers()
+        return taken
+
     def _publish(self, weights: Any) -> None:
         ray.get(self.broker.set_version.remote(weights.version))
         self.fleet.publish(Publication(version=weights.version, ref=weights.ref))
@@ -120,16 +136,21 @@ class RLDriver:
         if wanted and wanted != len(self.fleet.members):
             self.fleet.scale_to(wanted)
             self._refresh_targets()
-        events = self.fleet.check()
-        for worker in events.restarted:
-            telemetry.record_worker_restart("rollout", worker)
-        if events.restarted:
-            self._refresh_targets()
+        self._check_workers()
         stats = ray.get(self.broker.stats.remote())
         telemetry.record_queue(stats["queue"]["depth"], stats["queue"]["capacity"],
                                stats["queue"]["duplicates"])
         telemetry.record_workers("rollout", wanted or self.config.cluster.rollout_workers,
                                  len(self.fleet.members))
+
+    def _check_workers(self) -> None:
+        events = self.fleet.check()
+        for worker in events.restarted:
+            telemetry.record_worker_restart("rollout", worker)
+            console.print(f"rollout worker {worker} died: replaced; its episodes are replayed "
+                          f"({len(events.replayed_episodes)} in all)")
+        if events.restarted:
+            self._refresh_targets()
 
     def _refresh_targets(self) -> None:
         """Tell Prometheus (through its file discovery) where every process serves metrics."""

@@ -12,6 +12,7 @@ import argparse
 import json
 import signal
 import sys
+import threading
 from pathlib import Path
 
 import ray
@@ -117,7 +118,8 @@ def summarise(points: list[EvalPoint], parameters: int, tokens: TokenCounts) -> 
 
 def main(argv: list[str] | None = None) -> int:
     # `ray job stop` and Ctrl-C alike: unwind, so actors and the embedded cluster are released.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = parse_args(argv)
     try:
         config = resolve_settings(args)
