@@ -115,7 +115,11 @@ def raw_seconds(model: torch.nn.Module, optimizer: torch.optim.Optimizer, turns:
 def run(b: LearnerBenchmark) -> dict[str, float | int | str]:
     prepare_environment()
     torch.set_num_threads(1)
-    path = save_tiny_model("lm", b.size, Path(tempfile.mkdtemp(prefix="rv-bench-")) / "model")
+    with tempfile.TemporaryDirectory(prefix="rv-bench-") as scratch:
+        return measure(b, save_tiny_model("lm", b.size, Path(scratch) / "model"))
+
+
+def measure(b: LearnerBenchmark, path: Path) -> dict[str, float | int | str]:
     model = AutoModelForCausalLM.from_pretrained(path)
     batch = synthetic_batch(b, model.config.vocab_size)
     turns = turns_from_record_batches([batch])
