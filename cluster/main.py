@@ -64,9 +64,10 @@ def ensure_model(config: ExperimentConfig) -> None:
 
 
 def count_parameters(model_path: str) -> int:
+    import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    with __import__("torch").device("meta"):
+    with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_path))
     return sum(p.numel() for p in model.parameters())
 

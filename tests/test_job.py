@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,6 +16,7 @@ import pytest
 
 from cluster.main import main as job_main
 from cluster.results import read_evaluations, read_training_log
+from tests.prometheus_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "configs" / "cpu_demo.yaml"
@@ -60,12 +60,6 @@ def test_embedded_job_trains_on_policy_and_leaves_a_readable_run_directory(tmp_p
     assert set(summary["rl"]) == {"id", "ood-rule"} and summary["gflops"]["total"] > 0
     assert (run / "checkpoints" / "version-2").is_dir() and (run / "sft").is_dir()
     assert (run / "config.yaml").exists() and (run / "report" / "report.md").exists()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
