@@ -87,6 +87,8 @@ class Catalogue:
     def __post_init__(self) -> None:
         _check_role(self.role)
         CATALOGUES.setdefault(self.role, []).append(self)
+        if self.role in SERVED_ROLES:  # the process declared its role before this import
+            self.serve()
 
     def counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
         return self._keep(name, "counter", labels, doc, Counter(name, doc, labels, registry=None))
@@ -127,12 +129,16 @@ class Catalogue:
 
 CATALOGUES: dict[str, list[Catalogue]] = {}
 """Every declared catalogue, by the role whose processes serve it."""
+SERVED_ROLES: set[str] = set()
+"""The roles this process has declared; catalogues imported later are served at once."""
 
 
 def serve_role(role: str) -> None:
-    """Export the metrics of `role` (and the rollout side's, which every process may record:
-    they all carry labels, so they show only once recorded)."""
+    """Export the metrics of `role`, now and when its module is imported later, and the
+    rollout side's, which every process may record (they all carry labels, so they show only
+    once recorded)."""
     _check_role(role)
+    SERVED_ROLES.update((role, "rollout"))
     for catalogue in [*CATALOGUES.get(role, []), *CATALOGUES.get("rollout", [])]:
         catalogue.serve()
 

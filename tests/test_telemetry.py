@@ -69,6 +69,17 @@ def test_a_process_serves_only_the_metrics_of_its_role():
     assert out.stdout.split() == ["False", "True", "True"]
 
 
+def test_a_role_declared_before_its_module_is_imported_is_served():
+    """A learner rank declares its role when it joins, before it imports the trainer."""
+    code = ("import prometheus_client as p; "
+            "from rollout_workers.telemetry import mark_actor_started as m; m('learner', 'l'); "
+            "import learner.telemetry, cluster.telemetry; text = p.generate_latest().decode(); "
+            "print('revisor_ppo_entropy' in text, 'revisor_queue_depth' in text)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=ROOT, env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+    assert out.stdout.split() == ["True", "False"]
+
+
 def test_disabled_metrics_start_nothing():
     assert start_metrics_endpoint(MetricsConfig(enabled=False)) is None
     assert start_metrics_endpoint(enabled=False) is None
