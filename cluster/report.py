@@ -80,11 +80,19 @@ def _latest_per_series(points: list[EvalPoint]) -> list[EvalPoint]:
 
 
 def markdown_table(points: list[EvalPoint]) -> str:
-    lines = ["| arm | phase | task | split | GFLOPs | episodes | success (%) | ± |",
-             "|---|---|---|---|---|---|---|---|"]
+    """One row per point; per-step accuracy (V-IRL) and recognition accuracy (vision variants)
+    get a column when some point has them."""
+    extra = [(title, field) for title, field in (("step accuracy (%)", "step_accuracy"),
+                                                  ("recognition (%)", "recognition_accuracy"))
+             if any(getattr(p, field) is not None for p in points)]
+    titles = ["arm", "phase", "task", "split", "GFLOPs", "episodes", "success (%)", "±",
+              *(title for title, _ in extra)]
+    lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
     for p in sorted(points, key=lambda p: (p.arm, p.task, p.split, p.gflops)):
-        lines.append(f"| {p.arm} | {p.phase} | {p.task} | {p.split} | {p.gflops:.3g} | "
-                     f"{p.episodes} | {100 * p.success:.1f} | {100 * p.stderr:.1f} |")
+        cells = [p.arm, p.phase, p.task, p.split, f"{p.gflops:.3g}", str(p.episodes),
+                 f"{100 * p.success:.1f}", f"{100 * p.stderr:.1f}",
+                 *(_percent(getattr(p, field)) for _, field in extra)]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -107,6 +115,10 @@ def changes_table(points: list[EvalPoint]) -> str:
                      f"{100 * first.success:.1f} -> {100 * last.success:.1f} | {change:+.1f} | "
                      f"{error:.1f} | {verdict} |")
     return "\n".join(lines)
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
 
 
 def write_report(run_dirs: list[Path], out: Path) -> Path:
