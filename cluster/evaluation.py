@@ -65,7 +65,13 @@ def summarise(batches: list[pa.RecordBatch], arm: str, phase: str, split: str,
         mean_reward=sum(r[4] for r in rows) / max(len(rows), 1),
         recognition_accuracy=sum(recognised) / len(recognised) if recognised else None,
         step_accuracy=step_accuracy(table) if per_step and rows else None,
+        solved=sorted(episode_index(e) for e, (_, success) in final.items() if success),
     )
+
+
+def episode_index(episode_id: str) -> int:
+    """i of an evaluation episode id `eval-<split>-<i>` (see evaluation_specs)."""
+    return int(episode_id.rsplit("-", 1)[1])
 
 
 def step_accuracy(table: dict[str, list]) -> float:

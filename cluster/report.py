@@ -8,7 +8,6 @@ error bars, training curves, and success after 1, 2, ... verification steps.
 from __future__ import annotations
 
 import argparse
-import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -17,7 +16,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from cluster.results import EvalPoint, read_evaluations, read_training_log  # noqa: E402
+from cluster.results import (  # noqa: E402
+    EvalPoint,
+    read_evaluations,
+    read_training_log,
+    success_change,
+)  # noqa: E402
 
 
 def plot_success_vs_compute(points: list[EvalPoint], path: Path) -> None:
@@ -98,22 +102,23 @@ def markdown_table(points: list[EvalPoint]) -> str:
 
 def changes_table(points: list[EvalPoint]) -> str:
     """The headline: each series' success at its last point against its first (for an RL run,
-    after RL against the SFT init), with the error bar of the difference,
-    sqrt(se_first^2 + se_last^2), so a reader can tell a real change from noise."""
+    after RL against the SFT init), with the error bar of the difference, so a reader can tell
+    a real change from noise."""
     series: dict[tuple[str, str, str], list[EvalPoint]] = defaultdict(list)
     for point in points:
         series[(point.arm, point.task, point.split)].append(point)
-    lines = ["| arm | task | split | from | to | success (%) | change (points) | ± | beyond 2 ± |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| arm | task | split | from | to | success (%) | change (points) | ± | "
+             "beyond 2 ± |", "|---|---|---|---|---|---|---|---|---|"]
     for (arm, task, split), run in sorted(series.items()):
         run.sort(key=lambda p: p.gflops)
         first, last = run[0], run[-1]
-        change = 100 * (last.success - first.success)
-        error = 100 * math.hypot(first.stderr, last.stderr)
-        verdict = "yes" if abs(change) > 2 * error else "no"
+        change = success_change(first, last)
+        kind = "paired" if change.paired else "unpaired"
+        verdict = "yes" if abs(change.success) > 2 * change.stderr else "no"
         lines.append(f"| {arm} | {task} | {split} | {first.phase} | {last.phase} | "
-                     f"{100 * first.success:.1f} -> {100 * last.success:.1f} | {change:+.1f} | "
-                     f"{error:.1f} | {verdict} |")
+                     f"{100 * first.success:.1f} -> {100 * last.success:.1f} | "
+                     f"{100 * change.success:+.1f} | {100 * change.stderr:.1f} ({kind}) | "
+                     f"{verdict} |")
     return "\n".join(lines)
 
 
