@@ -9,8 +9,10 @@ last batch; ratio = two-worker episodes/s / one-worker episodes/s.
 What to expect on a 2-core machine: at most 2.0 (one OpenMP thread per worker, one core
 each), in practice about 1.5-1.9. The cores are also shared with this process (receiving
 and validating batches), the raylet and GCS, each engine's own scheduling work in Python,
-and the in-process verifier, so two busy workers never get two whole cores. On a shared
-machine the number is noisy: other jobs take cores away from one phase and not the other.
+and the in-process verifier, so two busy workers never get two whole cores. The run also
+reports the cores the worker processes really used in each phase (their CPU time over the
+wall time): about 1 and 2 on a quiet machine. On a shared machine the ratio is noisy and
+says little when `cores_two_workers` is far below 2 (other jobs took the second core).
 Rerun on a quiet machine for a figure to quote. Takes about two minutes.
 
 Usage: .venv/bin/python benchmarks/scaling.py [--rounds 2] [--episodes 32]
@@ -28,11 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import psutil
 import ray
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -76,13 +80,42 @@ def play(worker: Any, source: SeedRange) -> int:
 
 
 def timed_round(workers: list[Any], task: GPConfig, start: int, count: int) -> dict[str, float]:
-    """Every worker in `workers` plays `count` episodes of its own at once."""
+    """Every worker in `workers` plays `count` episodes of its own at once. `cores` is the
+    CPU time the worker processes used over the wall time: how many cores they really got."""
     sources = [SeedRange(task=task, start=start + i * count, count=count)
                for i in range(len(workers))]
+    processes = worker_processes()
+    cpu = _cpu_seconds(processes)
     began = time.perf_counter()
     with ThreadPoolExecutor(len(workers)) as pool:
         episodes = sum(pool.map(play, workers, sources))
-    return {"episodes": episodes, "seconds": time.perf_counter() - began}
+    seconds = time.perf_counter() - began
+    return {"episodes": episodes, "seconds": seconds,
+            "cores": round((_cpu_seconds(processes) - cpu) / seconds, 2)}
+
+
+def worker_processes() -> list[psutil.Process]:
+    """This run's RolloutWorker processes (descendants of this process: its own Ray)."""
+    return [p for p in psutil.Process().children(recursive=True)
+            if "RolloutWorker" in " ".join(_cmdline(p))]
+
+
+def _cmdline(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []
+
+
+def _cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def measure(bench: ScalingBenchmark, workers: list[Any]) -> dict[str, list[dict[str, float]]]:
@@ -99,10 +132,14 @@ def measure(bench: ScalingBenchmark, workers: list[Any]) -> dict[str, list[dict[
 def report(bench: ScalingBenchmark, rounds: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
     rate = {name: sum(r["episodes"] for r in runs) / sum(r["seconds"] for r in runs)
             for name, runs in rounds.items()}
+    cores = {name: round(statistics.mean(r["cores"] for r in runs), 2)
+             for name, runs in rounds.items()}
     return {"one_worker_episodes_per_s": round(rate["one"], 3),
             "two_workers_episodes_per_s": round(rate["two"], 3),
             "ratio": round(rate["two"] / rate["one"], 3),
-            "cpus": os.cpu_count(), "rounds": rounds,
+            "cores_one_worker": cores["one"], "cores_two_workers": cores["two"],
+            "cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 1),
+            "rounds": rounds,
             "settings": bench.model_dump(mode="json")}
 
 
@@ -126,7 +163,8 @@ def main() -> None:
     bench.out.parent.mkdir(parents=True, exist_ok=True)
     bench.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("one_worker_episodes_per_s",
-                                             "two_workers_episodes_per_s", "ratio")}))
+                                             "two_workers_episodes_per_s", "ratio",
+                                             "cores_one_worker", "cores_two_workers")}))
     print(f"written to {bench.out}")
 
 

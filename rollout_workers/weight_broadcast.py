@@ -54,7 +54,21 @@ def require_cuda(who: str) -> torch.device:
 def open_group(host: str, port: int, world_size: int, rank: int, device: torch.device) -> Any:
     """Join the weight group as `rank` (every rank must call this at the same time; rank 0
     serves the rendezvous at host:port); returns vLLM's PyNcclCommunicator, which offers
-    `broadcast(tensor, src)`."""
+    `broadcast(tensor, src)`.
+
+    vLLM's own helper is preferred where it exists (vLLM 0.32 on): it creates the
+    communicator without the NCCL settings vLLM pins for its own groups, which a peer
+    outside vLLM (the learner) does not set and which would otherwise hang the group."""
+    try:
+        from vllm.distributed.weight_transfer.nccl_common import stateless_init_process_group
+    except ImportError:
+        stateless_init_process_group = _stateless_group
+    return stateless_init_process_group(host, port, rank, world_size, device)
+
+
+def _stateless_group(host: str, port: int, rank: int, world_size: int,
+                     device: torch.device) -> Any:
+    """The pattern of vLLM's RLHF example, for vLLM versions without the helper."""
     from vllm.distributed.device_communicators.pynccl import PyNcclCommunicator
     from vllm.distributed.utils import StatelessProcessGroup
 
