@@ -12,10 +12,16 @@ rollout_workers.broadcast_messages.
 The weight group is separate from the learner's own process group and from vLLM's: learner
 rank 0 is its rank 0, engine k's tensor-parallel workers follow. It is formed with vLLM's
 `StatelessProcessGroup` (a TCP-store rendezvous) and `PyNcclCommunicator`, the pattern vLLM
-documents for RLHF, and which vLLM 0.32 and 0.33 both offer. The send and receive functions
+documents for RLHF (checked against vLLM 0.32, which the CPU extra pins; the GPU extra's
+0.33 was not available to check here). The send and receive functions
 take any communicator with `broadcast(tensor, src)`: `TorchBroadcaster` adapts a
 torch.distributed group, which is how they are tested without vLLM (gloo on CPU; NCCL in
 benchmarks/weight_sync_gpu.py).
+
+Costs and limits: an engine holds one extra copy of the weights on its GPU during an update
+(the received buffers, until the reload has copied them); splitting the buffers into chunks
+would bound that, and is not done. NCCL has no timeout here: a worker that dies in the middle
+of a broadcast blocks the sender, and the job with it.
 """
 
 from __future__ import annotations

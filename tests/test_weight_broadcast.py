@@ -126,3 +126,21 @@ def test_vllm_engine_refuses_to_join_a_weight_group_without_cuda(tmp_path: Path)
         out = engine.generate([GenerationRequest(prompt_ids=[1, 2, 3])],
                               SamplingSettings(max_tokens=4, seed=0))
         assert len(out[0].token_ids) >= 1
+
+
+def test_fleet_takes_the_path_the_publication_names(tmp_path: Path) -> None:
+    """A broadcast publication goes to the weight group (no workers yet: no group is formed)
+    and a worker started later would load from the object store; a plain one keeps its ref."""
+    from cluster.fleet import Publication, WorkerFleet, _current_weights
+    from rollout_workers.broadcast_messages import BroadcastPublication
+    from rollout_workers.engine import EngineConfig
+    from rollout_workers.episodes.config import RolloutConfig
+
+    fleet = WorkerFleet(broker=None, engine=EngineConfig(model=tmp_path, tensor_parallel_size=2),
+                        rollout=RolloutConfig(), cpus_per_worker=1)
+    assert fleet.weight_group.ranks_per_engine == 2
+    layout = pack_weights(_mixed_state_dict(), version=2).layout.to_dict()
+    fleet.publish(Publication(version=2, broadcast=BroadcastPublication(layout=layout,
+                                                                        sender=None)))
+    assert fleet.latest.version == 2 and fleet.weight_group.generation == 0
+    assert _current_weights(Publication(version=1, ref="the-ref")) == "the-ref"
