@@ -28,7 +28,7 @@ from cluster.results import TRAINING_LOG, EvalPoint
 from cluster.telemetry import write_prometheus_config
 from cluster.trajectory_queue import Taken
 from learner.group import LearnerGroup
-from rollout_workers.telemetry import start_metrics_endpoint
+from rollout_workers.telemetry import mark_actor_started, start_metrics_endpoint
 
 console = Console()
 HEALTH_CHECK_S = 2.0
@@ -54,6 +54,7 @@ class RLDriver:
         self.checkpoints = self.run_dir / "checkpoints"
         self.learner = LearnerGroup(config.learner, metrics=config.metrics)
         self.endpoint = start_metrics_endpoint(config.metrics)
+        mark_actor_started("driver", "driver")
         state = self.learner.load(self.checkpoints) if resume else None
         self.version = state.policy_version if state else 0
         if state:
@@ -73,9 +74,12 @@ class RLDriver:
 
     def run(self) -> RLOutcome:
         t = self.config.training
+        # The scrape config first, then the targets: whoever sees the targets can start
+        # Prometheus. The learner and the driver are listed while the workers' engines load.
+        write_prometheus_config(self.run_dir)
+        self._refresh_targets()
         self.fleet.scale_to(self.config.cluster.rollout_workers)
         self._refresh_targets()
-        write_prometheus_config(self.run_dir)
         self._evaluate("init" if self.version == 0 else f"step-{self.version}")
         for _ in range(self.version, t.updates):
             self._update()
@@ -191,8 +195,10 @@ class RLDriver:
                                 self.config.rollout.sampling, self.config.arm, phase, gflops)
         self.evaluations += points
         for point in points:
+            per_step = "" if point.step_accuracy is None else \
+                f", per-step accuracy {point.step_accuracy:.1%}"
             console.print(f"evaluation {phase} {point.split}: success {point.success:.1%} "
-                          f"± {point.stderr:.1%} over {point.episodes} episodes")
+                          f"± {point.stderr:.1%} over {point.episodes} episodes{per_step}")
         for point in points:
             telemetry.record_evaluation(point.task, point.variant, point.split, point.success,
                                         point.episodes)

@@ -112,7 +112,9 @@ def summarise(points: list[EvalPoint], parameters: int, tokens: TokenCounts) -> 
         key = "rl" if point.arm == "rl" and point.phase != "init" else "sft"
         summary.setdefault(key, {})[point.split] = {
             "success": point.success, "n": point.episodes, "stderr": point.stderr,
-            "success_by_turn": point.success_by_turn, "phase": point.phase}
+            "success_by_turn": point.success_by_turn, "phase": point.phase,
+            **{name: value for name in ("step_accuracy", "recognition_accuracy")
+               if (value := getattr(point, name)) is not None}}
         summary["gflops"][key] = point.gflops
     return summary
 

@@ -55,6 +55,23 @@ def gathered_state_dict(module: nn.Module, keep: bool = True) -> dict[str, torch
     return out
 
 
+def with_tied_aliases(module: nn.Module, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`weights` plus every other name of a tied parameter (say lm_head.weight for a model
+    whose output layer shares the input embeddings), bound to the same tensor.
+
+    Inference engines do not re-tie on a reload: vLLM keeps the output layer it loaded at
+    start-up unless the reload names it, and the sampler would drift away from the learner.
+    pack_weights stores a tensor listed twice only once.
+    """
+    canonical: dict[int, str] = {}
+    aliased = dict(weights)
+    for name, param in module.named_parameters(remove_duplicate=False):
+        first = canonical.setdefault(id(param), name)
+        if first != name and first in weights:
+            aliased[name] = weights[first]
+    return aliased
+
+
 def _chunks(named: list[tuple[str, nn.Parameter]]) -> Iterator[list[tuple[str, nn.Parameter]]]:
     chunk: list[tuple[str, nn.Parameter]] = []
     size = 0

@@ -8,6 +8,7 @@ update, never one remote call per tensor.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,17 +70,26 @@ class PackedWeights:
 
 
 def pack_weights(state_dict: Mapping[str, torch.Tensor], version: int) -> PackedWeights:
-    """Copy every tensor once into one contiguous buffer per dtype, keeping the names' order."""
-    entries, sizes = [], {}
+    """Copy every tensor once into one contiguous buffer per dtype, keeping the names' order.
+
+    A tensor listed under several names (tied input and output embeddings) is stored once and
+    indexed under each name, so an engine that loads weights by name sees all of them.
+    """
+    entries, sizes, first_entry = [], {}, {}
     for name, tensor in state_dict.items():
+        if id(tensor) in first_entry:
+            entries.append(dataclasses.replace(first_entry[id(tensor)], name=name))
+            continue
         dtype = str(tensor.dtype).removeprefix("torch.")
         nbytes = tensor.numel() * tensor.element_size()
-        entries.append(TensorEntry(name, dtype, tuple(tensor.shape), sizes.get(dtype, 0), nbytes))
+        entry = TensorEntry(name, dtype, tuple(tensor.shape), sizes.get(dtype, 0), nbytes)
+        entries.append(first_entry.setdefault(id(tensor), entry))
         sizes[dtype] = sizes.get(dtype, 0) + nbytes
     buffers = {dtype: np.empty(size, dtype=np.uint8) for dtype, size in sizes.items()}
     for entry, tensor in zip(entries, state_dict.values(), strict=True):
-        flat = tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
-        buffers[entry.dtype][entry.offset : entry.offset + entry.nbytes] = flat.numpy()
+        if first_entry[id(tensor)] is entry:
+            flat = tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
+            buffers[entry.dtype][entry.offset : entry.offset + entry.nbytes] = flat.numpy()
     return PackedWeights(version=version, entries=entries, buffers=buffers)
 
 

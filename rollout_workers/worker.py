@@ -84,6 +84,8 @@ class RolloutWorker:
         self._engine_lock = threading.Lock()
         self._stopping = threading.Event()
         self.policy_version = 0
+        self._phase = "train"
+        """What the episodes played now are for (telemetry.PHASES)."""
         self._batches = 0
         self._rollout_seconds = 0.0
 
@@ -107,13 +109,16 @@ class RolloutWorker:
     def evaluate(self, specs: list[EpisodeSpec], sampling: SamplingSettings) -> list[pa.RecordBatch]:
         """Play exactly `specs` with `sampling` (greedy, for evaluation) and return their batches.
 
-        Meant for the pauses between updates, while the worker is not serving."""
+        Meant for the pauses between updates, while the worker is not serving. The episodes
+        are counted under the "eval" phase, apart from the training rollouts."""
         config = self.runner.config
         self.runner.config = config.model_copy(update={"sampling": sampling})
+        self._phase = "eval"
         try:
             return list(self.rollouts(SeedList(specs=specs)))
         finally:
             self.runner.config = config
+            self._phase = "train"
 
     def serve(self, broker: Any, idle_seconds: float = 0.05) -> WorkerStats:
         """Play the episodes `broker` hands out and put each record batch into it, until
@@ -175,7 +180,7 @@ class RolloutWorker:
             generated_tokens=sum(len(t.response_ids) for t in turns),
             prompt_tokens=sum(len(t.prompt_ids) for t in turns),
             policy_lag=self.policy_version - min(t.policy_version for t in turns),
-            outcomes=[t.outcome for t in turns],
+            outcomes=[t.outcome for t in turns], phase=self._phase,
         )
 
     def _ship(self, episodes: list[EpisodeRecord]) -> pa.RecordBatch:

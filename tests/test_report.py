@@ -48,6 +48,21 @@ def test_report_holds_plots_table_and_settings(two_arms, tmp_path):
     assert "arm: sft" in text
 
 
+def test_report_shows_step_and_recognition_accuracy_when_measured(tmp_path):
+    run = tmp_path / "virl"
+    run.mkdir()
+    walk = EvalPoint(arm="rl", phase="step-4", task="virl-vl", variant="ood", split="ood-rule",
+                     gflops=2.0, episodes=18, success=0.5, step_accuracy=0.875,
+                     recognition_accuracy=0.9)
+    cards = point("rl", "step-4", "id", 2.0, 0.25)
+    write_evaluations(run, [walk, cards])
+    assert revisor(["report", str(run)]) == 0
+    text = (run / "report" / "report.md").read_text()
+    assert "| step accuracy (%) | recognition (%) |" in text
+    assert "| rl | step-4 | virl-vl | ood-rule | 2 | 18 | 50.0 | 11.8 | 87.5 | 90.0 |" in text
+    assert "| rl | step-4 | gp-l | id | 2 | 200 | 25.0 | 3.1 | – | – |" in text
+
+
 def test_report_rejects_a_missing_run_directory(tmp_path):
     with pytest.raises(SystemExit):
         revisor(["report", str(tmp_path / "nope")])
