@@ -133,7 +133,8 @@ class RLDriver:
 
     def _publish(self, weights: Any) -> None:
         ray.get(self.broker.set_version.remote(weights.version))
-        self.fleet.publish(Publication(version=weights.version, ref=weights.ref))
+        self.fleet.publish(Publication(version=weights.version, ref=weights.ref,
+                                       broadcast=weights.broadcast))
 
     def _follow_control(self) -> None:
         wanted = read_control(self.run_dir).rollout_workers

@@ -16,6 +16,8 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from rollout_workers.broadcast_messages import BroadcastPublication
+
 _GATHER_NUMEL = 1 << 26
 """Elements gathered at once under ZeRO-3 (256 MiB in fp32): bounds the peak memory."""
 
@@ -27,11 +29,13 @@ class WeightPublication(BaseModel):
 
     version: int
     """Policy version: the number of PPO updates these weights have had."""
-    ref: Any
+    ref: Any = None
     """ray.ObjectRef of a rollout_workers.weights.PackedWeights; `unpack_weights` gives the
-    (name, tensor) pairs in the backbone's naming."""
+    (name, tensor) pairs in the backbone's naming. None on the NCCL path."""
     num_tensors: int
     num_bytes: int
+    broadcast: BroadcastPublication | None = None
+    """weight_sync='nccl': the layout and sender to broadcast from, instead of `ref`."""
 
 
 def gathered_state_dict(module: nn.Module, keep: bool = True) -> dict[str, torch.Tensor]:
