@@ -6,6 +6,7 @@ from pathlib import Path
 
 import ray
 from pydantic import BaseModel
+from rich.console import Console
 
 from cluster.compute import TokenCounts, training_gflops
 from cluster.config import ExperimentConfig
@@ -13,7 +14,10 @@ from cluster.driver import RLDriver, RLOutcome
 from cluster.evaluation import run_evaluation
 from cluster.results import EvalPoint
 from learner.group import run_sft_on_ranks
+from learner.sft import PROGRESS_LOG
 from rollout_workers.worker import remote_worker
+
+console = Console()
 
 
 class SFTOutcome(BaseModel):
@@ -30,13 +34,29 @@ def sft_phase(config: ExperimentConfig, parameters: int) -> SFTOutcome:
         evaluations += evaluate_model(config, config.model, "init", 0.0)
     learner = config.learner
     result = run_sft_on_ranks(sft, learner.num_ranks, learner.cpus_per_rank, learner.gpus_per_rank,
-                              metrics=config.metrics)
+                              metrics=config.metrics,
+                              on_progress=LogFollower(sft.output_dir / PROGRESS_LOG))
     checkpoint = result.checkpoints[-1]
     tokens = TokenCounts(sft=sum(step.tokens for step in result.steps))
     if config.arm == "sft":
         gflops = training_gflops(parameters, tokens)
         evaluations += evaluate_model(config, checkpoint, f"step-{sft.steps}", gflops)
     return SFTOutcome(checkpoint=checkpoint, tokens=tokens, evaluations=evaluations)
+
+
+class LogFollower:
+    """Prints the lines added to a file since the last call (the SFT ranks' progress)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.printed = path, 0
+
+    def __call__(self) -> None:
+        if not self.path.exists():
+            return
+        lines = self.path.read_text().splitlines()
+        for line in lines[self.printed:]:
+            console.print(line)
+        self.printed = len(lines)
 
 
 def rl_phase(config: ExperimentConfig, parameters: int, tokens: TokenCounts,

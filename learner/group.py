@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from learner.export import WeightPublication
 from learner.ppo_trainer import UpdateStats
 from rollout_workers.broadcast_messages import BroadcastPublication
 from rollout_workers.telemetry import MetricsConfig
+
+PROGRESS_POLL_S = 3.0
 
 
 class UpdateResult(BaseModel):
@@ -218,12 +221,20 @@ def _check_version(wanted: int | None, exported: int) -> None:
 
 def run_sft_on_ranks(config: Any, num_ranks: int = 1, cpus_per_rank: float = 1.0,
                      gpus_per_rank: float = 0.0, hooks: Any = None,
-                     metrics: MetricsConfig | None = None) -> Any:
+                     metrics: MetricsConfig | None = None,
+                     on_progress: Callable[[], None] | None = None) -> Any:
     """SFT (learner.sft.SFTConfig) data-parallel over `num_ranks` Ray actors; rank 0's
-    SFTResult. Every rank sees the same global batches, split between them."""
+    SFTResult. Every rank sees the same global batches, split between them. `on_progress` is
+    called every few seconds while they train (to relay their progress)."""
     pool = RankPool(num_ranks, cpus_per_rank, gpus_per_rank, metrics)
     try:
-        return pool.call("run_sft", config, hooks)[0]
+        refs = [rank.run_sft.remote(config, hooks) for rank in pool.ranks]
+        while len(ray.wait(refs, num_returns=len(refs), timeout=PROGRESS_POLL_S)[0]) < len(refs):
+            if on_progress:
+                on_progress()
+        if on_progress:
+            on_progress()
+        return ray.get(refs)[0]
     finally:
         pool.shutdown()
 

@@ -81,6 +81,7 @@ class Demonstration:
 
 
 PROGRESS_LINES = 10
+PROGRESS_LOG = "progress.log"
 
 
 class SFTStepStats(BaseModel):
@@ -208,16 +209,22 @@ class SFTTrainer:
         return stats
 
     def _report_progress(self, steps: list[SFTStepStats]) -> None:
-        """A line per tenth of the run from rank 0 (Ray forwards it to the job's output), so a
-        person watching a long warm start sees it move."""
+        """A line per tenth of the run from rank 0, printed and appended to
+        OUTPUT_DIR/progress.log, which the job's driver follows (an embedded Ray cluster does
+        not forward actor output), so a person watching a long warm start sees it move."""
         every = max(1, self.config.steps // PROGRESS_LINES)
         if self.engine.rank or (self.step % every and self.step != self.config.steps):
             return
         recent = steps[-every:]
         loss = sum(s.loss for s in recent) / len(recent)
         seconds = sum(s.seconds for s in steps)
-        print(f"SFT step {self.step}/{self.config.steps}: loss {loss:.3f}  "
-              f"lr {steps[-1].lr:.2e}  {seconds:.0f} s", flush=True)
+        line = (f"SFT step {self.step}/{self.config.steps}: loss {loss:.3f}  "
+                f"lr {steps[-1].lr:.2e}  {seconds:.0f} s")
+        print(line, flush=True)
+        if self.config.output_dir:
+            self.config.output_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.config.output_dir / PROGRESS_LOG, "a") as log:
+                log.write(line + "\n")
 
     def evaluate(self) -> dict[str, Any]:
         """Run every hook; all ranks run the same evaluation (ZeRO-3 forwards are collective)."""
