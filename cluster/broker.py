@@ -83,6 +83,10 @@ class RolloutBroker:
         self.ledger.reopen([int(i) for i in episode_ids])
         self.queue.seen.difference_update(episode_ids)
 
+    async def queued_workers(self) -> set[str]:
+        """Workers with batches not yet taken (a retiring worker must outlive them)."""
+        return self.queue.workers()
+
     async def finish(self) -> None:
         """Issue no more episodes (the run is over); workers drain what they hold."""
         self.finished = True

@@ -105,8 +105,10 @@ class EpisodeLedger:
         self.counts.dropped_stale += len(episode_ids)
 
     def state(self) -> LedgerState:
-        """A resumable snapshot: episodes in flight are treated as not yet played."""
+        """A resumable snapshot: episodes in flight are treated as not yet issued, so a
+        resumed run issues them once more and counts them once, as an uninterrupted run does."""
         in_flight = sorted((item for _, item in self.in_flight.values()), key=lambda i: i.episode_id)
+        counts = self.counts.model_copy(update={"issued": self.counts.issued - len(in_flight)})
         return LedgerState(next_episode=self.next_episode, base_seed=self.base_seed,
                            pending=[*in_flight, *self.pending], completed_ids=sorted(self.completed),
-                           counts=self.counts)
+                           counts=counts)

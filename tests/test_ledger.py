@@ -52,3 +52,5 @@ def test_resume_continues_with_the_unplayed_episodes():
     resumed = EpisodeLedger(state=ledger.state())
     assert [i.episode_id for i in resumed.issue("w9", 3)] == [1, 3, 4]
     assert not resumed.complete(0)
+    # the two episodes in flight at the snapshot count as issued once, when issued again
+    assert resumed.counts.issued == 5 and resumed.counts.reissued == 0
