@@ -42,7 +42,8 @@ JOB_TIMEOUT_S = 600
 
 def job_env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT),
-            "DS_ACCELERATOR": "cpu", "RAY_USAGE_STATS_ENABLED": "0"}
+            "DS_ACCELERATOR": "cpu", "RAY_USAGE_STATS_ENABLED": "0",
+            "PYTHONUNBUFFERED": "1"}
 
 
 def small_job(run: Path, name: str, *overrides: str) -> list[str]:

@@ -65,7 +65,7 @@ def test_an_interrupted_and_resumed_run_matches_an_uninterrupted_one(tmp_path):
     updates, every = 6, 2
     settings = [f"training.updates={updates}", f"training.checkpoint_every={every}",
                 "cluster.rollout_workers=1"]
-    run_a, run_b = tmp_path / "a" / "run", tmp_path / "b" / "run"
+    run_a, run_b = tmp_path / "a", tmp_path / "b"  # one tiny model, tmp_path/model
     run_job(small_job(run_a, "resume-a", *settings), tmp_path / "a.log")
 
     log_b = tmp_path / "b.log"
