@@ -92,7 +92,10 @@ class RolloutBroker:
         self.finished = True
 
     async def state(self) -> LedgerState:
-        return self.ledger.state()
+        """The ledger to checkpoint: episodes whose batches still wait in the queue count as
+        unplayed (the queue is not checkpointed), so a resumed run plays them again."""
+        queued = [int(i) for meta, _ in self.queue.items for i in meta.episode_ids]
+        return self.ledger.state(untrained=queued)
 
     async def stats(self) -> dict[str, Any]:
         return {"version": self.version, "in_flight": len(self.ledger.in_flight),
