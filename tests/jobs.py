@@ -66,11 +66,13 @@ def run_job(args: list[str], log: Path) -> None:
 
 
 def finish(job: subprocess.Popen, log: Path, timeout_s: float = JOB_TIMEOUT_S) -> None:
+    """Wait for the job's end; a job still running when waiting fails is interrupted."""
     try:
         code = job.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        interrupt(job)
         raise AssertionError(f"the job ran past {timeout_s} s:\n{tail(log)}") from None
+    finally:
+        interrupt(job)
     assert code == 0, f"the job exited with {code}:\n{tail(log)}"
 
 

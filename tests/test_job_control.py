@@ -70,6 +70,7 @@ def test_live_scaling_one_two_one_loses_and_repeats_no_episode(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # three jobs one after another
 def test_an_interrupted_and_resumed_run_matches_an_uninterrupted_one(tmp_path):
     """Run A trains 6 updates straight. Run B is stopped with SIGTERM right after logging
     update 3 (checkpoint 2 on disk), then resumed with --resume: the updates after the
