@@ -83,10 +83,28 @@ def interrupt(job: subprocess.Popen, grace_s: float = 120) -> int:
     if job.poll() is None:
         os.killpg(job.pid, signal.SIGTERM)
     try:
-        return job.wait(timeout=grace_s)
+        code = job.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
         os.killpg(job.pid, signal.SIGKILL)
-        return job.wait()
+        code = job.wait()
+    _wait_for_group_to_end(job.pid, grace_s)
+    return code
+
+
+def _wait_for_group_to_end(group: int, grace_s: float) -> None:
+    """The job's Ray processes (same process group) wind down after it; wait for them, so the
+    next job does not start its cluster beside a dying one, and kill any that linger."""
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def wait_for(condition: Callable[[], bool], job: subprocess.Popen, log: Path, what: str,
