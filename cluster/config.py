@@ -142,6 +142,10 @@ class ExperimentConfig(BaseModel):
             raise ValueError(
                 f"rollout.sampling.temperature ({sampled}) must equal learner.ppo.temperature "
                 f"({scored}): PPO's ratios compare log-probs of the distribution that sampled")
+        if self.learner.weight_sync == "nccl" and (self.engine.kind != "vllm"
+                                                   or not self.cluster.gpus_per_worker):
+            raise ValueError("learner.weight_sync='nccl' broadcasts into vLLM engines on GPUs: "
+                             "it needs engine.kind 'vllm' and cluster.gpus_per_worker >= 1")
         return self
 
     @property

@@ -39,7 +39,7 @@ from cluster.results import (
 from cluster.telemetry import write_prometheus_config
 from cluster.trajectory_queue import Taken
 from learner.group import LearnerGroup, UpdateResult
-from rollout_workers.telemetry import start_metrics_endpoint
+from rollout_workers.telemetry import mark_actor_started, start_metrics_endpoint
 
 console = Console()
 HEALTH_CHECK_S = 2.0
@@ -67,6 +67,7 @@ class RLDriver:
         self.checkpoints = self.run_dir / "checkpoints"
         self.learner = LearnerGroup(config.learner, metrics=config.metrics)
         self.endpoint = start_metrics_endpoint(config.metrics)
+        mark_actor_started("driver", "driver")
         state = self.learner.load(self.checkpoints) if resume else None
         self.version = state.policy_version if state else 0
         if state:
@@ -88,9 +89,12 @@ class RLDriver:
 
     def run(self) -> RLOutcome:
         t = self.config.training
+        # The scrape config first, then the targets: whoever sees the targets can start
+        # Prometheus. The learner and the driver are listed while the workers' engines load.
+        write_prometheus_config(self.run_dir)
+        self._refresh_targets()
         self.fleet.scale_to(self.config.cluster.rollout_workers)
         self._refresh_targets()
-        write_prometheus_config(self.run_dir)
         start = "init" if self.version == 0 else f"step-{self.version}"
         if not any(point.phase == start for point in self.evaluations):
             self._evaluate(start)
@@ -162,7 +166,8 @@ class RLDriver:
 
     def _publish(self, weights: Any) -> None:
         ray.get(self.broker.set_version.remote(weights.version))
-        self.fleet.publish(Publication(version=weights.version, ref=weights.ref))
+        self.fleet.publish(Publication(version=weights.version, ref=weights.ref,
+                                       broadcast=weights.broadcast))
 
     def _follow_control(self) -> None:
         wanted = read_control(self.run_dir).rollout_workers
@@ -225,8 +230,10 @@ class RLDriver:
         self.evaluations += points
         write_evaluations(self.run_dir, self.evaluations)
         for point in points:
+            per_step = "" if point.step_accuracy is None else \
+                f", per-step accuracy {point.step_accuracy:.1%}"
             console.print(f"evaluation {phase} {point.split}: success {point.success:.1%} "
-                          f"± {point.stderr:.1%} over {point.episodes} episodes")
+                          f"± {point.stderr:.1%} over {point.episodes} episodes{per_step}")
         for point in points:
             telemetry.record_evaluation(point.task, point.variant, point.split, point.success,
                                         point.episodes)

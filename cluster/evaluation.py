@@ -1,4 +1,5 @@
-"""Fixed-seed evaluation on the rollout workers: success per split, per turn, and recognition.
+"""Fixed-seed evaluation on the rollout workers: success per split and per turn, recognition
+(GP-VL cards, V-IRL-VL landmarks) and V-IRL per-step accuracy.
 
 Evaluation plays the same episodes (same seeds) at every evaluation point, greedily by
 default, spread over the rollout workers while they are not serving, so that the numbers of
@@ -15,8 +16,10 @@ import ray
 from cluster.config import EvaluationConfig
 from cluster.results import EvalPoint
 from envs.registry import TaskConfig
+from envs.virl import VIRLConfig
 from rollout_workers.engine.base import SamplingSettings
 from rollout_workers.episodes.seeds import EpisodeSpec
+from verifier.virl import CORRECT as VIRL_CORRECT
 
 
 def evaluation_specs(config: EvaluationConfig, split: str, task: TaskConfig) -> list[EpisodeSpec]:
@@ -36,13 +39,15 @@ def run_evaluation(workers: list[Any], config: EvaluationConfig, sampling: Sampl
         shares = [specs[i :: len(workers)] for i in range(len(workers))]
         calls = [w.evaluate.remote(share, sampling) for w, share in zip(workers, shares, strict=True) if share]
         batches = [batch for result in ray.get(calls) for batch in result]
-        points.append(summarise(batches, arm=arm, phase=phase, split=split, gflops=gflops))
+        points.append(summarise(batches, arm=arm, phase=phase, split=split, gflops=gflops,
+                                per_step=isinstance(task, VIRLConfig)))
     return points
 
 
 def summarise(batches: list[pa.RecordBatch], arm: str, phase: str, split: str,
-              gflops: float) -> EvalPoint:
-    """Episode success, success within k turns, mean reward and recognition from trajectories."""
+              gflops: float, per_step: bool = False) -> EvalPoint:
+    """Episode success, success within k turns, mean reward, recognition and (for tasks walked
+    position by position, `per_step`) per-step accuracy, from trajectories."""
     table = pa.Table.from_batches(batches).to_pydict()
     rows = list(zip(table["episode_id"], table["turn"], table["done"], table["success"],
                     table["reward"], table["recognition_ok"], strict=True))
@@ -59,4 +64,26 @@ def summarise(batches: list[pa.RecordBatch], arm: str, phase: str, split: str,
         success_by_turn=by_turn,
         mean_reward=sum(r[4] for r in rows) / max(len(rows), 1),
         recognition_accuracy=sum(recognised) / len(recognised) if recognised else None,
+        step_accuracy=step_accuracy(table) if per_step and rows else None,
+        solved=sorted(episode_index(e) for e, (_, success) in final.items() if success),
     )
+
+
+def episode_index(episode_id: str) -> int:
+    """i of an evaluation episode id `eval-<split>-<i>` (see evaluation_specs)."""
+    return int(episode_id.rsplit("-", 1)[1])
+
+
+def step_accuracy(table: dict[str, list]) -> float:
+    """V-IRL per-step accuracy: the share of route positions whose action was right.
+
+    A position ends on the row that moves the walker on (`restart`: a right action, or the last
+    allowed attempt) or ends the episode (`done`); it counts as right when that row's outcome is
+    the verifier's `correct`, so a position solved on its second attempt is right, as in the
+    route's own count (VIRLEpisode.info: solved / positions). An episode cut short by the
+    context limit counts its unfinished position as wrong and has no rows for the rest.
+    """
+    ends = [restart or done for restart, done in zip(table["restart"], table["done"], strict=True)]
+    right = [end and outcome == VIRL_CORRECT for end, outcome in zip(ends, table["outcome"],
+                                                                     strict=True)]
+    return sum(right) / max(sum(ends), 1)

@@ -17,6 +17,8 @@ from typing import Any
 import ray
 from pydantic import BaseModel
 
+from cluster.weight_group import WeightGroup
+from rollout_workers.broadcast_messages import BroadcastPublication
 from rollout_workers.engine import EngineConfig
 from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.worker import remote_worker
@@ -31,12 +33,14 @@ class Member:
 
 
 class Publication(BaseModel):
-    """The newest weights: a version and the object-store reference of the packed tensors."""
+    """The newest weights: a version and the object-store reference of the packed tensors,
+    or, with learner.weight_sync='nccl', what to broadcast them from instead."""
 
     model_config = {"arbitrary_types_allowed": True}
 
     version: int
-    ref: Any
+    ref: Any = None
+    broadcast: BroadcastPublication | None = None
 
 
 class FleetEvents(BaseModel):
@@ -62,6 +66,8 @@ class WorkerFleet:
         self.latest: Publication | None = None
         self._ids = itertools.count()
         self.name_prefix = name_prefix
+        self.weight_group = WeightGroup(ranks_per_engine=engine.tensor_parallel_size)
+        """Used only by NCCL publications (learner.weight_sync='nccl')."""
 
     def scale_to(self, count: int) -> None:
         """Start or retire workers until `count` serve."""
@@ -73,6 +79,11 @@ class WorkerFleet:
     def publish(self, publication: Publication) -> None:
         """Send new weights to every worker (each switches between two engine steps)."""
         self.latest = publication
+        if publication.broadcast is not None:
+            self.weight_group.publish(publication.version, publication.broadcast.layout,
+                                      publication.broadcast.sender,
+                                      {m.worker_id: m.handle for m in self.members.values()})
+            return
         ray.get([m.handle.update_weights.remote(publication.ref, publication.version)
                  for m in self.members.values()])
 
@@ -159,7 +170,7 @@ class WorkerFleet:
         handle = remote_worker(worker_id, self.engine, self.rollout,
                                name=f"{self.name_prefix}-{worker_id}", **self.options)
         if self.latest is not None:
-            ray.get(handle.update_weights.remote(self.latest.ref, self.latest.version))
+            ray.get(handle.update_weights.remote(_current_weights(self.latest), self.latest.version))
         member = Member(worker_id, handle, serving=None)
         self.members[worker_id] = member
         return member
@@ -167,6 +178,15 @@ class WorkerFleet:
     def _serve(self, members: list[Member]) -> None:
         for member in members:
             member.serving = member.handle.serve.remote(self.broker)
+
+
+def _current_weights(publication: Publication) -> Any:
+    """The object-store reference of the latest weights. On the NCCL path learner rank 0
+    hands out the copy it keeps: a new worker serves the current policy at once and joins
+    the broadcast group when the next publication forms it again (cluster.weight_group)."""
+    if publication.broadcast is None:
+        return publication.ref
+    return publication.broadcast.sender.latest_weights.remote()
 
 
 def _shutdown(handle: Any) -> None:

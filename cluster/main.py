@@ -21,7 +21,7 @@ from rich.console import Console
 from cluster.compute import TokenCounts, training_gflops
 from cluster.config import ExperimentConfig
 from cluster.report import write_report
-from cluster.results import EvalPoint, write_evaluations
+from cluster.results import EvalPoint, success_change, write_evaluations
 from cluster.runtime import ray_cluster
 from cluster.settings import SettingsError, dump_settings, load_settings
 
@@ -112,9 +112,22 @@ def summarise(points: list[EvalPoint], parameters: int, tokens: TokenCounts) -> 
         key = "rl" if point.arm == "rl" and point.phase != "init" else "sft"
         summary.setdefault(key, {})[point.split] = {
             "success": point.success, "n": point.episodes, "stderr": point.stderr,
-            "success_by_turn": point.success_by_turn, "phase": point.phase}
+            "success_by_turn": point.success_by_turn, "phase": point.phase,
+            **{name: value for name in ("step_accuracy", "recognition_accuracy")
+               if (value := getattr(point, name)) is not None}}
         summary["gflops"][key] = point.gflops
+    summary["change"] = success_changes(points)
     return summary
+
+
+def success_changes(points: list[EvalPoint]) -> dict:
+    """Per split: success of the last point minus the first (RL after against its SFT init),
+    with the error bar of that difference."""
+    by_split: dict[str, list[EvalPoint]] = {}
+    for point in points:
+        by_split.setdefault(point.split, []).append(point)
+    return {split: success_change(run[0], run[-1]).model_dump()
+            for split, run in by_split.items() if len(run) > 1}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from cluster.results import EvalPoint, read_evaluations, read_training_log  # noqa: E402
+from cluster.results import (  # noqa: E402
+    EvalPoint,
+    read_evaluations,
+    read_training_log,
+    success_change,
+)  # noqa: E402
 
 
 def plot_success_vs_compute(points: list[EvalPoint], path: Path) -> None:
@@ -79,12 +84,46 @@ def _latest_per_series(points: list[EvalPoint]) -> list[EvalPoint]:
 
 
 def markdown_table(points: list[EvalPoint]) -> str:
-    lines = ["| arm | phase | task | split | GFLOPs | episodes | success (%) | ± |",
-             "|---|---|---|---|---|---|---|---|"]
+    """One row per point; per-step accuracy (V-IRL) and recognition accuracy (vision variants)
+    get a column when some point has them."""
+    extra = [(title, field) for title, field in (("step accuracy (%)", "step_accuracy"),
+                                                  ("recognition (%)", "recognition_accuracy"))
+             if any(getattr(p, field) is not None for p in points)]
+    titles = ["arm", "phase", "task", "split", "GFLOPs", "episodes", "success (%)", "±",
+              *(title for title, _ in extra)]
+    lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
     for p in sorted(points, key=lambda p: (p.arm, p.task, p.split, p.gflops)):
-        lines.append(f"| {p.arm} | {p.phase} | {p.task} | {p.split} | {p.gflops:.3g} | "
-                     f"{p.episodes} | {100 * p.success:.1f} | {100 * p.stderr:.1f} |")
+        cells = [p.arm, p.phase, p.task, p.split, f"{p.gflops:.3g}", str(p.episodes),
+                 f"{100 * p.success:.1f}", f"{100 * p.stderr:.1f}",
+                 *(_percent(getattr(p, field)) for _, field in extra)]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def changes_table(points: list[EvalPoint]) -> str:
+    """The headline: each series' success at its last point against its first (for an RL run,
+    after RL against the SFT init), with the error bar of the difference, so a reader can tell
+    a real change from noise."""
+    series: dict[tuple[str, str, str], list[EvalPoint]] = defaultdict(list)
+    for point in points:
+        series[(point.arm, point.task, point.split)].append(point)
+    lines = ["| arm | task | split | from | to | success (%) | change (points) | ± | "
+             "beyond 2 ± |", "|---|---|---|---|---|---|---|---|---|"]
+    for (arm, task, split), run in sorted(series.items()):
+        run.sort(key=lambda p: p.gflops)
+        first, last = run[0], run[-1]
+        change = success_change(first, last)
+        kind = "paired" if change.paired else "unpaired"
+        verdict = "yes" if abs(change.success) > 2 * change.stderr else "no"
+        lines.append(f"| {arm} | {task} | {split} | {first.phase} | {last.phase} | "
+                     f"{100 * first.success:.1f} -> {100 * last.success:.1f} | "
+                     f"{100 * change.success:+.1f} | {100 * change.stderr:.1f} ({kind}) | "
+                     f"{verdict} |")
+    return "\n".join(lines)
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
 
 
 def write_report(run_dirs: list[Path], out: Path) -> Path:
@@ -96,7 +135,8 @@ def write_report(run_dirs: list[Path], out: Path) -> Path:
     if points:
         plot_success_vs_compute(points, out / "success_vs_compute.png")
         plot_success_by_turn(points, out / "success_by_turn.png")
-        sections += ["## Success against training compute", "",
+        sections += ["## What training changed", "", changes_table(points), "",
+                     "## Success against training compute", "",
                      "![success vs compute](success_vs_compute.png)", "", markdown_table(points), "",
                      "## Success within k verification steps", "",
                      "![success by turn](success_by_turn.png)", ""]

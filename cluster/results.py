@@ -43,6 +43,9 @@ class EvalPoint(BaseModel):
     mean_reward: float = 0.0
     recognition_accuracy: float | None = None
     step_accuracy: float | None = None
+    solved: list[int] = Field(default_factory=list)
+    """Indices of the evaluation episodes solved (episode i plays seed evaluation.seed + i):
+    two points of one run play the same episodes, so they can be compared pair by pair."""
 
     @property
     def stderr(self) -> float:
@@ -52,6 +55,29 @@ class EvalPoint(BaseModel):
 def success_stderr(p: float, n: int) -> float:
     """The study's error bar for a success rate: sqrt(p(1-p)/n)."""
     return math.sqrt(p * (1 - p) / n) if n else 0.0
+
+
+class Change(BaseModel):
+    """How much success moved between two evaluation points, with its error bar."""
+
+    success: float
+    """last - first, as a fraction."""
+    stderr: float
+    paired: bool
+    """True when both points played the same episodes and the error bar is that of the mean
+    per-episode difference (tighter, since the episodes' difficulty cancels); otherwise the
+    independent-samples bar sqrt(se_first^2 + se_last^2)."""
+
+
+def success_change(first: EvalPoint, last: EvalPoint) -> Change:
+    change = last.success - first.success
+    n = first.episodes
+    if n > 1 and last.episodes == n and (first.solved or last.solved):
+        before, after = set(first.solved), set(last.solved)
+        differences = [(i in after) - (i in before) for i in range(n)]
+        variance = (sum(d * d for d in differences) - n * change**2) / (n - 1)
+        return Change(success=change, stderr=math.sqrt(max(variance, 0.0) / n), paired=True)
+    return Change(success=change, stderr=math.hypot(first.stderr, last.stderr), paired=False)
 
 
 def write_evaluations(run_dir: Path, points: list[EvalPoint]) -> None:

@@ -28,7 +28,7 @@ RUN_DIR_PLACEHOLDER = "REVISOR_RUN_DIR"
 """The one token of the shipped scrape config that names a place: the run directory."""
 _ADDRESS = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")
 
-CATALOGUE = Catalogue()
+CATALOGUE = Catalogue("driver")
 QUEUE_DEPTH = CATALOGUE.gauge(
     "revisor_queue_depth", "Finished episodes waiting in the trajectory queue.")
 QUEUE_CAPACITY = CATALOGUE.gauge(

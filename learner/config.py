@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from learner.engine import EngineConfig
 from learner.model import ModelConfig
 from learner.optim import OptimConfig
 from learner.ppo import PPOConfig
+from rollout_workers.broadcast_messages import WeightSync
 
 
 class LearnerConfig(BaseModel):
@@ -31,6 +32,18 @@ class LearnerConfig(BaseModel):
     """Export weights for the rollout workers after every this many updates."""
     seed: int = 0
     """Seeds value-head init and minibatch shuffling."""
+    weight_sync: WeightSync = "object_store"
+    """How published weights reach the rollout engines. 'object_store': rank 0 packs them into
+    the Ray object store and every worker loads them from there (CPU and GPU). 'nccl': rank 0
+    broadcasts the packed buffers to every vLLM engine over NCCL, GPU to GPU (needs GPU
+    learner ranks and GPU vLLM workers; see rollout_workers.weight_broadcast)."""
+
+    @model_validator(mode="after")
+    def _nccl_needs_a_gpu(self) -> LearnerConfig:
+        if self.weight_sync == "nccl" and not self.gpus_per_rank:
+            raise ValueError("learner.weight_sync='nccl' broadcasts from learner rank 0's GPU: "
+                             "set learner.gpus_per_rank (>= 1) or use 'object_store'")
+        return self
 
     @property
     def total_optimizer_steps(self) -> int | None:

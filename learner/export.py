@@ -16,6 +16,8 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from rollout_workers.broadcast_messages import BroadcastPublication
+
 _GATHER_NUMEL = 1 << 26
 """Elements gathered at once under ZeRO-3 (256 MiB in fp32): bounds the peak memory."""
 
@@ -27,11 +29,13 @@ class WeightPublication(BaseModel):
 
     version: int
     """Policy version: the number of PPO updates these weights have had."""
-    ref: Any
+    ref: Any = None
     """ray.ObjectRef of a rollout_workers.weights.PackedWeights; `unpack_weights` gives the
-    (name, tensor) pairs in the backbone's naming."""
+    (name, tensor) pairs in the backbone's naming. None on the NCCL path."""
     num_tensors: int
     num_bytes: int
+    broadcast: BroadcastPublication | None = None
+    """weight_sync='nccl': the layout and sender to broadcast from, instead of `ref`."""
 
 
 def gathered_state_dict(module: nn.Module, keep: bool = True) -> dict[str, torch.Tensor]:
@@ -49,6 +53,23 @@ def gathered_state_dict(module: nn.Module, keep: bool = True) -> dict[str, torch
     if keep:
         out.update(_persistent_buffers(module))
     return out
+
+
+def with_tied_aliases(module: nn.Module, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`weights` plus every other name of a tied parameter (say lm_head.weight for a model
+    whose output layer shares the input embeddings), bound to the same tensor.
+
+    Inference engines do not re-tie on a reload: vLLM keeps the output layer it loaded at
+    start-up unless the reload names it, and the sampler would drift away from the learner.
+    pack_weights stores a tensor listed twice only once.
+    """
+    canonical: dict[int, str] = {}
+    aliased = dict(weights)
+    for name, param in module.named_parameters(remove_duplicate=False):
+        first = canonical.setdefault(id(param), name)
+        if first != name and first in weights:
+            aliased[name] = weights[first]
+    return aliased
 
 
 def _chunks(named: list[tuple[str, nn.Parameter]]) -> Iterator[list[tuple[str, nn.Parameter]]]:

@@ -25,6 +25,7 @@ from learner.config import LearnerConfig
 from learner.engine import DEFAULT_EXTENSIONS_DIR, free_port
 from learner.export import WeightPublication
 from learner.ppo_trainer import UpdateStats
+from rollout_workers.broadcast_messages import BroadcastPublication
 from rollout_workers.telemetry import MetricsConfig
 
 
@@ -41,8 +42,11 @@ class RankActor:
     """The Ray actor body: joins the process group, then trains (PPO or SFT) as one rank."""
 
     def __init__(self, rank: int, world_size: int) -> None:
+        from learner.weight_sender import WeightSender
+
         self.rank_index, self.world_size = rank, world_size
         self.learner: Any = None
+        self.sender = WeightSender()
 
     def address(self) -> tuple[str, int]:
         return ray.util.get_node_ip_address(), free_port()
@@ -74,6 +78,7 @@ class RankActor:
         return self.learner.update(batches)
 
     def export(self) -> tuple[dict[str, int], Any]:
+        """Gather and pack the weights (all ranks); rank 0 returns them, to the object store."""
         from learner.telemetry import record_weight_publish
         from rollout_workers.weights import pack_weights
 
@@ -85,6 +90,25 @@ class RankActor:
         record_weight_publish(packed.version, time.perf_counter() - start, packed.nbytes)
         return {"version": packed.version, "num_tensors": len(weights),
                 "num_bytes": packed.nbytes}, packed
+
+    def export_for_broadcast(self) -> dict[str, Any]:
+        """weight_sync='nccl': as `export`, but rank 0 keeps the packed weights and returns
+        their layout, for `broadcast_weights`."""
+        info, packed = self.export()
+        if packed is None:
+            return info
+        self.sender.keep(packed)
+        return {**info, "layout": packed.layout.to_dict()}
+
+    def open_weight_group(self, rendezvous: dict[str, Any]) -> None:
+        self.sender.open(rendezvous)
+
+    def broadcast_weights(self, version: int) -> int:
+        return self.sender.send(version)
+
+    def latest_weights(self) -> Any:
+        """The kept packed weights, for a worker that joins between two broadcasts."""
+        return self.sender.latest()
 
     def save(self, directory: str, extra: dict[str, Any] | None) -> str:
         return self.learner.save(directory, extra)
@@ -160,12 +184,19 @@ class LearnerGroup:
         """Gather the full weights (a collective under ZeRO-3) and leave them, packed, in the
         object store, owned by the driver. `version`, when given, is checked against the
         learner's own: publishing weights under the wrong version would mislabel every
-        trajectory sampled with them."""
+        trajectory sampled with them.
+
+        With `weight_sync: "nccl"` rank 0 keeps the packed weights instead, and the
+        publication carries their layout and rank 0's handle: the fleet has them broadcast."""
+        if self.config.weight_sync == "nccl":
+            info = self.pool.call("export_for_broadcast")[0]
+            _check_version(version, info["version"])
+            layout = info.pop("layout")
+            return WeightPublication(
+                broadcast=BroadcastPublication(layout=layout, sender=self.pool.ranks[0]), **info)
         calls = [r.export.options(num_returns=2).remote() for r in self.pool.ranks]
         infos = ray.get([info for info, _ in calls])
-        if version is not None and version != infos[0]["version"]:
-            raise ValueError(f"asked to publish version {version}, but the learner's weights "
-                             f"are version {infos[0]['version']}")
+        _check_version(version, infos[0]["version"])
         return WeightPublication(ref=calls[0][1], **infos[0])
 
     def save(self, directory: str | Path, extra: dict[str, Any] | None = None) -> str:
@@ -180,6 +211,12 @@ class LearnerGroup:
 
     def shutdown(self) -> None:
         self.pool.shutdown()
+
+
+def _check_version(wanted: int | None, exported: int) -> None:
+    if wanted is not None and wanted != exported:
+        raise ValueError(f"asked to publish version {wanted}, but the learner's weights "
+                         f"are version {exported}")
 
 
 def run_sft_on_ranks(config: Any, num_ranks: int = 1, cpus_per_rank: float = 1.0,

@@ -18,7 +18,7 @@ from learner.batch import turns_from_record_batches
 from learner.checkpoint import LearnerState, load_checkpoint, save_checkpoint
 from learner.config import LearnerConfig
 from learner.engine import TrainEngine, resolve_dtype
-from learner.export import gathered_state_dict
+from learner.export import gathered_state_dict, with_tied_aliases
 from learner.model import is_vision, load_policy, load_reference, text_config
 from learner.ppo_trainer import PPOTrainer, UpdateStats
 from learner.vision import VisionInputs
@@ -63,7 +63,7 @@ class LearnerRank:
         """The policy backbone's full weights on rank 0 (None elsewhere); all ranks call it."""
         backbone = self.engine.module.backbone
         weights = gathered_state_dict(backbone, keep=self.engine.rank == 0)
-        return weights if self.engine.rank == 0 else None
+        return with_tied_aliases(backbone, weights) if self.engine.rank == 0 else None
 
     def save(self, directory: str | Path, extra: dict[str, Any] | None = None) -> str:
         """Checkpoint the learner (every rank must call this); `extra` is the driver's own

@@ -80,6 +80,9 @@ class Demonstration:
     seed: int
 
 
+PROGRESS_LINES = 10
+
+
 class SFTStepStats(BaseModel):
     """One optimizer step, over all ranks."""
 
@@ -168,6 +171,7 @@ class SFTTrainer:
         while self.step < c.steps:
             steps.append(self.train_step())
             last = self.step == c.steps
+            self._report_progress(steps)
             if c.eval_every and (self.step % c.eval_every == 0 or last):
                 evaluations.append(self.evaluate())
             if c.output_dir and ((c.checkpoint_every and self.step % c.checkpoint_every == 0) or last):
@@ -202,6 +206,18 @@ class SFTTrainer:
         if self.engine.rank == 0:
             telemetry.record_sft_step(stats)
         return stats
+
+    def _report_progress(self, steps: list[SFTStepStats]) -> None:
+        """A line per tenth of the run from rank 0 (Ray forwards it to the job's output), so a
+        person watching a long warm start sees it move."""
+        every = max(1, self.config.steps // PROGRESS_LINES)
+        if self.engine.rank or (self.step % every and self.step != self.config.steps):
+            return
+        recent = steps[-every:]
+        loss = sum(s.loss for s in recent) / len(recent)
+        seconds = sum(s.seconds for s in steps)
+        print(f"SFT step {self.step}/{self.config.steps}: loss {loss:.3f}  "
+              f"lr {steps[-1].lr:.2e}  {seconds:.0f} s", flush=True)
 
     def evaluate(self) -> dict[str, Any]:
         """Run every hook; all ranks run the same evaluation (ZeRO-3 forwards are collective)."""

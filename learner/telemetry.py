@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from rollout_workers.telemetry import SECONDS_BUCKETS, Catalogue, MetricSpec
 
-CATALOGUE = Catalogue()
+CATALOGUE = Catalogue("learner")
 STEP_BUCKETS = (*SECONDS_BUCKETS, 600, 1200)
 
 STEP_SECONDS = CATALOGUE.histogram(

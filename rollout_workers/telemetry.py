@@ -4,11 +4,14 @@ Each Ray actor is its own process, so each one serves its own Prometheus endpoin
 `prometheus_client` and the driver lists the endpoints in a file Prometheus discovers
 (`cluster.telemetry.write_prometheus_targets`). This keeps metrics independent of Ray's
 dashboard agent (absent in tests and laptops started with `include_dashboard=False`) and makes
-every series carry exactly the labels Revisor gives it: task, variant, worker and, for
-per-attempt quality, turn (the 0-based verification step, as in the trajectory schema).
+every series carry exactly the labels Revisor gives it: task, variant, worker, phase (episodes
+played for training or for evaluation, never mixed) and, for per-attempt quality, turn (the
+0-based verification step, as in the trajectory schema).
 
 Metrics are declared once, in a `Catalogue`, so the list of exported names that the dashboard
-test checks against is the list the code registers, never a copy of it.
+test checks against is the list the code registers, never a copy of it. A process serves the
+catalogue of its role only (`mark_actor_started`): the driver imports the learner's modules,
+and without this it would export the learner's unlabelled gauges as zeros beside the real ones.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import prometheus_client
 from prometheus_client import Counter, Gauge, Histogram, Summary
@@ -68,33 +71,81 @@ class MetricSpec:
         return tuple(base + suffix for suffix in SERIES_SUFFIXES[self.kind])
 
 
-@dataclass
+@dataclass(eq=False)
 class Catalogue:
-    """Declares metrics in the process-wide registry and remembers their specs."""
+    """Declares the metrics of one role; they are exported once the catalogue is served.
 
+    The metrics live outside the process-wide registry until `serve()` adds the catalogue to
+    it (as one collector), so importing a module never exports its metrics by itself.
+    """
+
+    role: str
     specs: list[MetricSpec] = field(default_factory=list)
+    metrics: list[Any] = field(default_factory=list)
+    served: bool = False
+
+    def __post_init__(self) -> None:
+        _check_role(self.role)
+        CATALOGUES.setdefault(self.role, []).append(self)
+        if self.role in SERVED_ROLES:  # the process declared its role before this import
+            self.serve()
 
     def counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
-        self._add(name, "counter", labels, doc)
-        return Counter(name, doc, labels)
+        return self._keep(name, "counter", labels, doc, Counter(name, doc, labels, registry=None))
 
     def gauge(self, name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
-        self._add(name, "gauge", labels, doc)
-        return Gauge(name, doc, labels)
+        return self._keep(name, "gauge", labels, doc, Gauge(name, doc, labels, registry=None))
 
     def histogram(self, name: str, doc: str, labels: Sequence[str] = (),
                   buckets: Sequence[float] = Histogram.DEFAULT_BUCKETS) -> Histogram:
-        self._add(name, "histogram", labels, doc)
-        return Histogram(name, doc, labels, buckets=buckets)
+        return self._keep(name, "histogram", labels, doc,
+                          Histogram(name, doc, labels, registry=None, buckets=buckets))
 
     def summary(self, name: str, doc: str, labels: Sequence[str] = ()) -> Summary:
-        self._add(name, "summary", labels, doc)
-        return Summary(name, doc, labels)
+        return self._keep(name, "summary", labels, doc, Summary(name, doc, labels, registry=None))
 
-    def _add(self, name: str, kind: MetricKind, labels: Sequence[str], doc: str) -> None:
+    def serve(self) -> None:
+        """Export this catalogue from this process (idempotent)."""
+        if not self.served:
+            prometheus_client.REGISTRY.register(self)
+            self.served = True
+
+    def describe(self) -> Iterator[Any]:
+        for metric in self.metrics:
+            yield from metric.describe()
+
+    def collect(self) -> Iterator[Any]:
+        for metric in self.metrics:
+            yield from metric.collect()
+
+    def _keep(self, name: str, kind: MetricKind, labels: Sequence[str], doc: str,
+              metric: Any) -> Any:
         if not name.startswith("revisor_"):
             raise ValueError(f"Revisor metric {name!r} must start with 'revisor_'")
         self.specs.append(MetricSpec(name, kind, tuple(labels), doc))
+        self.metrics.append(metric)
+        return metric
+
+
+CATALOGUES: dict[str, list[Catalogue]] = {}
+"""Every declared catalogue, by the role whose processes serve it."""
+SERVED_ROLES: set[str] = set()
+"""The roles this process has declared; catalogues imported later are served at once."""
+
+
+def serve_role(role: str) -> None:
+    """Export the metrics of `role`, now and when its module is imported later, and the
+    rollout side's, which every process may record (they all carry labels, so they show only
+    once recorded)."""
+    _check_role(role)
+    SERVED_ROLES.update((role, "rollout"))
+    for catalogue in [*CATALOGUES.get(role, []), *CATALOGUES.get("rollout", [])]:
+        catalogue.serve()
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise ValueError(f"unknown Revisor role {role!r}; expected one of {ROLES}")
 
 
 # --- the endpoint ---------------------------------------------------------------------------
@@ -141,8 +192,11 @@ def _node_ip() -> str:
 
 # --- the rollout catalogue ------------------------------------------------------------------
 
-CATALOGUE = Catalogue()
-EPISODE = ("task", "variant", "worker")
+CATALOGUE = Catalogue("rollout")
+PHASES = ("train", "eval")
+"""Why an episode was played: to train on (sampled, any policy lag) or to evaluate (fixed seeds,
+greedy). Evaluation episodes get series of their own so they never move training curves."""
+EPISODE = ("task", "variant", "worker", "phase")
 TURN = (*EPISODE, "turn")
 SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 TURN_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20)
@@ -174,8 +228,8 @@ PROMPT_TOKENS = CATALOGUE.counter(
     "revisor_rollout_prompt_tokens_total", "Prompt tokens the engine read.", EPISODE)
 POLICY_LAG = CATALOGUE.histogram(
     "revisor_rollout_policy_lag",
-    "Versions between the oldest policy that played an episode and the one the worker serves "
-    "when the episode ends.", ("worker",), LAG_BUCKETS)
+    "Versions between the oldest policy that played a training episode and the one the worker "
+    "serves when the episode ends.", ("worker",), LAG_BUCKETS)
 POLICY_VERSION = CATALOGUE.gauge(
     "revisor_rollout_policy_version", "Policy version the worker's engine serves.", ("worker",))
 EPISODES_IN_FLIGHT = CATALOGUE.gauge(
@@ -202,23 +256,27 @@ def catalogue() -> list[MetricSpec]:
 
 
 def mark_actor_started(role: str, worker: str) -> None:
-    """Record this process's start; Prometheus sees a restart as a change of the value."""
-    if role not in ROLES:
-        raise ValueError(f"unknown Revisor role {role!r}; expected one of {ROLES}")
+    """Declare this process's role: serve its metrics, and record its start (Prometheus sees a
+    restart as a change of the value)."""
+    serve_role(role)
     ACTOR_START_TIME.labels(role, worker).set(time.time())
 
 
 def record_episode(task: str, variant: str, worker: str, turn_rewards: Sequence[float], *,
                    success: bool, generated_tokens: int, prompt_tokens: int = 0,
-                   policy_lag: int = 0, outcomes: Sequence[str] = ()) -> None:
+                   policy_lag: int = 0, outcomes: Sequence[str] = (),
+                   phase: str = "train") -> None:
     """Everything a finished episode tells the dashboards, in one call.
 
     `turn_rewards[t]` is the reward of verification step t; a successful episode is solved at
-    its last turn. `outcomes` (optional) are the verifier's outcome names per turn.
+    its last turn. `outcomes` (optional) are the verifier's outcome names per turn. Policy lag
+    is a property of training data only: evaluation episodes do not add to it.
     """
     if not turn_rewards:
         raise ValueError("a finished episode has at least one turn")
-    labels = (task, variant, worker)
+    if phase not in PHASES:
+        raise ValueError(f"unknown episode phase {phase!r}; expected one of {PHASES}")
+    labels = (task, variant, worker, phase)
     last = len(turn_rewards) - 1
     for turn, reward in enumerate(turn_rewards):
         TURN_REWARD.labels(*labels, str(turn)).observe(reward)
@@ -231,7 +289,8 @@ def record_episode(task: str, variant: str, worker: str, turn_rewards: Sequence[
     EPISODE_TURNS.labels(*labels).observe(len(turn_rewards))
     GENERATED_TOKENS.labels(*labels).inc(generated_tokens)
     PROMPT_TOKENS.labels(*labels).inc(prompt_tokens)
-    POLICY_LAG.labels(worker).observe(policy_lag)
+    if phase == "train":
+        POLICY_LAG.labels(worker).observe(policy_lag)
 
 
 def record_generate(worker: str, seconds: float, sequences: int) -> None:

@@ -8,8 +8,10 @@ update, never one remote call per tensor.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,6 +28,32 @@ class TensorEntry:
 
 
 @dataclass(frozen=True)
+class WeightLayout:
+    """Where every tensor lies in the buffers of a publication, without the bytes: what a
+    receiver needs to size its buffers and cut them into tensors. Plain lists and dicts in
+    `to_dict`, so it travels through any RPC (vLLM's included)."""
+
+    entries: list[TensorEntry]
+    sizes: dict[str, int]
+    """dtype name -> buffer size in bytes, in the order the buffers are sent."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"entries": [[e.name, e.dtype, list(e.shape), e.offset, e.nbytes]
+                            for e in self.entries],
+                "sizes": dict(self.sizes)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WeightLayout:
+        entries = [TensorEntry(name, dtype, tuple(shape), offset, nbytes)
+                   for name, dtype, shape, offset, nbytes in data["entries"]]
+        return cls(entries=entries, sizes={k: int(v) for k, v in data["sizes"].items()})
+
+    @property
+    def nbytes(self) -> int:
+        return sum(self.sizes.values())
+
+
+@dataclass(frozen=True)
 class PackedWeights:
     version: int
     entries: list[TensorEntry]
@@ -36,19 +64,32 @@ class PackedWeights:
     def nbytes(self) -> int:
         return sum(buffer.nbytes for buffer in self.buffers.values())
 
+    @property
+    def layout(self) -> WeightLayout:
+        return WeightLayout(self.entries, {k: b.nbytes for k, b in self.buffers.items()})
+
 
 def pack_weights(state_dict: Mapping[str, torch.Tensor], version: int) -> PackedWeights:
-    """Copy every tensor once into one contiguous buffer per dtype, keeping the names' order."""
-    entries, sizes = [], {}
+    """Copy every tensor once into one contiguous buffer per dtype, keeping the names' order.
+
+    A tensor listed under several names (tied input and output embeddings) is stored once and
+    indexed under each name, so an engine that loads weights by name sees all of them.
+    """
+    entries, sizes, first_entry = [], {}, {}
     for name, tensor in state_dict.items():
+        if id(tensor) in first_entry:
+            entries.append(dataclasses.replace(first_entry[id(tensor)], name=name))
+            continue
         dtype = str(tensor.dtype).removeprefix("torch.")
         nbytes = tensor.numel() * tensor.element_size()
-        entries.append(TensorEntry(name, dtype, tuple(tensor.shape), sizes.get(dtype, 0), nbytes))
+        entry = TensorEntry(name, dtype, tuple(tensor.shape), sizes.get(dtype, 0), nbytes)
+        entries.append(first_entry.setdefault(id(tensor), entry))
         sizes[dtype] = sizes.get(dtype, 0) + nbytes
     buffers = {dtype: np.empty(size, dtype=np.uint8) for dtype, size in sizes.items()}
     for entry, tensor in zip(entries, state_dict.values(), strict=True):
-        flat = tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
-        buffers[entry.dtype][entry.offset : entry.offset + entry.nbytes] = flat.numpy()
+        if first_entry[id(tensor)] is entry:
+            flat = tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
+            buffers[entry.dtype][entry.offset : entry.offset + entry.nbytes] = flat.numpy()
     return PackedWeights(version=version, entries=entries, buffers=buffers)
 
 
@@ -56,12 +97,19 @@ def unpack_weights(packed: PackedWeights) -> Iterator[tuple[str, torch.Tensor]]:
     """(name, tensor) pairs viewing the packed buffers (no copy where the buffer is writable)."""
     views = {dtype: torch.frombuffer(_writable(buffer), dtype=torch.uint8)
              for dtype, buffer in packed.buffers.items() if buffer.nbytes}
-    for entry in packed.entries:
+    return tensor_views(packed.entries, views)
+
+
+def tensor_views(entries: list[TensorEntry], buffers: Mapping[str, torch.Tensor]
+                 ) -> Iterator[tuple[str, torch.Tensor]]:
+    """(name, tensor) pairs viewing flat uint8 `buffers` (dtype name -> tensor, any device)."""
+    for entry in entries:
         dtype = getattr(torch, entry.dtype)
         if entry.nbytes == 0:
-            yield entry.name, torch.empty(entry.shape, dtype=dtype)
+            device = next(iter(buffers.values())).device if buffers else "cpu"
+            yield entry.name, torch.empty(entry.shape, dtype=dtype, device=device)
             continue
-        raw = views[entry.dtype][entry.offset : entry.offset + entry.nbytes]
+        raw = buffers[entry.dtype][entry.offset : entry.offset + entry.nbytes]
         yield entry.name, raw.view(dtype).reshape(entry.shape)
 
 

@@ -32,7 +32,7 @@ from rollout_workers.episodes.runner import EpisodeRunner
 from rollout_workers.episodes.seeds import BrokerSource, EpisodeSpec, SeedList
 from rollout_workers.ray_runtime import actor_runtime_env
 from rollout_workers.trajectory import BatchMeta, EpisodeRecord, to_record_batch
-from rollout_workers.weights import PackedWeights, unpack_weights
+from rollout_workers.weights import PackedWeights, WeightLayout, unpack_weights
 
 CONTROL_GROUP = "control"
 """Concurrency group of the calls served while rollouts stream (stats, weight updates)."""
@@ -84,6 +84,8 @@ class RolloutWorker:
         self._engine_lock = threading.Lock()
         self._stopping = threading.Event()
         self.policy_version = 0
+        self._phase = "train"
+        """What the episodes played now are for (telemetry.PHASES)."""
         self._batches = 0
         self._rollout_seconds = 0.0
 
@@ -107,13 +109,16 @@ class RolloutWorker:
     def evaluate(self, specs: list[EpisodeSpec], sampling: SamplingSettings) -> list[pa.RecordBatch]:
         """Play exactly `specs` with `sampling` (greedy, for evaluation) and return their batches.
 
-        Meant for the pauses between updates, while the worker is not serving."""
+        Meant for the pauses between updates, while the worker is not serving. The episodes
+        are counted under the "eval" phase, apart from the training rollouts."""
         config = self.runner.config
         self.runner.config = config.model_copy(update={"sampling": sampling})
+        self._phase = "eval"
         try:
             return list(self.rollouts(SeedList(specs=specs)))
         finally:
             self.runner.config = config
+            self._phase = "train"
 
     def serve(self, broker: Any, idle_seconds: float = 0.05) -> WorkerStats:
         """Play the episodes `broker` hands out and put each record batch into it, until
@@ -175,7 +180,7 @@ class RolloutWorker:
             generated_tokens=sum(len(t.response_ids) for t in turns),
             prompt_tokens=sum(len(t.prompt_ids) for t in turns),
             policy_lag=self.policy_version - min(t.policy_version for t in turns),
-            outcomes=[t.outcome for t in turns],
+            outcomes=[t.outcome for t in turns], phase=self._phase,
         )
 
     def _ship(self, episodes: list[EpisodeRecord]) -> pa.RecordBatch:
@@ -198,6 +203,34 @@ class RolloutWorker:
         telemetry.record_weight_sync(self.worker_id, version, time.perf_counter() - began,
                                      _loaded_bytes(self.engine) - loaded_bytes)
         return version
+
+    @ray.method(concurrency_group=CONTROL_GROUP)
+    def join_weight_group(self, rendezvous: dict[str, Any], rank_offset: int) -> None:
+        """weight_sync='nccl': join the learner's weight group (see rollout_workers.weight_broadcast)."""
+        self._broadcast_engine().join_weight_group(rendezvous, rank_offset)
+
+    @ray.method(concurrency_group=CONTROL_GROUP)
+    def receive_weights(self, layout: dict[str, Any], version: int) -> int:
+        """weight_sync='nccl': take the weights of `layout` by broadcast from learner rank 0,
+        between two engine steps, as policy `version`; returns the version now served."""
+        engine = self._broadcast_engine()
+        with self._engine_lock:
+            began = time.perf_counter()
+            engine.receive_weights(layout, version)
+            self.policy_version = version
+        telemetry.record_weight_sync(self.worker_id, version, time.perf_counter() - began,
+                                     WeightLayout.from_dict(layout).nbytes)
+        return version
+
+    @ray.method(concurrency_group=CONTROL_GROUP)
+    def leave_weight_group(self) -> None:
+        self._broadcast_engine().leave_weight_group()
+
+    def _broadcast_engine(self) -> Any:
+        if not hasattr(self.engine, "receive_weights"):
+            raise RuntimeError(f"weight_sync='nccl' needs the vLLM engine; worker "
+                               f"{self.worker_id} runs {type(self.engine).__name__}")
+        return self.engine
 
     @ray.method(concurrency_group=CONTROL_GROUP)
     def metrics_endpoints(self) -> dict[str, list[str]]:

@@ -1,9 +1,9 @@
 """A real Prometheus server for tests, watching one Revisor run directory.
 
 The server runs the shipped scrape config (deploy/prometheus/prometheus.yml) with the run
-directory filled in, so it scrapes whatever the run lists in RUN_DIR/prometheus/targets.json:
-the test's own actors today, a short real job the same way. It listens on loopback on a free
-port, keeps its data in the run directory, and is stopped by its own process id.
+directory filled in, so it scrapes whatever the run lists in RUN_DIR/prometheus/targets.json
+(tests/test_prometheus.py: a short real job). It listens on loopback on a free port, keeps its
+data in the run directory, and is stopped by its own process id.
 """
 
 from __future__ import annotations

@@ -11,8 +11,10 @@ import re
 import subprocess
 from pathlib import Path
 
+import prometheus_client
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from cluster import telemetry as driver
 from learner import telemetry as learner
@@ -80,6 +82,43 @@ def test_dashboard_queries_only_exported_metrics():
         names = promql_metric_names(expr)
         assert names, f"no metric in {expr!r}"
         assert names <= exported, f"{sorted(names - exported)} in {expr!r} is not exported"
+
+
+def test_exported_series_are_the_names_the_processes_serve():
+    """The catalogue's series names are what prometheus_client really writes on /metrics: record
+    one of everything, read the exposition text back, and compare name by name."""
+    prometheus_client.disable_created_metrics()  # as every Revisor process does when it serves
+    for module in (rollout, learner, driver):
+        module.CATALOGUE.serve()
+    rollout.record_episode("gp", "dash-check", "w-dash", [-1.0, 5.0], success=True,
+                           generated_tokens=4, outcomes=["wrong_value", "success"])
+    rollout.record_generate("w-dash", 0.1, 2)
+    rollout.set_episodes_in_flight("w-dash", 1)
+    rollout.record_weight_sync("w-dash", 1, 0.01, 8)
+    rollout.record_env_step("gp", "dash-check", 0.001)
+    rollout.mark_actor_started("rollout", "w-dash")
+    learner.record_sft_step({"loss": 1.0, "lr": 1e-3, "grad_norm": 1.0, "tokens": 5, "seconds": 1})
+    learner.record_weight_publish(1, 0.01, 8)
+    driver.record_workers("rollout", 1, 1)
+    driver.record_worker_restart("rollout", "w-dash")
+    driver.record_evaluation("gp", "dash-check", "id", 0.5, 2)
+    text = prometheus_client.generate_latest().decode()
+    served = {sample.name for family in text_string_to_metric_families(text)
+              if family.name.startswith("revisor_") for sample in family.samples}
+    specs = [spec for module in (rollout, learner, driver) for spec in module.catalogue()]
+    assert served == exported_series(), served ^ exported_series()
+    assert len(specs) == len({spec.name for spec in specs})
+
+
+def test_every_query_on_episode_series_picks_training_or_evaluation():
+    """Rollout series carry a phase label; a panel summing over both would mix evaluation
+    episodes (fixed seeds, greedy) into the training curves."""
+    phased = {name for module in (rollout, learner, driver) for spec in module.catalogue()
+              if "phase" in spec.labels for name in spec.series()}
+    for expr in dashboard_queries():
+        for selector in re.finditer(r"([A-Za-z_:][\w:]*)(\{[^}]*\})?", expr):
+            if selector.group(1) in phased:
+                assert re.search(r'phase="(train|eval)"', selector.group(2) or ""), expr
 
 
 def test_dashboard_variables_read_exported_metrics():

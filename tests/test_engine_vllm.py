@@ -164,3 +164,25 @@ def test_an_engine_restarts_after_shutdown_in_the_same_process(lm_dir: Path, tok
     with pytest.raises(RuntimeError, match="shut down"):
         engine.generate([gp_request(tokenizer, 0)], SamplingSettings(max_tokens=4))
     assert not leaked_segments(before)
+
+
+def test_learner_published_weights_reach_the_tied_output_layer(lm_dir: Path, tokenizer) -> None:
+    """The learner names tied embeddings once; published through the real path (gather, alias,
+    pack, unpack) the engine's output layer must follow them, or the sampler drifts from the
+    learner a little more with every update."""
+    from learner.export import gathered_state_dict, with_tied_aliases
+    from rollout_workers.weights import pack_weights, unpack_weights
+
+    model = AutoModelForCausalLM.from_pretrained(lm_dir)
+    generator = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn(param.shape, generator=generator))
+    weights = with_tied_aliases(model, gathered_state_dict(model))
+    requests = [gp_request(tokenizer, seed) for seed in range(4)]
+    with VLLMEngine(EngineConfig(model=lm_dir, kv_cache_bytes=KV_CACHE, max_model_len=1024)) as e:
+        e.update_weights(unpack_weights(pack_weights(weights, version=1)), version=1)
+        served = e.generate(requests, SamplingSettings(temperature=1.0, max_tokens=24, seed=2))
+    for request, generation in zip(requests, served, strict=True):
+        expected = reference_logprobs(model, request, generation.token_ids, 1.0)
+        torch.testing.assert_close(torch.tensor(generation.logprobs), expected, atol=1e-3, rtol=0)

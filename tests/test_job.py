@@ -46,6 +46,9 @@ def test_embedded_job_trains_on_policy_and_leaves_a_readable_run_directory(tmp_p
     assert [row["step"] for row in rows] == [1, 2]
     # max_staleness 0: every sample of update k was played by policy k-1, the current one
     assert [row["oldest_version"] for row in rows] == [0, 1]
+    # ... and the sampler served exactly the learner's weights (a stale tied output layer in
+    # the engine once showed here as gaps of 0.1-0.3 from the second update on)
+    assert all(row["behaviour_logprob_gap_max"] < 1e-2 for row in rows), rows
     assert all(row["episodes"] == 16 for row in rows)
     points = read_evaluations(run)
     assert {(p.phase, p.split) for p in points} == {

@@ -7,7 +7,14 @@ import json
 import pytest
 
 from cluster.cli import main as revisor
-from cluster.results import EvalPoint, read_evaluations, success_stderr, write_evaluations
+from cluster.report import write_report
+from cluster.results import (
+    EvalPoint,
+    read_evaluations,
+    success_change,
+    success_stderr,
+    write_evaluations,
+)
 
 
 def point(arm: str, phase: str, split: str, gflops: float, success: float) -> EvalPoint:
@@ -48,6 +55,45 @@ def test_report_holds_plots_table_and_settings(two_arms, tmp_path):
     assert "arm: sft" in text
 
 
+def test_report_shows_step_and_recognition_accuracy_when_measured(tmp_path):
+    run = tmp_path / "virl"
+    run.mkdir()
+    walk = EvalPoint(arm="rl", phase="step-4", task="virl-vl", variant="ood", split="ood-rule",
+                     gflops=2.0, episodes=18, success=0.5, step_accuracy=0.875,
+                     recognition_accuracy=0.9)
+    cards = point("rl", "step-4", "id", 2.0, 0.25)
+    write_evaluations(run, [walk, cards])
+    assert revisor(["report", str(run)]) == 0
+    text = (run / "report" / "report.md").read_text()
+    assert "| step accuracy (%) | recognition (%) |" in text
+    assert "| rl | step-4 | virl-vl | ood-rule | 2 | 18 | 50.0 | 11.8 | 87.5 | 90.0 |" in text
+    assert "| rl | step-4 | gp-l | id | 2 | 200 | 25.0 | 3.1 | – | – |" in text
+
+
 def test_report_rejects_a_missing_run_directory(tmp_path):
     with pytest.raises(SystemExit):
         revisor(["report", str(tmp_path / "nope")])
+
+
+def test_change_on_the_same_episodes_is_paired_and_tighter_than_independent_samples():
+    before = point("rl", "init", "id", 1.0, 0.25).model_copy(update={"solved": list(range(50))})
+    # 45 of the 50 stay solved, 5 are lost and 20 gained: +15 of 200
+    after = point("rl", "step-10", "id", 5.0, 0.325).model_copy(
+        update={"solved": list(range(5, 50)) + list(range(100, 120))})
+    change = success_change(before, after)
+    assert change.paired and change.success == pytest.approx(0.075)
+    d = [1] * 20 + [-1] * 5 + [0] * 175
+    mean = sum(d) / 200
+    expected = (sum((x - mean) ** 2 for x in d) / 199 / 200) ** 0.5
+    assert change.stderr == pytest.approx(expected)
+    unpaired = success_change(before.model_copy(update={"solved": []}),
+                              after.model_copy(update={"solved": []}))
+    assert not unpaired.paired and unpaired.stderr > change.stderr
+    assert unpaired.stderr == pytest.approx((before.stderr**2 + after.stderr**2) ** 0.5)
+
+
+def test_report_headline_says_whether_a_change_is_beyond_its_error_bar(two_arms, tmp_path):
+    report = write_report(two_arms, tmp_path / "out").read_text()
+    headline = report.split("## What training changed")[1].split("##")[0]
+    assert "| rl | gp-l | id | init | step-10 | 20.0 -> 60.0 | +40.0 |" in headline
+    assert headline.count("(unpaired) | yes |") >= 2

@@ -118,7 +118,8 @@ def test_worker_and_env_actor_serve_metrics(workers: dict[str, Any]) -> None:
     assert len(endpoints["rollout"]) == 1 and len(endpoints["env"]) == ROLLOUT.env_actors
     rollout = urlopen(f"http://{endpoints['rollout'][0]}/metrics").read().decode()
     env = urlopen(f"http://{endpoints['env'][0]}/metrics").read().decode()
-    assert 'revisor_rollout_episodes_total{task="gp-l",variant="id",worker="w-lm"}' in rollout
+    assert ('revisor_rollout_episodes_total{phase="train",task="gp-l",variant="id",'
+            'worker="w-lm"}') in rollout
     assert 'revisor_env_step_seconds_count{task="gp-l",variant="id"}' in env
 
 

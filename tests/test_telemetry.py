@@ -22,6 +22,8 @@ from rollout_workers.telemetry import MetricsConfig, start_metrics_endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = (rollout, learner, driver)
+for _module in MODULES:  # this process reads every role's metrics back
+    _module.CATALOGUE.serve()
 
 
 def sample(name: str, **labels: str) -> float | None:
@@ -38,7 +40,8 @@ def test_endpoint_binds_loopback_once_per_process_and_serves_metrics():
     rollout.record_episode("gp", "endpoint-test", "w-http", [5.0], success=True, generated_tokens=3)
     with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as reply:
         text = reply.read().decode()
-    assert 'revisor_rollout_episodes_total{task="gp",variant="endpoint-test",worker="w-http"} 1.0' in text
+    assert ('revisor_rollout_episodes_total{phase="train",task="gp",variant="endpoint-test",'
+            'worker="w-http"} 1.0') in text
     assert "_created" not in text
 
 
@@ -51,6 +54,30 @@ def test_fixed_port_is_honoured_in_a_fresh_process():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=ROOT, env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
     assert out.stdout.strip() == f"127.0.0.1:{port}"
+
+
+def test_a_process_serves_only_the_metrics_of_its_role():
+    """The driver imports the learner's modules: it must not export the learner's unlabelled
+    gauges (as zeros beside the learner's real values)."""
+    code = ("import prometheus_client as p, cluster.telemetry, learner.telemetry; "
+            "from rollout_workers.telemetry import mark_actor_started as m; "
+            "m('driver', 'd'); print('revisor_ppo_entropy' in p.generate_latest().decode(), "
+            "'revisor_queue_depth' in p.generate_latest().decode()); "
+            "m('learner', 'l'); print('revisor_ppo_entropy' in p.generate_latest().decode())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=ROOT, env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+    assert out.stdout.split() == ["False", "True", "True"]
+
+
+def test_a_role_declared_before_its_module_is_imported_is_served():
+    """A learner rank declares its role when it joins, before it imports the trainer."""
+    code = ("import prometheus_client as p; "
+            "from rollout_workers.telemetry import mark_actor_started as m; m('learner', 'l'); "
+            "import learner.telemetry, cluster.telemetry; text = p.generate_latest().decode(); "
+            "print('revisor_ppo_entropy' in text, 'revisor_queue_depth' in text)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=ROOT, env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+    assert out.stdout.split() == ["True", "False"]
 
 
 def test_disabled_metrics_start_nothing():
@@ -75,7 +102,7 @@ def test_wildcard_bind_is_advertised_at_a_reachable_address():
 # --- recording helpers ------------------------------------------------------------------------
 
 def test_record_episode_counts_rewards_and_success_per_turn():
-    labels = {"task": "gp", "variant": "unit-id", "worker": "w-a"}
+    labels = {"task": "gp", "variant": "unit-id", "worker": "w-a", "phase": "train"}
     rollout.record_episode("gp", "unit-id", "w-a", [-3.0, -1.0, 5.0], success=True,
                            generated_tokens=30, prompt_tokens=200, policy_lag=2,
                            outcomes=["illegal", "wrong_value", "success"])
@@ -98,9 +125,32 @@ def test_record_episode_counts_rewards_and_success_per_turn():
 def test_an_unsolved_variant_shows_a_success_count_of_zero():
     """A zero, not a missing series: otherwise a success-rate panel shows nothing at all."""
     rollout.record_episode("gp", "never-solved", "w-b", [-1.0], success=False, generated_tokens=1)
-    labels = {"task": "gp", "variant": "never-solved", "worker": "w-b"}
+    labels = {"task": "gp", "variant": "never-solved", "worker": "w-b", "phase": "train"}
     assert sample("revisor_rollout_episode_successes_total", **labels) == 0
     assert sample("revisor_rollout_turn_successes_total", **labels, turn="0") == 0
+
+
+def test_evaluation_episodes_have_series_of_their_own_and_no_policy_lag():
+    """Evaluation plays fixed seeds greedily: counted with training rollouts it would move the
+    training reward and success curves at every evaluation point."""
+    train = {"task": "gp", "variant": "unit-phase", "worker": "w-e", "phase": "train"}
+    rollout.record_episode("gp", "unit-phase", "w-e", [-1.0, 5.0], success=True,
+                           generated_tokens=10, policy_lag=1)
+    for _ in range(3):
+        rollout.record_episode("gp", "unit-phase", "w-e", [-3.0], success=False,
+                               generated_tokens=4, policy_lag=0, phase="eval")
+    evaluation = {**train, "phase": "eval"}
+    assert sample("revisor_rollout_episodes_total", **train) == 1
+    assert sample("revisor_rollout_episode_successes_total", **train) == 1
+    assert sample("revisor_rollout_turn_reward_sum", **train, turn="0") == -1.0
+    assert sample("revisor_rollout_generated_tokens_total", **train) == 10
+    assert sample("revisor_rollout_episodes_total", **evaluation) == 3
+    assert sample("revisor_rollout_episode_successes_total", **evaluation) == 0
+    assert sample("revisor_rollout_turn_reward_sum", **evaluation, turn="0") == -9.0
+    assert sample("revisor_rollout_policy_lag_count", worker="w-e") == 1
+    with pytest.raises(ValueError, match="phase"):
+        rollout.record_episode("gp", "unit-phase", "w-e", [1.0], success=True,
+                               generated_tokens=1, phase="test")
 
 
 def test_an_episode_without_turns_is_refused():
@@ -229,7 +279,8 @@ def test_series_names_follow_the_exposition_format():
     assert by_name["revisor_rollout_turn_reward"].series() == (
         "revisor_rollout_turn_reward_sum", "revisor_rollout_turn_reward_count")
     assert "revisor_weight_sync_seconds_bucket" in by_name["revisor_weight_sync_seconds"].series()
-    assert by_name["revisor_rollout_turn_reward"].labels == ("task", "variant", "worker", "turn")
+    assert by_name["revisor_rollout_turn_reward"].labels == (
+        "task", "variant", "worker", "phase", "turn")
 
 
 # --- Prometheus service discovery --------------------------------------------------------------

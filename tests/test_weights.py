@@ -31,3 +31,13 @@ def test_packing_copies_so_later_training_does_not_change_a_publication():
     packed = pack_weights({"w": weight}, version=1)
     weight += 1
     assert torch.equal(dict(unpack_weights(packed))["w"], torch.zeros(3))
+
+
+def test_a_tensor_under_two_names_is_packed_once_and_unpacked_under_both() -> None:
+    shared = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+    packed = pack_weights({"embed.weight": shared, "bias": torch.ones(3), "head.weight": shared},
+                          version=2)
+    assert packed.nbytes == (6 + 3) * 4
+    unpacked = dict(unpack_weights(packed))
+    assert list(unpacked) == ["embed.weight", "bias", "head.weight"]
+    assert torch.equal(unpacked["head.weight"], shared) and torch.equal(unpacked["embed.weight"], shared)

@@ -14,8 +14,11 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent / "dashboards" / "revisor.json"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 RATE = "[$__rate_interval]"
-EP = '{task=~"$task", variant=~"$variant", worker=~"$worker"}'
-"""Rollout series carry task, variant and worker labels; the dashboard's variables filter them."""
+EP = '{task=~"$task", variant=~"$variant", worker=~"$worker", phase="train"}'
+"""Rollout series carry task, variant, worker and phase labels; the dashboard's variables filter
+the first three, and training panels read only episodes played for training."""
+EVAL = '{task=~"$task", variant=~"$variant", worker=~"$worker", phase="eval"}'
+"""The same series for evaluation episodes (fixed seeds, played between updates)."""
 W = '{worker=~"$worker"}'
 
 
@@ -73,6 +76,9 @@ ROWS = [
         ("Evaluation success (ID and OOD)", "percentunit", [
             ('max by (task, variant, split) (revisor_eval_success{task=~"$task", variant=~"$variant"})',
              "{{task}} {{variant}} {{split}}")]),
+        ("Evaluation episodes / s", "short", [
+            (rate("revisor_rollout_episodes_total", EVAL, "task, variant"), "{{task}} {{variant}}"),
+            (rate("revisor_rollout_generated_tokens_total", EVAL), "tokens / s (all variants)")]),
     ]),
     ("Policy lag and queue", [
         ("Policy lag at episode end (versions)", "short", [

@@ -30,6 +30,7 @@ from rollout_workers.engine.config import EngineConfig
 from rollout_workers.engine.multimodal import is_vision_language
 from rollout_workers.engine.stats import EngineReport, StatsRecorder
 from rollout_workers.engine.weight_sync import WORKER_EXTENSION, as_weight_list, pack, total_bytes
+from rollout_workers.weights import WeightLayout
 
 
 class VLLMEngine(Engine):
@@ -73,6 +74,22 @@ class VLLMEngine(Engine):
             self._engine().reset_prefix_cache()
             self._engine().llm_engine.reset_encoder_cache()
         self.version = version
+
+    def join_weight_group(self, rendezvous: dict[str, Any], rank_offset: int) -> None:
+        """weight_sync='nccl': join the weight group (every engine worker, ranks from
+        `rank_offset` on); blocks until the whole group has met."""
+        self._engine().collective_rpc("revisor_join_weight_group", args=(rendezvous, rank_offset))
+
+    def receive_weights(self, layout: dict[str, Any], version: int) -> None:
+        """weight_sync='nccl': take one publication of `layout` by broadcast and load it."""
+        with self._recorder.updating(version, WeightLayout.from_dict(layout).nbytes):
+            self._engine().collective_rpc("revisor_receive_weights", args=(layout,))
+            self._engine().reset_prefix_cache()
+            self._engine().llm_engine.reset_encoder_cache()
+        self.version = version
+
+    def leave_weight_group(self) -> None:
+        self._engine().collective_rpc("revisor_leave_weight_group")
 
     def stats(self) -> EngineReport:
         return self._recorder.report.model_copy(update={"policy_version": self.version})

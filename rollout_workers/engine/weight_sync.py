@@ -17,12 +17,15 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
+from rollout_workers.engine.nccl_receiver import NcclWeightReceiver
+
 WORKER_EXTENSION = "rollout_workers.engine.weight_sync.RevisorWorkerExtension"
 Weights = list[tuple[str, torch.Tensor]]
 
 
-class RevisorWorkerExtension:
-    """Methods vLLM adds to its worker class; `self` is the vLLM worker."""
+class RevisorWorkerExtension(NcclWeightReceiver):
+    """Methods vLLM adds to its worker class; `self` is the vLLM worker. The NCCL path's
+    methods (weight_sync='nccl') come from NcclWeightReceiver."""
 
     def revisor_load_weights(self, weights: Weights | bytes) -> int:
         """Copy `weights` into the model in place; returns the number of tensors loaded."""

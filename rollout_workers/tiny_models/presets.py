@@ -50,11 +50,16 @@ LM_PRESETS: dict[str, LMShape] = {
                     intermediate_size=320),
     "5m": LMShape(hidden_size=256, num_layers=6, num_heads=4, num_kv_heads=2,
                   intermediate_size=768),
+    # Big enough that moving weights, not per-call overhead, dominates a weight sync.
+    "50m": LMShape(hidden_size=768, num_layers=8, num_heads=12, num_kv_heads=4,
+                   intermediate_size=2048),
 }
 VISION_PRESETS: dict[str, VisionShape] = {
     "0.5m": VisionShape(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128,
                         image_size=64, patch_size=16),
     "5m": VisionShape(hidden_size=128, num_layers=4, num_heads=4, intermediate_size=256,
                       image_size=96, patch_size=16),
+    "50m": VisionShape(hidden_size=256, num_layers=6, num_heads=4, intermediate_size=1024,
+                       image_size=128, patch_size=16),
 }
 SIZES = tuple(LM_PRESETS)

@@ -4,6 +4,7 @@ from verifier.virl.detection import detection_problem, named_landmarks, reports_
 from verifier.virl.parse import ParsedAnswer, normalise_action, parse_answer
 from verifier.virl.rewards import VIRLRewardTable
 from verifier.virl.verify import (
+    CORRECT,
     MAX_RESPONSE_CHARS,
     StepTarget,
     VIRLVerdict,
@@ -12,7 +13,7 @@ from verifier.virl.verify import (
 )
 
 __all__ = [
-    "MAX_RESPONSE_CHARS", "ParsedAnswer", "StepTarget", "VIRLRewardTable", "VIRLVerdict",
+    "CORRECT", "MAX_RESPONSE_CHARS", "ParsedAnswer", "StepTarget", "VIRLRewardTable", "VIRLVerdict",
     "detection_problem", "named_landmarks", "normalise_action", "out_of_attempts",
     "parse_answer", "reports_intersection", "verify",
 ]

@@ -10,6 +10,8 @@ from verifier.virl.parse import ParsedAnswer, normalise_action, parse_answer
 from verifier.virl.rewards import VIRLRewardTable
 
 MAX_RESPONSE_CHARS = 8192
+CORRECT = "correct"
+"""The outcome of a right action: the one that moves the walker on (per-step accuracy counts it)."""
 
 
 class StepTarget(BaseModel):
@@ -80,7 +82,7 @@ def _judge_action(answer: ParsedAnswer, target: StepTarget, table: VIRLRewardTab
         return _verdict(table, "unparseable", f"Cannot read the action {_short(answer.action)}; "
                         "write forward(), stop() or turn_direction(<direction>).", answer)
     if action == target.action:
-        return _verdict(table, "correct", f"Correct: {action}.", answer, action)
+        return _verdict(table, CORRECT, f"Correct: {action}.", answer, action)
     direction = action.removeprefix("turn_direction(").removesuffix(")")
     if action.startswith("turn_direction(") and direction not in target.directions:
         return _verdict(table, "wrong_action", f"{_short(direction)} is not a direction of this "
@@ -93,7 +95,7 @@ def _verdict(table: VIRLRewardTable, outcome: str, feedback: str,
              answer: ParsedAnswer | None = None, action: str = "", **extra: object) -> VIRLVerdict:
     answer = answer or ParsedAnswer()
     return VIRLVerdict(
-        reward=getattr(table, outcome), success=outcome == "correct", outcome=outcome,
+        reward=getattr(table, outcome), success=outcome == CORRECT, outcome=outcome,
         feedback=feedback, parsed_answer=action or (answer.action or "")[:200],
         observation=(answer.observation or "")[:2000],
         instruction=(answer.instruction or "")[:2000], **extra)

@@ -1,0 +1,155 @@
+"""Weight sync: seconds per weight publication on the CPU path vs one memory copy of its bytes.
+
+A publication is what the driver does after an update, with the real pieces on a private
+local Ray cluster: `LearnerGroup.publish()` (rank 0 gathers the state dict, packs it into
+one buffer per dtype, and the packed buffers land in the object store), then
+`RolloutWorker.update_weights(ref, version)` on every worker (the ref is fetched, unpacked
+into tensors and loaded into the worker's vLLM CPU engine, whose prefix cache is reset).
+
+For each model the run reports, medians over `publications` after one warm-up:
+- sync_s: the whole publication, learner export to the last worker serving the weights;
+- breakdown: publish_s (export + pack + object-store put, `LearnerGroup.publish`),
+  transfer_s (the worker call minus the engine load: fetch, unpack, call overhead) and
+  load_s (the engine's own `update_weights`: vLLM reload + cache resets);
+- copy_limit_s: the best of several NumPy copies of a buffer of the same size, measured in
+  this run: the time one memcpy of the publication takes on this machine;
+- ratio = copy_limit_s / sync_s: the share of the memory-copy speed a publication reaches
+  (1.0 would be a sync as fast as copying the weights once; the path copies them several
+  times - gather to CPU, pack, object store, unpack, engine - so expect well under 1).
+
+Usage: .venv/bin/python benchmarks/weight_sync.py [--sizes 0.5m,50m] [--publications 5]
+"""
+# ruff: noqa: E402  (the checkout goes on sys.path, and one thread is set, before any import)
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+import ray
+from pydantic import BaseModel, ConfigDict, Field
+
+from learner.config import LearnerConfig
+from learner.group import LearnerGroup
+from learner.model import ModelConfig
+from rollout_workers.engine import EngineConfig
+from rollout_workers.episodes.config import RolloutConfig
+from rollout_workers.ray_runtime import local_cluster
+from rollout_workers.tiny_models.build import save_tiny_model
+from rollout_workers.worker import remote_worker
+
+
+class WeightSyncBenchmark(BaseModel):
+    """Which models, how many workers, how many publications."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sizes: str = "0.5m,50m"
+    """Tiny model presets (rollout_workers.tiny_models), comma-separated."""
+    publications: int = Field(5, ge=1)
+    """Timed publications per model (after one warm-up); medians are reported."""
+    workers: int = Field(1, ge=1)
+    """Rollout workers receiving each publication (each needs a CPU of the local cluster)."""
+    copies: int = Field(7, ge=1)
+    """Memory copies timed for the bandwidth; the fastest counts."""
+    out: Path = Path("runs/benchmarks/weight_sync.json")
+
+
+def copy_seconds(num_bytes: int, copies: int) -> float:
+    """The fastest of `copies` copies of a `num_bytes` buffer into another (both touched
+    first, so page faults are not timed)."""
+    source = np.ones(num_bytes, dtype=np.uint8)
+    target = np.zeros_like(source)
+    best = float("inf")
+    for _ in range(copies):
+        began = time.perf_counter()
+        np.copyto(target, source)
+        best = min(best, time.perf_counter() - began)
+    return best
+
+
+def publish_once(learner: LearnerGroup, workers: list[Any]) -> dict[str, float]:
+    """One publication as the driver makes it, timed in its parts."""
+    before = _load_seconds(workers)
+    began = time.perf_counter()
+    publication = learner.publish()
+    published = time.perf_counter()
+    ray.get([w.update_weights.remote(publication.ref, publication.version) for w in workers])
+    done = time.perf_counter()
+    load = max(after - b for after, b in zip(_load_seconds(workers), before, strict=True))
+    return {"sync_s": done - began, "publish_s": published - began,
+            "transfer_s": done - published - load, "load_s": load,
+            "bytes": publication.num_bytes, "tensors": publication.num_tensors}
+
+
+def _load_seconds(workers: list[Any]) -> list[float]:
+    return [s.engine.weight_update_seconds for s in ray.get([w.stats.remote() for w in workers])]
+
+
+def measure_model(bench: WeightSyncBenchmark, size: str, scratch: Path) -> dict[str, Any]:
+    path = save_tiny_model("lm", size, scratch / size)
+    learner = LearnerGroup(LearnerConfig(model=ModelConfig(path=str(path))))
+    engine = EngineConfig(model=path, kv_cache_bytes=64 << 20, max_model_len=512)
+    workers = [remote_worker(f"sync-{size}-{i}", engine, RolloutConfig())
+               for i in range(bench.workers)]
+    try:
+        publish_once(learner, workers)  # warm-up: first fetch, first reload
+        runs = [publish_once(learner, workers) for _ in range(bench.publications)]
+    finally:
+        ray.get([w.shutdown.remote() for w in workers])
+        for worker in workers:
+            ray.kill(worker)
+        learner.shutdown()
+    num_bytes = runs[0]["bytes"]
+    limit = copy_seconds(num_bytes, bench.copies)
+    median = {key: statistics.median(r[key] for r in runs)
+              for key in ("sync_s", "publish_s", "transfer_s", "load_s")}
+    return {
+        "model": size, "bytes": num_bytes, "tensors": runs[0]["tensors"],
+        "workers": bench.workers, "sync_s": round(median["sync_s"], 4),
+        "copy_limit_s": round(limit, 5), "copy_gb_per_s": round(num_bytes / limit / 1e9, 2),
+        "ratio": round(limit / median["sync_s"], 4),
+        "breakdown": {key: round(value, 4) for key, value in median.items() if key != "sync_s"},
+        "sync_s_all": [round(r["sync_s"], 4) for r in runs],
+    }
+
+
+def main() -> None:
+    bench = _parse_args()
+    # One CPU for the learner rank and one per worker.
+    with tempfile.TemporaryDirectory(prefix="rv-bench-") as scratch, \
+            local_cluster(num_cpus=1 + bench.workers):
+        results = [measure_model(bench, size.strip(), Path(scratch))
+                   for size in bench.sizes.split(",")]
+    report = {"models": results, "settings": bench.model_dump(mode="json")}
+    bench.out.parent.mkdir(parents=True, exist_ok=True)
+    bench.out.write_text(json.dumps(report, indent=2) + "\n")
+    for r in results:
+        print(json.dumps({k: r[k] for k in ("model", "bytes", "sync_s", "copy_limit_s", "ratio",
+                                             "breakdown")}))
+    print(f"written to {bench.out}")
+
+
+def _parse_args() -> WeightSyncBenchmark:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, field in WeightSyncBenchmark.model_fields.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", default=field.default,
+                            type=type(field.default), help=field.description)
+    return WeightSyncBenchmark(**vars(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

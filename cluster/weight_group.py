@@ -1,0 +1,59 @@
+"""The NCCL weight group of a job (`learner.weight_sync: "nccl"`), kept by the fleet.
+
+An NCCL group has a fixed set of ranks, while workers die, are replaced and are scaled. The
+choice here: a worker that starts between two publications loads the current weights from
+the object store at once (learner rank 0 hands out the copy it keeps), so it never waits for
+the next update; and the next publication forms the group again, over the workers serving
+then, before it broadcasts. Forming a group costs one rendezvous (about a second), paid only
+when the workers changed; a steady fleet reuses its group for every publication.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+
+from rollout_workers.broadcast_messages import Rendezvous
+
+
+class WeightGroup:
+    """Which workers the current group holds, and its formation count."""
+
+    def __init__(self, ranks_per_engine: int) -> None:
+        self.ranks_per_engine = ranks_per_engine
+        """Every tensor-parallel worker of an engine is a rank of its own."""
+        self.worker_ids: tuple[str, ...] = ()
+        self.generation = 0
+
+    def publish(self, version: int, layout: dict[str, Any], sender: Any,
+                members: dict[str, Any]) -> None:
+        """Broadcast `version` from `sender` (learner rank 0) to every member (worker id ->
+        actor handle), forming the group again first when the members changed."""
+        if not members:
+            return
+        if tuple(members) != self.worker_ids:
+            self.form(sender, members)
+        ray.get([sender.broadcast_weights.remote(version)]
+                + [handle.receive_weights.remote(layout, version) for handle in members.values()])
+
+    def form(self, sender: Any, members: dict[str, Any]) -> None:
+        """Every member leaves the old group; rank 0 and the members meet in a new one."""
+        ray.get([handle.leave_weight_group.remote() for worker_id, handle in members.items()
+                 if worker_id in self.worker_ids])
+        host, port = ray.get(sender.address.remote())
+        self.generation += 1
+        rendezvous = self.rendezvous(host, port, len(members))
+        ray.get([sender.open_weight_group.remote(rendezvous)]
+                + [handle.join_weight_group.remote(rendezvous, self.rank_offset(index))
+                   for index, handle in enumerate(members.values())])
+        self.worker_ids = tuple(members)
+
+    def rendezvous(self, host: str, port: int, engines: int) -> dict[str, Any]:
+        world_size = 1 + engines * self.ranks_per_engine
+        return Rendezvous(host=host, port=port, world_size=world_size,
+                          generation=self.generation).model_dump()
+
+    def rank_offset(self, index: int) -> int:
+        """The first rank of the `index`-th engine (rank 0 is the learner)."""
+        return 1 + index * self.ranks_per_engine

@@ -1,0 +1,54 @@
+"""The engine side of `weight_sync: "nccl"`: methods mixed into vLLM's worker.
+
+They run where the model is (see rollout_workers.engine.weight_sync): join the weight group
+under a rank given by the fleet plus the worker's own rank inside its engine, then receive
+each publication by broadcast and load it through the same reload path as the object-store
+path. Arguments are plain dicts, which every vLLM RPC carries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rollout_workers.broadcast_messages import Rendezvous
+from rollout_workers.weight_broadcast import (
+    close_group,
+    open_group,
+    receive_packed,
+    require_cuda,
+)
+from rollout_workers.weights import WeightLayout
+
+
+class NcclWeightReceiver:
+    """Mixed into the vLLM worker; `self` is the worker."""
+
+    _revisor_weight_group: Any = None
+
+    def revisor_join_weight_group(self, rendezvous: dict[str, Any], rank_offset: int) -> int:
+        """Join the group as rank `rank_offset` + this worker's rank in its engine."""
+        from vllm.distributed.parallel_state import get_world_group
+
+        device = require_cuda("rollout engine")
+        self.revisor_leave_weight_group()
+        rank = rank_offset + get_world_group().rank
+        meeting = Rendezvous(**rendezvous)
+        self._revisor_weight_group = open_group(meeting.host, meeting.port,
+                                                meeting.world_size, rank, device)
+        return rank
+
+    def revisor_receive_weights(self, layout: dict[str, Any]) -> int:
+        """Receive one publication from rank 0 and load it; returns the tensors loaded."""
+        if self._revisor_weight_group is None:
+            raise RuntimeError("this engine has not joined a weight group; the fleet forms one "
+                               "before the first NCCL publication")
+        device = require_cuda("rollout engine")
+        weights = receive_packed(self._revisor_weight_group, WeightLayout.from_dict(layout),
+                                 device)
+        self.reload_weights(weights_iterator=iter(weights))  # type: ignore[attr-defined]
+        return len(weights)
+
+    def revisor_leave_weight_group(self) -> None:
+        if self._revisor_weight_group is not None:
+            close_group(self._revisor_weight_group)
+            self._revisor_weight_group = None

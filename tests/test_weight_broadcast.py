@@ -1,0 +1,146 @@
+"""The NCCL weight path, as far as it runs without a GPU: the layout a receiver gets, the
+broadcast of packed buffers (over gloo, with the very functions the NCCL path calls), the
+settings that choose the path, and a clear refusal where there is no CUDA."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks.weight_sync_gpu import GpuSyncSettings
+from benchmarks.weight_sync_gpu import run as run_broadcast
+from cluster.config import ExperimentConfig
+from cluster.weight_group import WeightGroup
+from learner.config import LearnerConfig
+from learner.model import ModelConfig
+from learner.weight_sender import WeightSender
+from rollout_workers.weight_broadcast import require_cuda
+from rollout_workers.weights import WeightLayout, pack_weights, unpack_weights
+
+no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without CUDA")
+
+
+def _mixed_state_dict() -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {"embed.weight": torch.randn(7, 4, generator=g),
+            "norm.weight": torch.randn(4, generator=g).to(torch.bfloat16),
+            "empty": torch.empty(0, 3),
+            "layer.weight": torch.randn(3, 4, generator=g),
+            "positions": torch.arange(5)}
+
+
+def test_layout_survives_json_and_places_every_tensor() -> None:
+    """The layout crosses vLLM's RPC as plain data; a receiver's buffers of its sizes, cut
+    by its entries, give back every tensor."""
+    weights = _mixed_state_dict()
+    packed = pack_weights(weights, version=3)
+    layout = WeightLayout.from_dict(json.loads(json.dumps(packed.layout.to_dict())))
+    assert layout == packed.layout
+    assert layout.sizes == {"float32": 4 * (28 + 12), "bfloat16": 8, "int64": 40}
+    assert layout.nbytes == packed.nbytes
+    for (name, tensor), entry in zip(unpack_weights(packed), layout.entries, strict=True):
+        assert (entry.name, entry.dtype, entry.shape) == (
+            name, str(weights[name].dtype).removeprefix("torch."), tuple(weights[name].shape))
+        assert torch.equal(tensor, weights[name])
+
+
+@pytest.mark.slow
+def test_broadcast_of_packed_buffers_reaches_every_receiver_bit_for_bit() -> None:
+    """Rank 0 packs a Llama state dict (float32 and bfloat16 buffers) and sends it with
+    send_packed; two receivers take it with receive_packed and compare every tensor."""
+    settings = GpuSyncSettings(world=3, backend="gloo", device="cpu", repeats=1, hidden_size=64,
+                               num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=96)
+    result = run_broadcast(settings)
+    assert result["backend"] == "gloo" and result["devices"] == ["cpu"] * 3
+    assert set(result["buffers"]) == {"float32", "bfloat16"}
+    assert result["mismatched"] == [] and result["all_equal"]
+
+
+def test_object_store_is_the_default_and_nccl_needs_gpu_ranks() -> None:
+    model = ModelConfig(path="unused")
+    assert LearnerConfig(model=model).weight_sync == "object_store"
+    with pytest.raises(ValueError, match="weight_sync='nccl' broadcasts from learner rank 0's GPU"):
+        LearnerConfig(model=model, weight_sync="nccl")
+    assert LearnerConfig(model=model, weight_sync="nccl", gpus_per_rank=1).weight_sync == "nccl"
+
+
+@pytest.mark.parametrize(("engine", "gpus_per_worker", "allowed"), [
+    ("vllm", 1.0, True), ("vllm", 0.0, False), ("hf", 1.0, False)])
+def test_experiment_allows_nccl_only_into_gpu_vllm_engines(engine: str, gpus_per_worker: float,
+                                                          allowed: bool) -> None:
+    data = {"model": "unused", "engine": {"kind": engine},
+            "learner": {"weight_sync": "nccl", "gpus_per_rank": 1, "ppo": {"temperature": 1.0}},
+            "cluster": {"gpus_per_worker": gpus_per_worker}}
+    if allowed:
+        assert ExperimentConfig(**data).learner.weight_sync == "nccl"
+    else:
+        with pytest.raises(ValueError, match="needs engine.kind 'vllm' and cluster.gpus_per_worker"):
+            ExperimentConfig(**data)
+
+
+def test_group_ranks_follow_the_learner_engine_by_engine() -> None:
+    """Rank 0 is the learner; each engine's tensor-parallel workers take consecutive ranks."""
+    group = WeightGroup(ranks_per_engine=2)
+    assert [group.rank_offset(i) for i in range(3)] == [1, 3, 5]
+    assert group.rendezvous("10.0.0.1", 29500, engines=3)["world_size"] == 7
+
+
+def test_sender_keeps_one_version_and_needs_a_group() -> None:
+    sender = WeightSender()
+    with pytest.raises(RuntimeError, match="exported no weights yet"):
+        sender.latest()
+    sender.keep(pack_weights(_mixed_state_dict(), version=4))
+    assert sender.latest(4).version == 4
+    with pytest.raises(ValueError, match="asked for weights version 5, but rank 0 keeps version 4"):
+        sender.latest(5)
+
+
+@no_cuda
+def test_nccl_is_refused_without_cuda_naming_the_fix() -> None:
+    with pytest.raises(RuntimeError, match="weight_sync='nccl' needs CUDA on the learner rank 0"):
+        WeightSender().open({"host": "127.0.0.1", "port": 1, "world_size": 2})
+    with pytest.raises(RuntimeError, match="Use weight_sync='object_store'"):
+        require_cuda("rollout engine")
+
+
+@no_cuda
+@pytest.mark.slow
+def test_vllm_engine_refuses_to_join_a_weight_group_without_cuda(tmp_path: Path) -> None:
+    """Through the real worker extension of a vLLM CPU engine, which keeps serving."""
+    from rollout_workers.engine import EngineConfig, make_engine
+    from rollout_workers.engine.base import GenerationRequest, SamplingSettings
+    from rollout_workers.tiny_models import save_tiny_model
+
+    config = EngineConfig(model=save_tiny_model("lm", "0.5m", tmp_path / "lm"),
+                          kv_cache_bytes=16 << 20, max_model_len=256)
+    with make_engine(config) as engine:
+        with pytest.raises(Exception, match="needs CUDA on the rollout engine"):
+            engine.join_weight_group({"host": "127.0.0.1", "port": 1, "world_size": 2}, 1)
+        layout = pack_weights(_mixed_state_dict(), version=1).layout.to_dict()
+        with pytest.raises(Exception, match="has not joined a weight group"):
+            engine.receive_weights(layout, 1)
+        assert engine.version == 0
+        out = engine.generate([GenerationRequest(prompt_ids=[1, 2, 3])],
+                              SamplingSettings(max_tokens=4, seed=0))
+        assert len(out[0].token_ids) >= 1
+
+
+def test_fleet_takes_the_path_the_publication_names(tmp_path: Path) -> None:
+    """A broadcast publication goes to the weight group (no workers yet: no group is formed)
+    and a worker started later would load from the object store; a plain one keeps its ref."""
+    from cluster.fleet import Publication, WorkerFleet, _current_weights
+    from rollout_workers.broadcast_messages import BroadcastPublication
+    from rollout_workers.engine import EngineConfig
+    from rollout_workers.episodes.config import RolloutConfig
+
+    fleet = WorkerFleet(broker=None, engine=EngineConfig(model=tmp_path, tensor_parallel_size=2),
+                        rollout=RolloutConfig(), cpus_per_worker=1)
+    assert fleet.weight_group.ranks_per_engine == 2
+    layout = pack_weights(_mixed_state_dict(), version=2).layout.to_dict()
+    fleet.publish(Publication(version=2, broadcast=BroadcastPublication(layout=layout,
+                                                                        sender=None)))
+    assert fleet.latest.version == 2 and fleet.weight_group.generation == 0
+    assert _current_weights(Publication(version=1, ref="the-ref")) == "the-ref"
