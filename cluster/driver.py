@@ -95,9 +95,8 @@ class RLDriver:
         self._refresh_targets()
         self.fleet.scale_to(self.config.cluster.rollout_workers)
         self._refresh_targets()
-        start = "init" if self.version == 0 else f"step-{self.version}"
-        if not any(point.phase == start for point in self.evaluations):
-            self._evaluate(start)
+        if self.version == 0:  # a resumed run evaluates on the schedule, as if never stopped
+            self._evaluate("init")
         for _ in range(self.version, t.updates):
             self._update()
             if t.checkpoint_every and self.version % t.checkpoint_every == 0:
