@@ -83,12 +83,19 @@ class RolloutBroker:
         self.ledger.reopen([int(i) for i in episode_ids])
         self.queue.seen.difference_update(episode_ids)
 
+    async def queued_workers(self) -> set[str]:
+        """Workers with batches not yet taken (a retiring worker must outlive them)."""
+        return self.queue.workers()
+
     async def finish(self) -> None:
         """Issue no more episodes (the run is over); workers drain what they hold."""
         self.finished = True
 
     async def state(self) -> LedgerState:
-        return self.ledger.state()
+        """The ledger to checkpoint: episodes whose batches still wait in the queue count as
+        unplayed (the queue is not checkpointed), so a resumed run plays them again."""
+        queued = [int(i) for meta, _ in self.queue.items for i in meta.episode_ids]
+        return self.ledger.state(untrained=queued)
 
     async def stats(self) -> dict[str, Any]:
         return {"version": self.version, "in_flight": len(self.ledger.in_flight),

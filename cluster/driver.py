@@ -2,7 +2,12 @@
 
 The driver moves metadata and object references only: workers put record batches into the
 broker, the learner fetches them by reference, and new weights go from the learner to the
-workers as one object-store reference per publication.
+workers as one object-store reference per publication. A batch lives in the object store of
+the worker that made it; when that worker dies after the batch was taken and before the
+learner read it, the update is retried on fresh data and the lost episodes are replayed.
+
+A resumed run continues from the last checkpoint exactly: the updates and evaluations the
+interrupted run recorded after it are dropped from the run directory and done again.
 """
 
 from __future__ import annotations
@@ -24,15 +29,23 @@ from cluster.control import read_control
 from cluster.evaluation import run_evaluation
 from cluster.fleet import Publication, WorkerFleet
 from cluster.ledger import LedgerState
-from cluster.results import TRAINING_LOG, EvalPoint
+from cluster.results import (
+    TRAINING_LOG,
+    EvalPoint,
+    read_evaluations,
+    read_training_log,
+    write_evaluations,
+)
 from cluster.telemetry import write_prometheus_config
 from cluster.trajectory_queue import Taken
-from learner.group import LearnerGroup
+from learner.group import LearnerGroup, UpdateResult
 from rollout_workers.telemetry import mark_actor_started, start_metrics_endpoint
 
 console = Console()
 HEALTH_CHECK_S = 2.0
 """How often the driver looks for dead rollout workers while it waits for data."""
+LOST_DATA = (ray.exceptions.ObjectLostError, ray.exceptions.OwnerDiedError)
+"""What reading a batch raises when its owner (the worker that made it) died first."""
 
 
 class RLOutcome(BaseModel):
@@ -68,9 +81,11 @@ class RLDriver:
         self.fleet = WorkerFleet(self.broker, config.engine, config.rollout, c.cpus_per_worker,
                                  c.gpus_per_worker, c.worker_resources, c.max_worker_restarts,
                                  name_prefix=config.name)
-        if resume:
-            self._publish(self.learner.publish(self.version))
         self.evaluations: list[EvalPoint] = []
+        if resume:
+            console.print(f"resumed {self.run_dir} from checkpoint version {self.version}")
+            self._publish(self.learner.publish(self.version))
+            self._restore_history()
 
     def run(self) -> RLOutcome:
         t = self.config.training
@@ -80,7 +95,8 @@ class RLDriver:
         self._refresh_targets()
         self.fleet.scale_to(self.config.cluster.rollout_workers)
         self._refresh_targets()
-        self._evaluate("init" if self.version == 0 else f"step-{self.version}")
+        if self.version == 0:  # a resumed run evaluates on the schedule, as if never stopped
+            self._evaluate("init")
         for _ in range(self.version, t.updates):
             self._update()
             if t.checkpoint_every and self.version % t.checkpoint_every == 0:
@@ -103,9 +119,8 @@ class RLDriver:
     def _update(self) -> None:
         began = time.perf_counter()
         self._follow_control()
-        taken = self._take()
-        refs = [ref for _, batch_refs in taken.batches for ref in batch_refs]
-        result = self.learner.update(refs)
+        taken = self._take(self.config.training.episodes_per_update)
+        result = self._train(taken)
         self.version = result.stats.policy_version
         if result.weights is not None:
             self._publish(result.weights)
@@ -114,10 +129,27 @@ class RLDriver:
             rl=result.stats.tokens, generated=sum(m.generated_tokens for m in metas))
         self._log(metas, result.stats, time.perf_counter() - began)
 
-    def _take(self) -> Taken:
-        """The next update's batches; dead workers are replaced while waiting, so the episodes
-        they held are replayed instead of awaited forever."""
-        wanted, timeout = self.config.training.episodes_per_update, self.config.training.take_timeout_s
+    def _train(self, taken: Taken) -> UpdateResult:
+        """A PPO update on `taken`. Batches that cannot be read (their worker died after
+        putting them) go back to the broker to be replayed, and fresh ones take their place;
+        `taken` ends up holding exactly the batches trained on."""
+        while True:
+            try:
+                return self.learner.update([ref for _, refs in taken.batches for ref in refs])
+            except LOST_DATA:
+                episode_ids = give_back_lost(self.broker, taken)
+                if not episode_ids:
+                    raise
+            console.print(f"batches died with their worker before the learner read them: "
+                          f"their {len(episode_ids)} episodes are replayed")
+            more = self._take(len(episode_ids))
+            taken.batches += more.batches
+            taken.stale_ids += more.stale_ids
+
+    def _take(self, wanted: int) -> Taken:
+        """Batches holding `wanted` episodes; dead workers are replaced while waiting, so the
+        episodes they held are replayed instead of awaited forever."""
+        timeout = self.config.training.take_timeout_s
         taken, waited = Taken(), 0.0
         while taken.episodes < wanted:
             part = ray.get(self.broker.take_batches.remote(wanted - taken.episodes, HEALTH_CHECK_S))
@@ -141,6 +173,7 @@ class RLDriver:
         if wanted and wanted != len(self.fleet.members):
             self.fleet.scale_to(wanted)
             self._refresh_targets()
+        self.fleet.reap()
         self._check_workers()
         stats = ray.get(self.broker.stats.remote())
         telemetry.record_queue(stats["queue"]["depth"], stats["queue"]["capacity"],
@@ -194,6 +227,7 @@ class RLDriver:
         points = run_evaluation(self.fleet.handles(), self.config.evaluation,
                                 self.config.rollout.sampling, self.config.arm, phase, gflops)
         self.evaluations += points
+        write_evaluations(self.run_dir, self.evaluations)
         for point in points:
             per_step = "" if point.step_accuracy is None else \
                 f", per-step accuracy {point.step_accuracy:.1%}"
@@ -203,3 +237,36 @@ class RLDriver:
             telemetry.record_evaluation(point.task, point.variant, point.split, point.success,
                                         point.episodes)
         self.fleet.resume()
+
+    def _restore_history(self) -> None:
+        """Keep what the interrupted run recorded up to the checkpoint resumed from; drop the
+        updates and evaluations after it, which this run does again."""
+        self.evaluations = [p for p in read_evaluations(self.run_dir)
+                            if p.arm == self.config.arm and phase_step(p.phase) <= self.version]
+        rows = [row for row in read_training_log(self.run_dir) if row["step"] <= self.version]
+        (self.run_dir / TRAINING_LOG).write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def phase_step(phase: str) -> int:
+    """The update an evaluation phase was taken after ('init' is 0, 'step-N' is N)."""
+    return 0 if phase == "init" else int(phase.removeprefix("step-"))
+
+
+def give_back_lost(broker: Any, taken: Taken) -> list[str]:
+    """Remove from `taken` the batches whose data is gone and have the broker replay their
+    episodes (under the same ids); returns those ids."""
+    lost = [batch for batch in taken.batches if not _readable(batch[1])]
+    taken.batches = [batch for batch in taken.batches if not any(batch is b for b in lost)]
+    episode_ids = [i for meta, _ in lost for i in meta.episode_ids]
+    if episode_ids:
+        ray.get(broker.data_lost.remote(episode_ids))
+    return episode_ids
+
+
+def _readable(refs: list[Any]) -> bool:
+    """Whether a batch's data still exists (read here only when an update failed on it)."""
+    try:
+        ray.get(refs)
+    except LOST_DATA:
+        return False
+    return True

@@ -3,8 +3,9 @@
 Each worker runs `serve(broker)` as one long task; the fleet watches those tasks. A task that
 ends with an error means the worker died: the broker replays its episodes, the fleet starts a
 replacement under a new id, and the new worker loads the latest published weights before it
-asks for work. Scaling down stops a worker politely: it finishes the episodes it holds, ships
-them, and only then is it shut down.
+asks for work. Scaling down stops a worker politely: it finishes the episodes it holds and
+ships them, and it is shut down only once the learner has taken all its batches (they live in
+the object store owned by the worker, and die with it).
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ class WorkerFleet:
                         "resources": resources or {}}
         self.max_restarts = max_restarts
         self.members: dict[str, Member] = {}
+        self.retiring: list[Member] = []
+        """Stopped workers kept alive until the learner has taken their last batches."""
         self.restarts = 0
         self.latest: Publication | None = None
         self._ids = itertools.count()
@@ -109,10 +112,33 @@ class WorkerFleet:
         self._serve(list(self.members.values()))
 
     def retire(self, worker_id: str) -> None:
+        """Stop `worker_id` taking work; `reap` shuts it down once its data is consumed. Not
+        waiting here matters: its last put may wait for room that only the learner makes."""
         member = self.members.pop(worker_id)
         ray.get(member.handle.stop.remote())
-        ray.get(member.serving)
-        _shutdown(member.handle)
+        self.retiring.append(member)
+
+    def reap(self) -> list[str]:
+        """Shut down the retiring workers that have shipped everything and none of whose
+        batches still waits in the broker's queue; returns the episodes replayed because a
+        retiring worker died with batches still queued."""
+        if not self.retiring:
+            return []
+        refs = [m.serving for m in self.retiring]
+        done, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        queued = ray.get(self.broker.queued_workers.remote())
+        replayed: list[str] = []
+        for member in [m for m in self.retiring if m.serving in done]:
+            try:
+                ray.get(member.serving)
+            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError):
+                replayed += ray.get(self.broker.worker_lost.remote(member.worker_id))
+            else:
+                if member.worker_id in queued:
+                    continue
+            self.retiring.remove(member)
+            _shutdown(member.handle)
+        return replayed
 
     def handles(self) -> list[Any]:
         return [m.handle for m in self.members.values()]
@@ -127,9 +153,10 @@ class WorkerFleet:
     def shutdown(self) -> None:
         for member in self.members.values():
             member.handle.stop.remote()
-        for member in self.members.values():
+        for member in [*self.members.values(), *self.retiring]:
             _shutdown(member.handle)
         self.members.clear()
+        self.retiring.clear()
 
     def _replace(self, count: int) -> None:
         self.restarts += count

@@ -104,9 +104,17 @@ class EpisodeLedger:
         """Completed episodes the learner refused as too stale: counted, never re-run."""
         self.counts.dropped_stale += len(episode_ids)
 
-    def state(self) -> LedgerState:
-        """A resumable snapshot: episodes in flight are treated as not yet played."""
-        in_flight = sorted((item for _, item in self.in_flight.values()), key=lambda i: i.episode_id)
+    def state(self, untrained: list[int] = ()) -> LedgerState:
+        """A resumable snapshot. Episodes in flight, and the completed ones listed in
+        `untrained` (their data waits in a queue a checkpoint does not keep), are treated as
+        never issued: a resumed run issues them again, in their first order, and counts each
+        once, as an uninterrupted run does."""
+        completed = [i for i in untrained if i in self.completed]
+        replayed = [item for _, item in self.in_flight.values()]
+        replayed += [WorkItem(episode_id=i, seed=self.base_seed + i) for i in completed]
+        replayed.sort(key=lambda item: item.episode_id)
+        counts = self.counts.model_copy(update={"issued": self.counts.issued - len(replayed),
+                                                "completed": self.counts.completed - len(completed)})
         return LedgerState(next_episode=self.next_episode, base_seed=self.base_seed,
-                           pending=[*in_flight, *self.pending], completed_ids=sorted(self.completed),
-                           counts=self.counts)
+                           pending=[*replayed, *self.pending],
+                           completed_ids=sorted(self.completed.difference(completed)), counts=counts)

@@ -83,6 +83,10 @@ class TrajectoryQueue:
             self.changed.notify_all()
         return removed
 
+    def workers(self) -> set[str]:
+        """The workers some of whose batches wait in the queue."""
+        return {meta.worker for meta, _ in self.items}
+
     def depth(self) -> int:
         return len(self.items)
 

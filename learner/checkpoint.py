@@ -34,9 +34,12 @@ def save_checkpoint(engine: TrainEngine, directory: str | Path, state: LearnerSt
     """Write a checkpoint tagged with the policy version; every rank must call this."""
     directory = Path(directory)
     tag = f"version-{state.policy_version}"
+    # The RNG state first: DeepSpeed points `latest` at the tag last, so a run interrupted
+    # while saving resumes from the previous checkpoint, never from a partial one.
+    (directory / tag).mkdir(parents=True, exist_ok=True)
+    torch.save(rng_state(), directory / tag / f"rng-rank{engine.rank}.pt")
     engine.ds.save_checkpoint(str(directory), tag=tag,
                               client_state={"learner_state": state.model_dump()})
-    torch.save(rng_state(), directory / tag / f"rng-rank{engine.rank}.pt")
     return directory / tag
 
 

@@ -75,7 +75,10 @@ class RankActor:
         self.learner = LearnerRank(config)
 
     def update(self, batch_refs: list[ray.ObjectRef]) -> UpdateStats:
-        return self.learner.update(ray.get(batch_refs))
+        """Reads every batch before training: a batch lost with its worker fails the update
+        (ray.exceptions.ObjectLostError) before it changes anything, so it can be retried."""
+        batches = ray.get(batch_refs)
+        return self.learner.update(batches)
 
     def export(self) -> tuple[dict[str, int], Any]:
         """Gather and pack the weights (all ranks); rank 0 returns them, to the object store."""

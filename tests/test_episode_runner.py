@@ -234,6 +234,25 @@ def test_untrained_model_on_gp_l_with_vllm(vllm_engine: Any, tokenizer: Any, dia
     to_record_batch(episodes, "w0")
 
 
+
+def test_an_episode_samples_the_same_answers_in_any_company(vllm_engine: Any, tokenizer: Any,
+                                                           dialogue: DialogueTokens) -> None:
+    """Sampling is seeded per episode and turn, not per engine call: an episode played alone,
+    late, by a fresh runner samples what it samples among others. Resumed runs, rescaled
+    fleets and the synchronous loop rely on this to play the same episodes identically."""
+    sampling = SamplingSettings(temperature=1.0, max_tokens=24, seed=11)
+    crowd, _ = play_all(vllm_engine, dialogue, tokenizer, SeedRange(task=GP_L, count=6),
+                        episodes_in_flight=4, sampling=sampling)
+    alone, _ = play_all(vllm_engine, dialogue, tokenizer, SeedRange(task=GP_L, start=4, count=1),
+                        episodes_in_flight=4, sampling=sampling)
+    reseeded, _ = play_all(vllm_engine, dialogue, tokenizer, SeedRange(task=GP_L, start=4, count=1),
+                           episodes_in_flight=4, sampling=sampling.model_copy(update={"seed": 12}))
+    answers = lambda episode: [turn.response_ids for turn in episode.turns]  # noqa: E731
+    (in_crowd,) = [e for e in crowd if e.episode_id == "ep-4"]
+    assert answers(alone[0]) == answers(in_crowd)
+    assert answers(reseeded[0]) != answers(in_crowd)
+
+
 def test_episode_out_of_context_ends_early(vllm_engine: Any, tokenizer: Any, dialogue: DialogueTokens) -> None:
     first = len(dialogue.opening(make_episode(GP_L, 0).observe()))
     sampling = SamplingSettings(max_tokens=16, seed=1)

@@ -16,13 +16,8 @@ import pytest
 
 from cluster.main import main as job_main
 from cluster.results import read_evaluations, read_training_log
+from tests.jobs import DEMO, ROOT, SHORT_RUN
 from tests.prometheus_server import free_port
-
-ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "configs" / "cpu_demo.yaml"
-SHORT_RUN = ["training.updates=2", "training.episodes_per_update=16", "training.checkpoint_every=1",
-             "evaluation.episodes=8", "sft.steps=10", "sft.train_episodes=64",
-             "rollout.episodes_in_flight=16"]
 
 
 def test_invalid_settings_fail_before_anything_starts_and_name_each_field(tmp_path, capsys):

@@ -52,3 +52,16 @@ def test_resume_continues_with_the_unplayed_episodes():
     resumed = EpisodeLedger(state=ledger.state())
     assert [i.episode_id for i in resumed.issue("w9", 3)] == [1, 3, 4]
     assert not resumed.complete(0)
+    # the two episodes in flight at the snapshot count as issued once, when issued again
+    assert resumed.counts.issued == 5 and resumed.counts.reissued == 0
+
+
+def test_a_snapshot_replays_completed_episodes_whose_data_was_not_trained_on():
+    ledger = EpisodeLedger(base_seed=7)
+    first = ledger.issue("w0", 4)
+    for item in first[:3]:
+        ledger.complete(item.episode_id)
+    resumed = EpisodeLedger(state=ledger.state(untrained=[first[1].episode_id, first[2].episode_id]))
+    assert [(i.episode_id, i.seed) for i in resumed.issue("w9", 4)] == [(1, 8), (2, 9), (3, 10), (4, 11)]
+    assert resumed.counts.issued == 5 and resumed.counts.completed == 1
+    assert not resumed.complete(0) and resumed.complete(1)

@@ -32,6 +32,9 @@ class GenerationRequest(BaseModel):
 
     prompt_ids: list[int]
     images: tuple[Any, ...] = ()
+    seed: int | None = None
+    """This request's own sampling seed (engines that seed per request); None: the call's
+    seed, offset by the request's position in the call."""
 
 
 class Generation(BaseModel):

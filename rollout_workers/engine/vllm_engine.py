@@ -55,7 +55,8 @@ class VLLMEngine(Engine):
         self, requests: list[GenerationRequest], sampling: SamplingSettings
     ) -> list[Generation]:
         prompts = [_prompt(request) for request in requests]
-        params = [_sampling_params(sampling, index) for index in range(len(requests))]
+        params = [_sampling_params(sampling, index, request.seed)
+                  for index, request in enumerate(requests)]
         with self._recorder.generating(requests) as results:
             if prompts:
                 outputs = self._engine().generate(prompts, params, use_tqdm=False)
@@ -194,14 +195,17 @@ def _prompt(request: GenerationRequest) -> dict[str, Any]:
     return prompt
 
 
-def _sampling_params(sampling: SamplingSettings, index: int) -> SamplingParams:
-    """One request's parameters. A seeded call gives request i the seed `seed + i`, so equal
-    prompts in one batch still get different samples."""
+def _sampling_params(sampling: SamplingSettings, index: int,
+                     request_seed: int | None = None) -> SamplingParams:
+    """One request's parameters. A request's own seed wins; otherwise a seeded call gives
+    request i the seed `seed + i`, so equal prompts in one batch still get different samples."""
+    if request_seed is None and sampling.seed is not None:
+        request_seed = sampling.seed + index
     return SamplingParams(
         temperature=sampling.temperature,
         top_p=sampling.top_p,
         max_tokens=sampling.max_tokens,
-        seed=None if sampling.seed is None else sampling.seed + index,
+        seed=request_seed if sampling.seed is not None else None,
         logprobs=0,
         detokenize=False,
     )

@@ -79,9 +79,12 @@ class EpisodeRunner:
         live = list(self.live.values())
         if not live:
             return []
-        requests = [GenerationRequest(prompt_ids=e.prompt_ids, images=e.images) for e in live]
+        sampling = self._sampling()
+        requests = [GenerationRequest(prompt_ids=e.prompt_ids, images=e.images,
+                                      seed=_turn_seed(self.config.sampling.seed, e.record))
+                    for e in live]
         began = time.perf_counter()
-        generations = self.engine.generate(requests, self._sampling())
+        generations = self.engine.generate(requests, sampling)
         generated = time.perf_counter()
         answers = [Answer(episode_id=e.record.episode_id, text=self.decode(g.token_ids))
                    for e, g in zip(live, generations, strict=True)]
@@ -159,6 +162,17 @@ class EpisodeRunner:
     def _fits(self, prompt_ids: list[int]) -> bool:
         limit = self.config.max_dialogue_tokens
         return limit is None or len(prompt_ids) + self.config.sampling.max_tokens <= limit
+
+
+def _turn_seed(seed: int | None, record: EpisodeRecord) -> int | None:
+    """The sampling seed of an episode's next turn: a function of the configured seed, the
+    episode's seed and the turn alone. An episode then samples the same answers whichever
+    worker plays it, in whatever company, after however many engine calls: a resumed run, a
+    rescaled fleet and the synchronous loop all draw the same samples (engines that seed
+    per request; the others use the call's seed)."""
+    if seed is None:
+        return None
+    return ((seed * 1_000_003 + record.seed) * 1009 + len(record.turns)) % 2**62
 
 
 def _turn(episode: LiveEpisode, generation: Generation, transition: Transition,

@@ -1,0 +1,215 @@
+"""Whole jobs under control: live rescaling, an interrupted and resumed run, bounded staleness,
+the on-policy job against a plain synchronous loop, and batches lost with their worker.
+
+The jobs run as `python -m cluster.main` subprocesses (tests/jobs.py) with small pinned
+settings; what they did is read back from the run directory, as a user would.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cluster.control import scale_main
+from cluster.results import read_evaluations, read_training_log
+from tests.jobs import (
+    assert_every_episode_trained_once,
+    finish,
+    interrupt,
+    logged_steps,
+    run_job,
+    small_job,
+    start_job,
+    summary,
+    wait_for,
+)
+
+PER_UPDATE = 8
+PPO_STATS = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction",
+             "mean_reward", "success_rate", "tokens", "turns", "episodes")
+"""Per-update numbers the learner reports that two identical runs must agree on."""
+
+
+def _assert_same_updates(rows: list[dict], others: list[dict], keys: tuple[str, ...]) -> None:
+    """Update by update the same numbers, up to float reduction order (printed: how close)."""
+    assert len(rows) == len(others)
+    gap = max(abs(row[key] - other[key]) / max(abs(row[key]), 1e-6)
+              for row, other in zip(rows, others, strict=True) for key in keys)
+    print(f"largest relative difference over {len(rows)} updates: {gap:.2e}")
+    for row, other in zip(rows, others, strict=True):
+        for key in keys:
+            assert row[key] == pytest.approx(other[key], rel=1e-4, abs=1e-6), (
+                row.get("step"), key, row[key], other[key])
+
+
+def _collapsed(values: list[int]) -> list[int]:
+    return [v for i, v in enumerate(values) if i == 0 or values[i - 1] != v]
+
+
+@pytest.mark.slow
+def test_live_scaling_one_two_one_loses_and_repeats_no_episode(tmp_path):
+    """`revisor scale` while the job trains: 1 -> 2 -> 1 rollout workers, each change taking
+    effect at an update boundary; the retired worker is kept until its batches are trained on,
+    so no episode has to be replayed."""
+    run, log, updates = tmp_path / "run", tmp_path / "job.log", 8
+    job = start_job(small_job(run, "scaletest", "cluster.rollout_workers=1",
+                              f"training.updates={updates}", "training.checkpoint_every=0"), log)
+    try:
+        wait_for(lambda: len(logged_steps(run)) >= 2, job, log, "two updates")
+        assert scale_main([str(run), "2"]) == 0
+        wait_for(lambda: any(r["workers"] == 2 for r in read_training_log(run)), job, log,
+                 "an update with two workers")
+        assert scale_main([str(run), "1"]) == 0
+        finish(job, log)
+    finally:
+        interrupt(job)
+    workers = [row["workers"] for row in read_training_log(run)]
+    assert _collapsed(workers) == [1, 2, 1], workers
+    episodes = assert_every_episode_trained_once(run, updates, PER_UPDATE)
+    assert episodes["reissued"] == 0 and episodes["issued"] == updates * PER_UPDATE, episodes
+    assert summary(run)["worker_restarts"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)  # three jobs one after another
+def test_an_interrupted_and_resumed_run_matches_an_uninterrupted_one(tmp_path):
+    """Run A trains 6 updates straight. Run B is stopped with SIGTERM right after logging
+    update 3 (checkpoint 2 on disk), then resumed with --resume: the updates after the
+    checkpoint are done again, and the run ends exactly as A did."""
+    updates, every = 6, 2
+    settings = [f"training.updates={updates}", f"training.checkpoint_every={every}",
+                "cluster.rollout_workers=1"]
+    run_a, run_b = tmp_path / "a", tmp_path / "b"  # one tiny model, tmp_path/model
+    run_job(small_job(run_a, "resume-a", *settings), tmp_path / "a.log")
+
+    log_b = tmp_path / "b.log"
+    job = start_job(small_job(run_b, "resume-b", *settings), log_b)
+    try:
+        wait_for(lambda: len(logged_steps(run_b)) >= 3, job, log_b, "update 3")
+    finally:
+        code = interrupt(job)
+    assert code != 0 and not (run_b / "summary.json").exists()
+    logged = logged_steps(run_b)
+    saved = sorted(p.name for p in (run_b / "checkpoints").iterdir())
+    print(f"interrupted with updates {logged} logged and checkpoints {saved}")
+    run_job(["--resume", str(run_b)], tmp_path / "b-resume.log")
+
+    a, b = summary(run_a), summary(run_b)
+    assert b["policy_version"] == a["policy_version"] == updates
+    assert b["episodes"] == a["episodes"]
+    assert b["tokens"] == a["tokens"]
+    episodes = assert_every_episode_trained_once(run_b, updates, PER_UPDATE)
+    assert episodes["reissued"] == 0
+    # Sampling is seeded per episode and turn, minibatches per version: the resumed run
+    # plays and learns exactly what the uninterrupted one did, update by update.
+    _assert_same_updates(read_training_log(run_a), read_training_log(run_b),
+                         ("success", "oldest_version", *PPO_STATS))
+    phases = lambda run: sorted((p.phase, p.split, p.success) for p in read_evaluations(run))  # noqa: E731
+    assert phases(run_b) == phases(run_a)
+
+
+@pytest.mark.slow
+def test_max_staleness_two_trains_on_stale_samples_but_never_older_than_two(tmp_path):
+    """Workers run up to two versions ahead against a queue of two batches: some updates train
+    on samples of older policies, none older than two versions."""
+    run, updates = tmp_path / "run", 6
+    run_job(small_job(run, "stale2", "learner.ppo.max_staleness=2", "training.queue_capacity=2",
+                      "cluster.rollout_workers=2", f"training.updates={updates}",
+                      "training.checkpoint_every=0"), tmp_path / "job.log")
+    rows = read_training_log(run)
+    lags = [row["step"] - 1 - row["oldest_version"] for row in rows]
+    print(f"policy lag of the oldest sample per update: {lags}")
+    assert all(0 <= lag <= 2 for lag in lags), lags
+    assert max(lags) >= 1, lags
+    assert_every_episode_trained_once(run, updates, PER_UPDATE)
+
+
+@pytest.mark.slow
+def test_an_on_policy_job_equals_the_synchronous_loop(tmp_path):
+    """max_staleness 0 with one rollout worker is synchronous PPO: the job and a plain loop
+    (play the next 8 episodes of the ledger, update, publish) with the same seeds train on the
+    same episodes and report the same numbers, update by update."""
+    import ray
+
+    from cluster.config import ExperimentConfig
+    from cluster.settings import load_settings
+    from learner.group import LearnerGroup
+    from rollout_workers.episodes.seeds import EpisodeSpec, SeedList
+    from rollout_workers.ray_runtime import local_cluster
+    from rollout_workers.trajectory import BatchMeta
+    from rollout_workers.worker import remote_worker
+    from tests.jobs import DEMO
+
+    run, updates = tmp_path / "run", 4
+    args = small_job(run, "sync", f"training.updates={updates}", "training.checkpoint_every=0",
+                     "cluster.rollout_workers=1")
+    run_job(args, tmp_path / "job.log")
+    job_rows = read_training_log(run)
+
+    config = load_settings(ExperimentConfig, DEMO, args[2:])
+    t = config.training
+    loop_rows = []
+    with local_cluster(4):
+        worker = remote_worker("sync-0", config.engine, config.rollout)
+        learner = LearnerGroup(config.learner)
+        try:
+            for update in range(updates):
+                first = update * t.episodes_per_update
+                specs = [EpisodeSpec(episode_id=str(i), task=config.task, seed=t.seed + i)
+                         for i in range(first, first + t.episodes_per_update)]
+                refs = list(worker.rollouts.remote(SeedList(specs=specs)))
+                metas = [BatchMeta.of(batch) for batch in ray.get(refs)]
+                assert all(m.oldest_version == m.newest_version == update for m in metas)
+                result = learner.update(refs)
+                ray.get(worker.update_weights.remote(result.weights.ref, result.weights.version))
+                loop_rows.append(result.stats.model_dump())
+        finally:
+            learner.shutdown()
+            ray.get(worker.shutdown.remote())
+            ray.kill(worker)
+    assert [row["step"] for row in job_rows] == [row["policy_version"] for row in loop_rows]
+    assert all(row["oldest_version"] == row["step"] - 1 for row in job_rows)
+    _assert_same_updates(job_rows, loop_rows, PPO_STATS)
+    episodes = summary(run)["episodes"]
+    assert episodes["issued"] == episodes["completed"] == updates * t.episodes_per_update
+
+
+@pytest.mark.slow
+def test_batches_lost_with_their_worker_after_taking_are_replayed_under_the_same_ids():
+    """A worker dies after its batch was taken and before the learner read it: the learner's
+    read fails with the error the driver catches, the driver gives the batch back, and the
+    broker replays exactly its episodes, each counted once."""
+    import ray
+
+    from cluster.broker import RolloutBroker
+    from cluster.driver import LOST_DATA, give_back_lost
+    from learner.group import RankActor
+    from rollout_workers.ray_runtime import actor_runtime_env, local_cluster
+    from tests.jobs import BatchMaker
+
+    with local_cluster(2):
+        options = {"num_cpus": 0, "runtime_env": actor_runtime_env()}
+        broker = ray.remote(RolloutBroker).options(max_concurrency=8, **options).remote(
+            {"task": "gp"}, 4, 0, 8, 100)
+        maker = ray.remote(BatchMaker).options(**options)
+        doomed, survivor = maker.remote("doomed"), maker.remote("survivor")
+        lost_ids = ray.get(doomed.play.remote(broker, 2))
+        kept_ids = ray.get(survivor.play.remote(broker, 2))
+        taken = ray.get(broker.take_batches.remote(4, 10.0))
+        assert taken.episodes == 4
+        ray.kill(doomed, no_restart=True)
+        rank = ray.remote(RankActor).options(**options).remote(0, 1)
+        refs = [ref for _, batch_refs in taken.batches for ref in batch_refs]
+        with pytest.raises(LOST_DATA):
+            ray.get(rank.update.remote(refs))
+
+        assert give_back_lost(broker, taken) == lost_ids
+        assert [meta.episode_ids for meta, _ in taken.batches] == [kept_ids]
+        replayed = ray.get(survivor.play.remote(broker, 4))
+        assert replayed == lost_ids  # the same episodes (ids and seeds) again, nothing new
+        again = ray.get(broker.take_batches.remote(2, 10.0))
+        assert [meta.episode_ids for meta, _ in again.batches] == [lost_ids]
+        ledger = ray.get(broker.stats.remote())["ledger"]
+        assert ledger == {"issued": 6, "completed": 4, "reissued": 2, "duplicates_rejected": 0,
+                          "dropped_stale": 0}
+        ray.kill(rank)
+        ray.kill(survivor)
