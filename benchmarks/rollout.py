@@ -24,7 +24,6 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import argparse
 import json
 import tempfile
 import time
@@ -35,6 +34,7 @@ import pyarrow.compute as pc
 import ray
 from pydantic import BaseModel, ConfigDict, Field
 
+from benchmarks.cli import parse_settings
 from envs.general_points import GPConfig
 from rollout_workers.engine import EngineConfig, make_engine
 from rollout_workers.engine.base import GenerationRequest, SamplingSettings
@@ -90,7 +90,7 @@ class EngineReplay:
 
 
 def main() -> None:
-    bench = _parse_args()
+    bench = parse_settings(RolloutBenchmark, __doc__)
     with tempfile.TemporaryDirectory(prefix="rv-bench-") as model_dir, local_cluster(num_cpus=2):
         engine_config = EngineConfig(model=save_tiny_model("lm", bench.model_size, model_dir),
                                      seed=bench.seed, kv_cache_bytes=128 << 20)
@@ -174,13 +174,6 @@ def _report(bench: RolloutBenchmark, rounds: list[dict[str, Any]]) -> dict[str, 
     }
 
 
-def _parse_args() -> RolloutBenchmark:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name, field in RolloutBenchmark.model_fields.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", default=field.default,
-                            type=type(field.default), help=field.description)
-    return RolloutBenchmark(**vars(parser.parse_args()))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import argparse
 import json
 import statistics
 import tempfile
@@ -40,6 +39,7 @@ import psutil
 import ray
 from pydantic import BaseModel, ConfigDict, Field
 
+from benchmarks.cli import parse_settings
 from envs.general_points import GPConfig
 from rollout_workers.engine import EngineConfig
 from rollout_workers.engine.base import SamplingSettings
@@ -144,7 +144,7 @@ def report(bench: ScalingBenchmark, rounds: dict[str, list[dict[str, float]]]) -
 
 
 def main() -> None:
-    bench = _parse_args()
+    bench = parse_settings(ScalingBenchmark, __doc__)
     with tempfile.TemporaryDirectory(prefix="rv-bench-") as model_dir, local_cluster(num_cpus=2):
         engine = EngineConfig(model=save_tiny_model("lm", bench.model_size, model_dir),
                               seed=bench.seed, kv_cache_bytes=64 << 20, max_model_len=1024)
@@ -168,13 +168,6 @@ def main() -> None:
     print(f"written to {bench.out}")
 
 
-def _parse_args() -> ScalingBenchmark:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name, field in ScalingBenchmark.model_fields.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", default=field.default,
-                            type=type(field.default), help=field.description)
-    return ScalingBenchmark(**vars(parser.parse_args()))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import argparse
 import json
 import statistics
 import tempfile
@@ -41,6 +40,7 @@ import numpy as np
 import ray
 from pydantic import BaseModel, ConfigDict, Field
 
+from benchmarks.cli import parse_settings
 from learner.config import LearnerConfig
 from learner.group import LearnerGroup
 from learner.model import ModelConfig
@@ -127,7 +127,7 @@ def measure_model(bench: WeightSyncBenchmark, size: str, scratch: Path) -> dict[
 
 
 def main() -> None:
-    bench = _parse_args()
+    bench = parse_settings(WeightSyncBenchmark, __doc__)
     # One CPU for the learner rank and one per worker.
     with tempfile.TemporaryDirectory(prefix="rv-bench-") as scratch, \
             local_cluster(num_cpus=1 + bench.workers):
@@ -142,13 +142,6 @@ def main() -> None:
     print(f"written to {bench.out}")
 
 
-def _parse_args() -> WeightSyncBenchmark:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name, field in WeightSyncBenchmark.model_fields.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", default=field.default,
-                            type=type(field.default), help=field.description)
-    return WeightSyncBenchmark(**vars(parser.parse_args()))
 
 
 if __name__ == "__main__":
