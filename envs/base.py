@@ -10,6 +10,7 @@ action). Everything task-specific stays behind `Episode`.
 
 from __future__ import annotations
 
+import random
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -63,6 +64,14 @@ class Episode(ABC):
     @abstractmethod
     def expert_answer(self) -> str:
         """The answer an expert gives now: the SFT target and a scripted-policy stand-in."""
+
+    @abstractmethod
+    def mistaken_answer(self, rng: random.Random) -> str:
+        """A well-formed answer the verifier rejects, as a learner might give it now.
+
+        Revision demonstrations open with such mistakes and their real feedback, so that SFT
+        also shows the states that sequential revision reaches after a failed attempt (a
+        model that has only seen opening prompts answers nonsense there)."""
 
     @property
     @abstractmethod

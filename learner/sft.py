@@ -10,6 +10,7 @@ is one RL cannot rescue.
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,15 @@ class SFTConfig(BaseModel):
     """Save a Hugging Face checkpoint every this many steps (and after the last); 0: only
     the last. Checkpoints go to output_dir; without one nothing is saved."""
     output_dir: Path | None = None
+    revision_share: float = Field(0.0, ge=0.0, le=1.0)
+    """Share of demonstrations that open with mistaken answers and their real feedback before
+    the expert's answer (the study's SFT is single-turn: 0). A small model that has only seen
+    opening prompts answers nonsense once feedback follows a wrong answer (the CPU demo's
+    0.5M model: every sampled answer after the first feedback was illegal), so RL's later
+    attempts carry no signal and the verifier's feedback is wasted."""
+    revision_max_mistakes: int = Field(4, ge=1)
+    """A revision demonstration opens with 1..this many mistakes (uniform); keep it below the
+    task's attempt limit (4 for GeneralPoints' 5 attempts)."""
     max_answer_tokens: int = Field(64, ge=1)
     """Greedy generation length for evaluation."""
     seed: int = 0
@@ -78,6 +88,8 @@ class Demonstration:
     answer: str
     image_refs: list[str]
     seed: int
+    mistakes: tuple[str, ...] = ()
+    """The mistaken answers the dialogue opens with (empty: the opening prompt alone)."""
 
 
 PROGRESS_LINES = 10
@@ -107,20 +119,45 @@ class SFTResult(BaseModel):
     checkpoints: list[str]
 
 
-def demonstrations(task: TaskConfig, seeds: range, tokenizer: Any, chat: Any = None) -> list[Demonstration]:
-    """Expert (prompt, answer) pairs, tokenised exactly as rollout workers tokenise turns."""
+def demonstrations(task: TaskConfig, seeds: range, tokenizer: Any, chat: Any = None,
+                   revision_share: float = 0.0, max_mistakes: int = 4) -> list[Demonstration]:
+    """Expert (prompt, answer) pairs, tokenised exactly as rollout workers tokenise turns; a
+    `revision_share` of them (drawn per seed) open with 1..`max_mistakes` mistaken answers."""
     from rollout_workers.episodes.dialogue import DialogueTokens
 
     dialogue = DialogueTokens.from_tokenizer(tokenizer, chat)
     demos = []
     for seed in seeds:
-        episode = make_episode(task, seed)
-        observation = episode.observe()
-        answer = episode.expert_answer()
-        answer_ids = dialogue.encode(answer) + dialogue.close_ids[:1]
-        demos.append(Demonstration(dialogue.opening(observation), answer_ids, answer,
-                                   list(observation.image_refs), seed))
+        rng = random.Random(seed)
+        mistakes = rng.randint(1, max_mistakes) if rng.random() < revision_share else 0
+        demos.append(_demonstration(task, seed, dialogue, mistakes, rng))
     return demos
+
+
+def _demonstration(task: TaskConfig, seed: int, dialogue: Any, mistakes: int,
+                   rng: random.Random) -> Demonstration:
+    """Play `mistakes` wrong answers (fewer if the episode would end), then ask the expert.
+    The prompt grows exactly as a rollout's does: answer ids, closing, feedback, or a fresh
+    prompt where the task restarts the dialogue."""
+    episode = make_episode(task, seed)
+    observation = episode.observe()
+    prompt = dialogue.opening(observation)
+    refs = list(observation.image_refs)
+    played: list[str] = []
+    for _ in range(mistakes):
+        mistake = episode.mistaken_answer(rng)
+        answer_ids = dialogue.encode(mistake) + dialogue.close_ids[:1]
+        transition = episode.submit(mistake)
+        played.append(mistake)
+        if transition.done or transition.next is None:
+            return _demonstration(task, seed, dialogue, mistakes - 1, random.Random(seed))
+        if transition.restart:
+            prompt, refs = dialogue.opening(transition.next), list(transition.next.image_refs)
+        else:
+            prompt = prompt + answer_ids + dialogue.continuation(answer_ids, transition.next.text)
+    answer = episode.expert_answer()
+    answer_ids = dialogue.encode(answer) + dialogue.close_ids[:1]
+    return Demonstration(prompt, answer_ids, answer, refs, seed, tuple(played))
 
 
 def as_turns(demos: list[Demonstration]) -> Turns:
@@ -263,8 +300,9 @@ class SFTTrainer:
         return self._epoch_order
 
     def _demos(self, start: int, count: int) -> list[Demonstration]:
-        return demonstrations(self.config.task, range(start, start + count), self.tokenizer,
-                              self.processor)
+        c = self.config
+        return demonstrations(c.task, range(start, start + count), self.tokenizer,
+                              self.processor, c.revision_share, c.revision_max_mistakes)
 
     def _turns(self, demos: list[Demonstration]) -> Turns:
         turns = as_turns(demos)

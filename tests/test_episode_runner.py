@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterable
 from itertools import pairwise
 from typing import Any
@@ -187,6 +188,9 @@ class Checkpoints(Episode):
     def expert_answer(self) -> str:
         return f"go {self.position}"
 
+    def mistaken_answer(self, rng: random.Random) -> str:
+        return "stop"
+
 
 def test_dialogue_restarts_after_a_correct_action(tokenizer: Any, dialogue: DialogueTokens) -> None:
     def wrong_then_right(prompt_ids: list[int]) -> str:
@@ -286,3 +290,38 @@ def test_virl_dialogue_restarts_at_each_new_position(vllm_engine: Any, tokenizer
         assert shadow.done and len(episode.turns) == 2 * len(shadow.steps)  # two tries a position
         assert sum(turn.restart for turn in episode.turns) == len(shadow.steps) - 1
     to_record_batch(episodes, "w0")
+
+
+@pytest.mark.parametrize("task", [GPConfig(), VIRLConfig(rule="id")], ids=["gp", "virl"])
+def test_revision_demonstrations_are_the_states_a_rollout_reaches(
+        task: Any, tokenizer: Any, dialogue: DialogueTokens) -> None:
+    """SFT's revision demonstrations must show the policy exactly the ids a rollout builds after
+    the same mistakes: a rollout that replays each demonstration's mistakes, then answers as
+    the expert, reaches the demonstration's prompt at that turn and is told it was right."""
+    from learner.sft import demonstrations
+
+    demos = demonstrations(task, range(40), tokenizer, revision_share=0.75, max_mistakes=4)
+    assert {len(d.mistakes) for d in demos} >= {0, 1}
+    if isinstance(task, GPConfig):
+        assert {len(d.mistakes) for d in demos} == {0, 1, 2, 3, 4}
+    openings = [dialogue.opening(make_episode(task, d.seed).observe()) for d in demos]
+    played = {"episode": -1, "turn": 0}
+
+    def replay(prompt_ids: list[int]) -> str:
+        """One episode at a time: its mistakes, the expert's answer, then nonsense to the end."""
+        if played["episode"] + 1 < len(demos) and prompt_ids == openings[played["episode"] + 1]:
+            played["episode"], played["turn"] = played["episode"] + 1, 0
+        demo, turn = demos[played["episode"]], played["turn"]
+        played["turn"] += 1
+        if turn < len(demo.mistakes):
+            return demo.mistakes[turn]
+        return demo.answer if turn == len(demo.mistakes) else "I give up."
+
+    specs = [EpisodeSpec(episode_id=str(d.seed), task=task, seed=d.seed) for d in demos]
+    episodes, _ = play_all(ScriptedEngine(tokenizer, replay), dialogue, tokenizer,
+                           SeedList(specs=specs), episodes_in_flight=1)
+    for episode in episodes:
+        demo = next(d for d in demos if str(d.seed) == episode.episode_id)
+        turn = episode.turns[len(demo.mistakes)]
+        assert turn.prompt_ids == demo.prompt_ids and turn.response_ids == demo.answer_ids
+        assert turn.reward > 0

@@ -118,3 +118,21 @@ def test_registry_builds_virl_episodes_too():
     episode = make_any_episode(config, 3)
     assert episode.task == "virl-vl"
     assert episode.submit(episode.expert_answer()).verdict.reward == 1.0
+
+
+@pytest.mark.parametrize("rule", ["id", "ood"])
+def test_mistaken_answers_are_well_formed_and_rejected(rule):
+    """Revision demonstrations need mistakes a learner makes: the hand's own numbers in a legal
+    formula that misses the target, never a parse failure, and reproducible from the seed."""
+    import random
+
+    outcomes = []
+    for seed in range(200):
+        episode = make_episode(GPConfig(rule=rule), seed)
+        mistake = episode.mistaken_answer(random.Random(seed))
+        assert mistake == make_episode(GPConfig(rule=rule), seed).mistaken_answer(random.Random(seed))
+        transition = episode.submit(mistake)
+        assert not transition.success and not transition.done
+        outcomes.append(transition.verdict.outcome)
+    assert set(outcomes) <= {"wrong_value", "wrong_numbers"}
+    assert outcomes.count("wrong_value") > 190

@@ -120,6 +120,24 @@ def test_wrong_answers_get_feedback_then_the_walker_moves_on():
         episode.submit("stop()")
 
 
+@pytest.mark.parametrize("rule", ["id", "ood"])
+def test_mistaken_answers_pick_a_wrong_action_in_the_expert_s_words(rule):
+    import random
+
+    rng = random.Random(0)
+    for seed in range(20):
+        episode = make_episode(VIRLConfig(rule=rule), seed)
+        while not episode.done:
+            mistake = json.loads(episode.mistaken_answer(rng))
+            expert = json.loads(episode.expert_answer())
+            assert mistake["action"] != expert["action"]
+            assert {k: v for k, v in mistake.items() if k != "action"} == \
+                {k: v for k, v in expert.items() if k != "action"}
+            verdict = episode.submit(json.dumps(mistake)).verdict
+            assert verdict.outcome == "wrong_action", verdict
+            episode.submit(episode.expert_answer())
+
+
 def test_a_revision_that_succeeds_keeps_the_episode_successful():
     episode = make_episode(VIRLConfig(), 2)
     assert episode.submit("forward()").verdict.outcome == "wrong_action"

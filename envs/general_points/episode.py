@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from envs.base import Episode, Observation, Transition
@@ -12,6 +13,20 @@ from envs.general_points.render import render_hand
 from envs.general_points.sampler import sample_hand
 from envs.general_points.solver import solve
 from verifier.general_points import GPVerdict, verify
+
+MISTAKE_TRIES = 20
+_OPERATORS = "+-*/"
+_SHAPES = ("{0}{o0}{1}{o1}{2}{o2}{3}", "({0}{o0}{1}){o1}({2}{o2}{3})",
+           "({0}{o0}{1}{o1}{2}){o2}{3}", "{0}{o0}({1}{o1}{2}{o2}{3})")
+
+
+def random_formula(numbers: list[int], rng: random.Random) -> str:
+    """Every number once, in a random order, with random operators and bracket shape."""
+    order = rng.sample(numbers, len(numbers))
+    operators = {f"o{i}": rng.choice(_OPERATORS) for i in range(len(numbers) - 1)}
+    if len(numbers) != 4:
+        return "".join(f"{n}{operators.get(f'o{i}', '')}" for i, n in enumerate(order))
+    return rng.choice(_SHAPES).format(*order, **operators)
 
 
 class GPEpisode(Episode):
@@ -55,6 +70,17 @@ class GPEpisode(Episode):
     def expert_answer(self) -> str:
         formulas = solve(self.numbers, self.config.target, limit=1)
         return format_answer(self.hand, self.numbers, formulas[0])
+
+    def mistaken_answer(self, rng: random.Random) -> str:
+        """A legal formula over the hand's numbers that misses the target (or, for the rare
+        hand where every tried shape hits it, one number off)."""
+        numbers = self.numbers
+        for _ in range(MISTAKE_TRIES):
+            formula = random_formula(numbers, rng)
+            if not self._verify(format_answer(self.hand, numbers, formula)).success:
+                return format_answer(self.hand, numbers, formula)
+        wrong = [numbers[0] + 1, *numbers[1:]]
+        return format_answer(self.hand, wrong, random_formula(wrong, rng))
 
     def info(self) -> dict[str, Any]:
         return {"cards": [card.ref() for card in self.hand], "seed": self.seed,

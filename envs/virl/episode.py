@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import random
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,16 @@ class VIRLEpisode(Episode):
     def expert_answer(self) -> str:
         step = self.steps[min(self.position, len(self.steps) - 1)]
         return format_answer(step, self.instructions[step.instruction], self.config.rule)
+
+    def mistaken_answer(self, rng: random.Random) -> str:
+        """The expert's observation and instruction with an action that is wrong here."""
+        step = self.steps[min(self.position, len(self.steps) - 1)]
+        right = step.action(self.config.rule)
+        directions = COMPASS if self.config.rule == "id" else RELATIVE
+        actions = ["forward()", "stop()", *(f"turn_direction({d})" for d in directions)]
+        answer = json.loads(self.expert_answer())
+        answer["action"] = rng.choice([a for a in actions if a != right])
+        return json.dumps(answer, ensure_ascii=False)
 
     def target(self) -> StepTarget:
         """What the verifier checks at the current position."""
