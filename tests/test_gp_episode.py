@@ -63,6 +63,15 @@ def test_prompt_template_can_be_replaced_from_a_file(tmp_path):
         make_episode(GPConfig(prompt_template=bad), seed=0).observe()
 
 
+@pytest.mark.parametrize("rule, sentence", [("id", "J, Q and K are each 10."),
+                                            ("ood", "J is 11, Q is 12 and K is 13.")])
+def test_a_built_in_template_is_named_without_a_path(rule, sentence):
+    text = make_episode(GPConfig(rule=rule, prompt_template="compact.txt"), seed=3).observe().text
+    assert text.startswith("Your cards are") and "Make 24." in text and text.endswith(sentence)
+    with pytest.raises(ValueError, match="no such file.*built-in: compact.txt, prompt.txt"):
+        make_episode(GPConfig(prompt_template="terse.txt"), seed=0).observe()
+
+
 def test_registry_builds_gp_episodes_from_plain_settings():
     from pydantic import TypeAdapter
 

@@ -31,7 +31,10 @@ class GPConfig(BaseModel):
     """Verification steps per episode; the episode ends on success or when they run out."""
     prompt_template: Path | None = None
     """A file replacing the built-in prompt (string.Template with $cards, $face_rule, $target,
-    $answer_format), to match the format an existing checkpoint was trained on."""
+    $answer_format), to match the format an existing checkpoint was trained on; or the name of
+    a template that ships in envs/general_points/templates: 'prompt.txt' (the default, the
+    study's wording) or 'compact.txt' (the rule and target in a third of the tokens, which a
+    tiny model learns faster: the CPU demo's)."""
     rewards: GPRewardTable = GPRewardTable()
 
     @property

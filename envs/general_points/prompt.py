@@ -37,10 +37,7 @@ def format_answer(hand: tuple[Card, ...], numbers: list[int], formula: str) -> s
 
 @lru_cache(maxsize=8)
 def _template(path: Path | None) -> Template:
-    if path is None:
-        text = resources.files("envs.general_points").joinpath("templates/prompt.txt").read_text()
-    else:
-        text = Path(path).read_text()
+    text = _template_text(path)
     template = Template(text)
     unknown = {m.group("named") or m.group("braced") for m in template.pattern.finditer(text)}
     unknown -= {None, "cards", "face_rule", "target", "answer_format"}
@@ -48,3 +45,19 @@ def _template(path: Path | None) -> Template:
         raise ValueError(f"prompt template {path}: unknown placeholders {sorted(unknown)}; "
                          "allowed: $cards, $face_rule, $target, $answer_format")
     return template
+
+
+def _template_text(path: Path | None) -> str:
+    """A file's text, or a built-in template's when no such file exists but one of that name
+    ships with Revisor (so configs can name one on any machine: rollout actors start elsewhere)."""
+    templates = resources.files("envs.general_points").joinpath("templates")
+    if path is None:
+        return templates.joinpath("prompt.txt").read_text()
+    if Path(path).is_file():
+        return Path(path).read_text()
+    builtin = templates.joinpath(str(path))
+    if Path(path).name == str(path) and builtin.is_file():
+        return builtin.read_text()
+    names = sorted(t.name for t in templates.iterdir() if t.name.endswith(".txt"))
+    raise ValueError(f"prompt template {path}: no such file, and no built-in template of that "
+                     f"name (built-in: {', '.join(names)})")
