@@ -174,7 +174,5 @@ def _report(bench: RolloutBenchmark, rounds: list[dict[str, Any]]) -> dict[str, 
     }
 
 
-
-
 if __name__ == "__main__":
     main()

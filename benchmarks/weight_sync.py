@@ -142,7 +142,5 @@ def main() -> None:
     print(f"written to {bench.out}")
 
 
-
-
 if __name__ == "__main__":
     main()

@@ -146,7 +146,7 @@ def _demonstration(task: TaskConfig, seed: int, dialogue: Any, mistakes: int,
     played: list[str] = []
     for _ in range(mistakes):
         mistake = episode.mistaken_answer(rng)
-        answer_ids = dialogue.encode(mistake) + dialogue.close_ids[:1]
+        answer_ids = dialogue.answer(mistake)
         transition = episode.submit(mistake)
         played.append(mistake)
         if transition.done or transition.next is None:
@@ -156,8 +156,7 @@ def _demonstration(task: TaskConfig, seed: int, dialogue: Any, mistakes: int,
         else:
             prompt = prompt + answer_ids + dialogue.continuation(answer_ids, transition.next.text)
     answer = episode.expert_answer()
-    answer_ids = dialogue.encode(answer) + dialogue.close_ids[:1]
-    return Demonstration(prompt, answer_ids, answer, refs, seed, tuple(played))
+    return Demonstration(prompt, dialogue.answer(answer), answer, refs, seed, tuple(played))
 
 
 def as_turns(demos: list[Demonstration]) -> Turns:

@@ -42,7 +42,8 @@ JOB = [f"name={NAME}", "tiny_model.size=0.5m", f"training.updates={UPDATES}",
        "metrics.enabled=true", "metrics.host=127.0.0.1"]
 """The demo, short: no SFT warm start (its metrics end with its learner, before the RL phase
 lists any target), then enough small updates that the job still trains while the series are
-checked (8 were too few on a busy 2-core machine: the job ended before the rate queries). Everything the tests rely on is pinned here, not read from the demo."""
+checked (8 were too few on a busy 2-core machine: the job ended before the rate queries).
+Everything the tests rely on is pinned here, not read from the demo."""
 EVAL_VARIANTS = {"id", "ood"}
 """The demo's evaluation splits (ID and OOD rule) as the variant label shows them."""
 GRAFANA_VARIABLES = {"$__rate_interval": "10s", "$__range": "1m", "$task": ".*",

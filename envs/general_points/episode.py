@@ -76,9 +76,9 @@ class GPEpisode(Episode):
         hand where every tried shape hits it, one number off)."""
         numbers = self.numbers
         for _ in range(MISTAKE_TRIES):
-            formula = random_formula(numbers, rng)
-            if not self._verify(format_answer(self.hand, numbers, formula)).success:
-                return format_answer(self.hand, numbers, formula)
+            answer = format_answer(self.hand, numbers, random_formula(numbers, rng))
+            if not self._verify(answer).success:
+                return answer
         wrong = [numbers[0] + 1, *numbers[1:]]
         return format_answer(self.hand, wrong, random_formula(wrong, rng))
 

@@ -199,13 +199,14 @@ def _sampling_params(sampling: SamplingSettings, index: int,
                      request_seed: int | None = None) -> SamplingParams:
     """One request's parameters. A request's own seed wins; otherwise a seeded call gives
     request i the seed `seed + i`, so equal prompts in one batch still get different samples."""
-    if request_seed is None and sampling.seed is not None:
-        request_seed = sampling.seed + index
+    seed = None
+    if sampling.seed is not None:
+        seed = sampling.seed + index if request_seed is None else request_seed
     return SamplingParams(
         temperature=sampling.temperature,
         top_p=sampling.top_p,
         max_tokens=sampling.max_tokens,
-        seed=request_seed if sampling.seed is not None else None,
+        seed=seed,
         logprobs=0,
         detokenize=False,
     )

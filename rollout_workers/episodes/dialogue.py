@@ -65,6 +65,11 @@ class DialogueTokens:
         message = user_message(observation.text, len(observation.images))
         return self.encode(self.render([message], True))
 
+    def answer(self, text: str) -> list[int]:
+        """The ids of `text` as an engine emits it when it stops: the text, then the
+        end-of-turn token (what SFT trains on, so the policy learns to stop)."""
+        return self.encode(text) + self.close_ids[:1]
+
     def ends_turn(self, response_ids: list[int]) -> bool:
         """Whether the response ends with the template's end-of-turn token (the model stopped)."""
         return bool(response_ids and self.close_ids) and response_ids[-1] == self.close_ids[0]
