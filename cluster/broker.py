@@ -31,11 +31,11 @@ class RolloutBroker:
 
     def __init__(self, task: dict[str, Any], episodes_per_update: int, max_staleness: int,
                  capacity: int, base_seed: int = 0, ledger: LedgerState | None = None,
-                 version: int = 0, updates: int | None = None) -> None:
+                 version: int = 0, updates: int | None = None, group_size: int = 1) -> None:
         self.task = TypeAdapter(TaskConfig).validate_python(task)
         self.episodes_per_update = episodes_per_update
         self.max_staleness = max_staleness
-        self.ledger = EpisodeLedger(base_seed, ledger)
+        self.ledger = EpisodeLedger(base_seed, ledger, group_size)
         self.queue = TrajectoryQueue(capacity)
         self.version = version
         self.updates = updates

@@ -46,8 +46,21 @@ class TrainingConfig(BaseModel):
     """Save the full learner state every this many updates (and after the last); 0: last only."""
     eval_every: int = Field(0, ge=0)
     """Evaluate every this many updates; 0: only before RL and after the last update."""
-    seed: int = 0
-    """Seeds the training episodes (episode i plays seed `seed + i`)."""
+    group_size: int = Field(1, ge=1)
+    """Episodes played per task instance: episode i plays seed `seed + i // group_size`.
+    Above 1, each update holds episodes_per_update / group_size instances, each answered
+    group_size times, which a group-relative advantage (learner.ppo.advantage: group) needs."""
+    seed: int = 20_000_000
+    """First seed of the training episodes: far from the SFT warm start's (sft.train_seed_start,
+    0) so that RL plays instances the warm start never memorised, and from evaluation's."""
+
+    @model_validator(mode="after")
+    def _whole_groups(self) -> TrainingConfig:
+        if self.episodes_per_update % self.group_size:
+            raise ValueError(f"training.episodes_per_update ({self.episodes_per_update}) must be "
+                             f"a multiple of training.group_size ({self.group_size}): an update "
+                             "trains on whole groups")
+        return self
     take_timeout_s: float = Field(600.0, gt=0)
     """How long the learner waits for an update's data before the run is declared stuck."""
 
@@ -146,6 +159,9 @@ class ExperimentConfig(BaseModel):
                                                    or not self.cluster.gpus_per_worker):
             raise ValueError("learner.weight_sync='nccl' broadcasts into vLLM engines on GPUs: "
                              "it needs engine.kind 'vllm' and cluster.gpus_per_worker >= 1")
+        if self.learner.ppo.advantage == "group" and self.training.group_size < 2:
+            raise ValueError("learner.ppo.advantage='group' compares the episodes of one task "
+                             "instance: set training.group_size >= 2")
         return self
 
     @property

@@ -76,7 +76,7 @@ class RLDriver:
         t = config.training
         self.broker = ray.remote(RolloutBroker).options(num_cpus=0, max_concurrency=64).remote(
             config.task.model_dump(), t.episodes_per_update, config.max_staleness,
-            t.queue_capacity, t.seed, ledger, self.version, t.updates)
+            t.queue_capacity, t.seed, ledger, self.version, t.updates, t.group_size)
         c = config.cluster
         self.fleet = WorkerFleet(self.broker, config.engine, config.rollout, c.cpus_per_worker,
                                  c.gpus_per_worker, c.worker_resources, c.max_worker_restarts,

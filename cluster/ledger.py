@@ -6,6 +6,11 @@ go back to the front of the line and are issued again under the same ids. Comple
 remembered, so a late duplicate (a worker that finished just before being declared dead) is
 rejected instead of being trained on twice. Its position is part of the learner's
 checkpoint, so a resumed run continues with the next unseen episode.
+
+With a group size g > 1, episodes g·k ... g·k+g-1 play the same task instance (seed
+base + k): a group-relative advantage compares answers to the same question. Episodes are
+issued in id order, so a group is issued together and, in synchronous training, trained in
+the same update.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ class LedgerState(BaseModel):
 
     next_episode: int = 0
     base_seed: int = 0
+    group_size: int = Field(1, ge=1)
     pending: list[WorkItem] = Field(default_factory=list)
     completed_ids: list[int] = Field(default_factory=list)
     counts: LedgerCounts = Field(default_factory=LedgerCounts)
@@ -47,9 +53,11 @@ class LedgerState(BaseModel):
 class EpisodeLedger:
     """Issues work items and records completions; plain Python, wrapped in an actor by the driver."""
 
-    def __init__(self, base_seed: int = 0, state: LedgerState | None = None) -> None:
-        state = state or LedgerState(base_seed=base_seed)
+    def __init__(self, base_seed: int = 0, state: LedgerState | None = None,
+                 group_size: int = 1) -> None:
+        state = state or LedgerState(base_seed=base_seed, group_size=group_size)
         self.base_seed = state.base_seed
+        self.group_size = state.group_size
         self.next_episode = state.next_episode
         self.pending: deque[WorkItem] = deque(state.pending)
         self.in_flight: dict[int, tuple[str, WorkItem]] = {}
@@ -63,8 +71,7 @@ class EpisodeLedger:
             if self.pending:
                 item = self.pending.popleft().model_copy(update={"min_version": min_version})
             else:
-                item = WorkItem(episode_id=self.next_episode,
-                                seed=self.base_seed + self.next_episode, min_version=min_version)
+                item = self._item(self.next_episode, min_version)
                 self.next_episode += 1
             self.in_flight[item.episode_id] = (worker, item)
             items.append(item)
@@ -92,8 +99,7 @@ class EpisodeLedger:
 
     def reopen(self, episode_ids: list[int]) -> None:
         """Completed episodes whose data was lost before training: play them again first."""
-        items = [WorkItem(episode_id=i, seed=self.base_seed + i) for i in episode_ids
-                 if i in self.completed]
+        items = [self._item(i) for i in episode_ids if i in self.completed]
         for item in items:
             self.completed.discard(item.episode_id)
         self.pending.extendleft(reversed(items))
@@ -111,10 +117,16 @@ class EpisodeLedger:
         once, as an uninterrupted run does."""
         completed = [i for i in untrained if i in self.completed]
         replayed = [item for _, item in self.in_flight.values()]
-        replayed += [WorkItem(episode_id=i, seed=self.base_seed + i) for i in completed]
+        replayed += [self._item(i) for i in completed]
         replayed.sort(key=lambda item: item.episode_id)
         counts = self.counts.model_copy(update={"issued": self.counts.issued - len(replayed),
                                                 "completed": self.counts.completed - len(completed)})
         return LedgerState(next_episode=self.next_episode, base_seed=self.base_seed,
+                           group_size=self.group_size,
                            pending=[*replayed, *self.pending],
                            completed_ids=sorted(self.completed.difference(completed)), counts=counts)
+
+    def _item(self, episode_id: int, min_version: int = 0) -> WorkItem:
+        """Episode `episode_id` plays the task instance of its group."""
+        seed = self.base_seed + episode_id // self.group_size
+        return WorkItem(episode_id=episode_id, seed=seed, min_version=min_version)

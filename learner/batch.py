@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import torch
 
-COLUMNS = ("episode_id", "turn", "policy_version", "prompt_ids", "response_ids",
+COLUMNS = ("episode_id", "task", "variant", "seed", "turn", "policy_version", "prompt_ids", "response_ids",
            "response_logprobs", "reward", "done", "success", "image_refs")
 """Trajectory columns the learner reads (names of the rollout workers' schema)."""
 
@@ -22,6 +22,8 @@ class Turns:
     """Every turn of a batch of finished episodes, grouped by episode and in turn order."""
 
     episode_ids: list[str]
+    instances: list[tuple[str, str, int]]
+    """(task, variant, seed) of each turn's episode: the task instance it played."""
     turn_index: list[int]
     policy_versions: list[int]
     prompt_ids: list[list[int]]
@@ -48,6 +50,13 @@ class Turns:
             groups.setdefault(episode, []).append(i)
         return groups
 
+    def groups(self) -> dict[tuple[str, str, int], list[int]]:
+        """Turn indices of the episodes of each task instance, episode by episode."""
+        groups: dict[tuple[str, str, int], list[int]] = {}
+        for i, instance in enumerate(self.instances):
+            groups.setdefault(instance, []).append(i)
+        return groups
+
 
 def turns_from_record_batches(batches: list[pa.RecordBatch]) -> Turns:
     """Concatenate record batches and order the rows by (episode, turn)."""
@@ -56,6 +65,7 @@ def turns_from_record_batches(batches: list[pa.RecordBatch]) -> Turns:
     pick = lambda name: [rows[name][i] for i in order]  # noqa: E731
     return Turns(
         episode_ids=[str(e) for e in pick("episode_id")], turn_index=pick("turn"),
+        instances=list(zip(pick("task"), pick("variant"), pick("seed"), strict=True)),
         policy_versions=pick("policy_version"), prompt_ids=pick("prompt_ids"),
         response_ids=pick("response_ids"), behaviour_logprobs=pick("response_logprobs"),
         rewards=torch.tensor(pick("reward"), dtype=torch.float32),

@@ -20,10 +20,16 @@ class PPOConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    advantage: Literal["gae", "group"] = "gae"
+    """'gae': turn-level GAE with the value head as baseline (the study). 'group': each turn's
+    return-to-go minus the mean of its group's at the same turn, the group being the episodes
+    of one task instance (needs training.group_size >= 2; see learner.group_advantage). The
+    value head is still trained, on the Monte-Carlo returns, but unused as a baseline."""
     gamma: float = Field(0.9, ge=0.0, le=1.0)
     """Discount between verification steps: a later success is worth less than an early one."""
     lam: float = Field(0.95, ge=0.0, le=1.0)
-    """GAE lambda over verification steps; 1 gives Monte-Carlo returns, 0 one-step TD."""
+    """GAE lambda over verification steps; 1 gives Monte-Carlo returns, 0 one-step TD (unused by
+    the 'group' advantage)."""
     clip_ratio: float = Field(0.1, gt=0.0)
     """PPO clip range for the policy ratio (the study: 0.1)."""
     value_clip: float | None = Field(0.1, gt=0.0)

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from learner.batch import MicroBatch, Turns, collate_turns, split_micro_batches
 from learner.engine import TrainEngine
 from learner.gae import normalise, turn_gae
+from learner.group_advantage import group_advantages
 from learner.model import PolicyValueModel
 from learner.ppo import PPOConfig, PPOInputs, ppo_loss
 from learner.vision import VisionInputs
@@ -87,7 +88,7 @@ class PPOTrainer:
         start = time.perf_counter()
         if self.vision is not None:
             turns = self.vision.expand(turns)
-        rows = shard_episodes(turns, self.engine.rank, self.engine.world_size)
+        rows = shard_groups(turns, self.engine.rank, self.engine.world_size)
         scored = self.score(turns, rows)
         epoch_losses, sums, steps, norms = [], {}, 0, []
         for epoch in range(self.config.ppo_epochs):
@@ -122,13 +123,22 @@ class PPOTrainer:
                 if ref_lp is not None:
                     self._store(ref_lp, micro, self._forward(micro, self.reference)[0])
         mine = torch.tensor(rows, dtype=torch.long)
-        advantages, returns = turn_gae(turns.rewards[mine], values[mine], turns.dones[mine],
-                                       [turns.episode_ids[i] for i in rows],
-                                       self.config.gamma, self.config.lam)
+        advantages, returns = self._advantages(turns, rows, values[mine])
         if self.config.normalize_advantages:
             advantages = self._normalise(advantages)
         full = lambda x: torch.zeros(len(turns)).index_copy(0, mine, x)  # noqa: E731
         return Scored(rows, old_lp, ref_lp, values, full(advantages), full(returns))
+
+    def _advantages(self, turns: Turns, rows: list[int],
+                    values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(advantages, returns) of `rows`, episode by episode in turn order."""
+        index = torch.tensor(rows, dtype=torch.long)
+        rewards, episodes = turns.rewards[index], [turns.episode_ids[i] for i in rows]
+        if self.config.advantage == "group":
+            return group_advantages(rewards, episodes, [turns.instances[i] for i in rows],
+                                    [turns.turn_index[i] for i in rows], self.config.gamma)
+        return turn_gae(rewards, values, turns.dones[index], episodes, self.config.gamma,
+                        self.config.lam)
 
     def _train_minibatch(self, turns: Turns, rows: list[int],
                          scored: Scored) -> tuple[dict[str, float], float | None]:
@@ -237,13 +247,15 @@ def _padding_inputs(micro: MicroBatch, logprobs: torch.Tensor, entropy: torch.Te
                      token_turn=micro.token_turn.to(device), turn_weight=micro.turn_weight.to(device))
 
 
-def shard_episodes(turns: Turns, rank: int, world_size: int) -> list[int]:
-    """This rank's turns: whole episodes, greedily balanced by token count, deterministic."""
-    episodes = sorted(turns.episodes().items(),
-                      key=lambda kv: (-sum(turns.length(i) for i in kv[1]), kv[0]))
+def shard_groups(turns: Turns, rank: int, world_size: int) -> list[int]:
+    """This rank's turns: whole groups of episodes (all episodes of a task instance, so that
+    GAE sees whole episodes and group advantages whole groups), greedily balanced by token
+    count, deterministic."""
+    groups = sorted(turns.groups().items(),
+                    key=lambda kv: (-sum(turns.length(i) for i in kv[1]), kv[0]))
     load = [0] * world_size
     mine: list[int] = []
-    for _, rows in episodes:
+    for _, rows in groups:
         target = min(range(world_size), key=lambda r: (load[r], r))
         load[target] += sum(turns.length(i) for i in rows)
         if target == rank:

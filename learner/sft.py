@@ -163,6 +163,7 @@ def as_turns(demos: list[Demonstration]) -> Turns:
     """Demonstrations in the learner's turn layout, so SFT batches exactly like PPO."""
     n = len(demos)
     return Turns(episode_ids=[str(d.seed) for d in demos], turn_index=[0] * n,
+                 instances=[("sft", "", d.seed) for d in demos],
                  policy_versions=[0] * n, prompt_ids=[d.prompt_ids for d in demos],
                  response_ids=[d.answer_ids for d in demos],
                  behaviour_logprobs=[[0.0] * len(d.answer_ids) for d in demos],

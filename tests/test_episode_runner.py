@@ -257,6 +257,22 @@ def test_an_episode_samples_the_same_answers_in_any_company(vllm_engine: Any, to
     assert answers(reseeded[0]) != answers(in_crowd)
 
 
+def test_a_group_answers_one_hand_with_different_samples(vllm_engine: Any, tokenizer: Any,
+                                                         dialogue: DialogueTokens) -> None:
+    """The episodes of a group play the same hand (same first prompt, same seed column) and
+    still sample their own answers: a group-relative advantage compares them."""
+    sampling = SamplingSettings(temperature=1.0, max_tokens=24, seed=11)
+    episodes, _ = play_all(vllm_engine, dialogue, tokenizer,
+                           SeedRange(task=GP_L, start=40, count=6, group_size=3),
+                           episodes_in_flight=4, sampling=sampling)
+    by_id = {e.episode_id: e for e in episodes}
+    assert sorted(by_id) == [f"ep-{seed}-{r}" for seed in (40, 41) for r in range(3)]
+    group = [by_id[f"ep-40-{r}"] for r in range(3)]
+    assert {e.seed for e in group} == {40} and by_id["ep-41-0"].seed == 41
+    assert len({tuple(e.turns[0].prompt_ids) for e in group}) == 1
+    assert len({tuple(e.turns[0].response_ids) for e in group}) == 3
+
+
 def test_episode_out_of_context_ends_early(vllm_engine: Any, tokenizer: Any, dialogue: DialogueTokens) -> None:
     first = len(dialogue.opening(make_episode(GP_L, 0).observe()))
     sampling = SamplingSettings(max_tokens=16, seed=1)

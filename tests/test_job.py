@@ -38,6 +38,15 @@ def test_sampling_and_learner_temperatures_must_agree(tmp_path, capsys):
         capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("overrides", "expected"), [
+    (["learner.ppo.advantage=group"], "set training.group_size >= 2"),
+    (["training.group_size=3"], "episodes_per_update (64) must be a multiple of training.group_size (3)"),
+])
+def test_group_advantages_need_whole_groups(tmp_path, capsys, overrides, expected):
+    assert job_main(["--config", str(DEMO), f"run_dir={tmp_path}", *overrides]) == 2
+    assert expected in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_embedded_job_trains_on_policy_and_leaves_a_readable_run_directory(tmp_path):
     run = tmp_path / "run"

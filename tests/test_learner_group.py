@@ -44,19 +44,22 @@ def lm_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def batch_refs(cluster, lm_path: Path) -> list[ray.ObjectRef]:
-    """Real rollouts (two attempts per episode), in the object store: the learner gets refs."""
+    """Real rollouts (two attempts per episode, three per hand), in the object store: the
+    learner gets refs."""
     worker = RolloutWorker("w0", GenerationConfig(kind="hf", model=lm_path), RolloutConfig(
         episodes_in_flight=9, episodes_per_batch=3,
         sampling=SamplingSettings(temperature=1.0, max_tokens=16, seed=5)))
-    batches = list(worker.rollouts(SeedRange(task=GPConfig(max_attempts=2)), max_episodes=9))
+    source = SeedRange(task=GPConfig(max_attempts=2), group_size=3)
+    batches = list(worker.rollouts(source, max_episodes=9))
     return [ray.put(batch) for batch in batches]
 
 
-def _config(path: Path, ranks: int, stage: int) -> LearnerConfig:
+def _config(path: Path, ranks: int, stage: int, advantage: str = "gae") -> LearnerConfig:
     return LearnerConfig(
         model=ModelConfig(path=str(path)), optim=OptimConfig(lr=1e-3, value_head_lr_scale=10),
         engine=EngineConfig(zero_stage=stage, micro_batch_size=2),
-        ppo=PPOConfig(ppo_epochs=3, num_minibatches=1, temperature=1.0), num_ranks=ranks)
+        ppo=PPOConfig(ppo_epochs=3, num_minibatches=1, temperature=1.0, advantage=advantage),
+        num_ranks=ranks)
 
 
 def _weights(publication) -> dict[str, torch.Tensor]:
@@ -74,9 +77,11 @@ def _update(config: LearnerConfig, refs: list[ray.ObjectRef]):
         group.shutdown()
 
 
-def test_two_zero2_ranks_update_like_one(lm_path: Path, batch_refs) -> None:
-    one, one_weights = _update(_config(lm_path, ranks=1, stage=2), batch_refs)
-    two, two_weights = _update(_config(lm_path, ranks=2, stage=2), batch_refs)
+@pytest.mark.parametrize("advantage", ["gae", "group"])
+def test_two_zero2_ranks_update_like_one(lm_path: Path, batch_refs, advantage: str) -> None:
+    """Ranks get whole groups: a group advantage sees the same group on one rank or two."""
+    one, one_weights = _update(_config(lm_path, 1, 2, advantage), batch_refs)
+    two, two_weights = _update(_config(lm_path, 2, 2, advantage), batch_refs)
     assert two.stats.episodes == one.stats.episodes == 9
     # the full-batch loss of every epoch (so after one and two optimizer steps too)
     assert two.stats.epoch_losses == pytest.approx(one.stats.epoch_losses, rel=1e-5)

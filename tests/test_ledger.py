@@ -65,3 +65,13 @@ def test_a_snapshot_replays_completed_episodes_whose_data_was_not_trained_on():
     assert [(i.episode_id, i.seed) for i in resumed.issue("w9", 4)] == [(1, 8), (2, 9), (3, 10), (4, 11)]
     assert resumed.counts.issued == 5 and resumed.counts.completed == 1
     assert not resumed.complete(0) and resumed.complete(1)
+
+
+def test_a_group_plays_one_seed_and_survives_a_resume():
+    ledger = EpisodeLedger(base_seed=50, group_size=3)
+    items = ledger.issue("w0", 4) + ledger.issue("w1", 3)
+    assert [i.seed for i in items] == [50, 50, 50, 51, 51, 51, 52]
+    ledger.complete(items[0].episode_id)
+    resumed = EpisodeLedger(state=ledger.state())
+    assert [(i.episode_id, i.seed) for i in resumed.issue("w2", 7)] == [
+        (1, 50), (2, 50), (3, 51), (4, 51), (5, 51), (6, 52), (7, 52)]

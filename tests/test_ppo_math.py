@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from learner.gae import turn_gae
+from learner.group_advantage import group_advantages
 from learner.logprobs import token_logprobs_and_entropy
 from learner.ppo import PPOConfig, PPOInputs, ppo_loss
 
@@ -33,6 +34,23 @@ def test_turn_gae_never_bootstraps_across_episodes() -> None:
     values = torch.tensor([0.0, 10.0])
     advantages, _ = turn_gae(rewards, values, torch.tensor([False, True]), [7, 8], 0.9, 0.95)
     assert advantages.tolist() == pytest.approx([-1.0, -5.0])
+
+
+def test_group_advantages_compare_turns_of_one_instance_at_the_same_position() -> None:
+    # instance A: episode a1 fails then solves, a2 solves at once, a3 fails twice;
+    # instance B: one episode, nothing to compare it with
+    episodes = ["a1", "a1", "a2", "a3", "a3", "b1"]
+    instances = ["A", "A", "A", "A", "A", "B"]
+    turn = [0, 1, 0, 0, 1, 0]
+    rewards = torch.tensor([-1.0, 5.0, 5.0, -3.0, -1.0, 5.0])
+    advantages, returns = group_advantages(rewards, episodes, instances, turn, gamma=0.9)
+    g = [-1.0 + 0.9 * 5.0, 5.0, 5.0, -3.0 + 0.9 * -1.0, -1.0, 5.0]
+    assert returns.tolist() == pytest.approx(g)
+    first = (g[0] + g[2] + g[3]) / 3
+    second = (g[1] + g[4]) / 2
+    assert advantages.tolist() == pytest.approx(
+        [g[0] - first, g[1] - second, g[2] - first, g[3] - first, g[4] - second, 0.0])
+    assert advantages[2] > advantages[0] > 0 > advantages[3]  # at once beats later beats never
 
 
 def test_logprobs_use_the_sampling_temperature() -> None:

@@ -9,6 +9,7 @@ from the seed source take their slots, so the engine's batch stays full.
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -166,13 +167,15 @@ class EpisodeRunner:
 
 def _turn_seed(seed: int | None, record: EpisodeRecord) -> int | None:
     """The sampling seed of an episode's next turn: a function of the configured seed, the
-    episode's seed and the turn alone. An episode then samples the same answers whichever
+    episode's id and the turn alone. An episode then samples the same answers whichever
     worker plays it, in whatever company, after however many engine calls: a resumed run, a
     rescaled fleet and the synchronous loop all draw the same samples (engines that seed
-    per request; the others use the call's seed)."""
+    per request; the others use the call's seed). The id, not the task seed: the episodes of
+    a group play one task instance and must still sample different answers."""
     if seed is None:
         return None
-    return ((seed * 1_000_003 + record.seed) * 1009 + len(record.turns)) % 2**62
+    episode = zlib.crc32(record.episode_id.encode())
+    return ((seed * 1_000_003 + episode) * 1009 + len(record.turns)) % 2**62
 
 
 def _turn(episode: LiveEpisode, generation: Generation, transition: Transition,

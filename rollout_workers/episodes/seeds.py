@@ -33,7 +33,8 @@ class SeedSource(Protocol):
 
 
 class SeedRange(BaseModel):
-    """Seeds start, start+1, ... of one task; `count` None means endless."""
+    """Seeds start, start+1, ... of one task, each played `group_size` times in a row; `count`
+    (episodes) None means endless."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -41,16 +42,23 @@ class SeedRange(BaseModel):
     start: int = 0
     count: int | None = Field(None, ge=0)
     id_prefix: str = "ep"
-    """Episode ids are '<id_prefix>-<seed>': give each source its own prefix."""
+    """Episode ids are '<id_prefix>-<seed>' ('<id_prefix>-<seed>-<replica>' in groups): give
+    each source its own prefix."""
+    group_size: int = Field(1, ge=1)
+    """Episodes per seed, for group-relative advantages (learner.ppo.advantage 'group')."""
     _taken: int = PrivateAttr(0)
 
     def take(self, count: int) -> list[EpisodeSpec]:
         if self.count is not None:
             count = min(count, self.count - self._taken)
-        seeds = range(self.start + self._taken, self.start + self._taken + max(count, 0))
-        self._taken += len(seeds)
-        return [EpisodeSpec(episode_id=f"{self.id_prefix}-{seed}", task=self.task, seed=seed)
-                for seed in seeds]
+        episodes = range(self._taken, self._taken + max(count, 0))
+        self._taken += len(episodes)
+        return [self._spec(i) for i in episodes]
+
+    def _spec(self, episode: int) -> EpisodeSpec:
+        seed, replica = self.start + episode // self.group_size, episode % self.group_size
+        name = f"{self.id_prefix}-{seed}" if self.group_size == 1 else f"{self.id_prefix}-{seed}-{replica}"
+        return EpisodeSpec(episode_id=name, task=self.task, seed=seed)
 
 
 class SeedList(BaseModel):
