@@ -7,7 +7,9 @@ builds micro-batches whose rows are prompt + answer, right-padded.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import torch
@@ -45,17 +47,19 @@ class Turns:
 
     def episodes(self) -> dict[str, list[int]]:
         """Turn indices of each episode, in turn order."""
-        groups: dict[str, list[int]] = {}
-        for i, episode in enumerate(self.episode_ids):
-            groups.setdefault(episode, []).append(i)
-        return groups
+        return _rows_by(self.episode_ids)
 
     def groups(self) -> dict[tuple[str, str, int], list[int]]:
         """Turn indices of the episodes of each task instance, episode by episode."""
-        groups: dict[tuple[str, str, int], list[int]] = {}
-        for i, instance in enumerate(self.instances):
-            groups.setdefault(instance, []).append(i)
-        return groups
+        return _rows_by(self.instances)
+
+
+def _rows_by(keys: list[Hashable]) -> dict[Any, list[int]]:
+    """Row indices of each distinct key, in row order."""
+    rows: dict[Any, list[int]] = {}
+    for i, key in enumerate(keys):
+        rows.setdefault(key, []).append(i)
+    return rows
 
 
 def turns_from_record_batches(batches: list[pa.RecordBatch]) -> Turns:

@@ -20,18 +20,7 @@ from collections.abc import Hashable, Sequence
 
 import torch
 
-
-def returns_to_go(rewards: torch.Tensor, episode_index: Sequence[Hashable], gamma: float) -> torch.Tensor:
-    """Discounted return from each turn to the end of its episode (turns listed episode by
-    episode, in turn order)."""
-    returns = torch.zeros(len(rewards), dtype=torch.float32)
-    following = 0.0
-    for i in range(len(rewards) - 1, -1, -1):
-        if i + 1 == len(rewards) or episode_index[i + 1] != episode_index[i]:
-            following = 0.0
-        following = float(rewards[i]) + gamma * following
-        returns[i] = following
-    return returns
+from learner.gae import turn_gae
 
 
 def group_advantages(
@@ -43,7 +32,9 @@ def group_advantages(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(advantages, returns) per turn. A turn that no other episode of its group reached has
     advantage 0: nothing to compare it with."""
-    returns = returns_to_go(rewards, episode_index, gamma)
+    # GAE with a zero baseline and lambda 1 is the discounted return-to-go
+    no_baseline = torch.zeros(len(rewards))
+    returns, _ = turn_gae(rewards, no_baseline, no_baseline.bool(), episode_index, gamma, lam=1.0)
     members: dict[tuple[Hashable, int], list[int]] = defaultdict(list)
     for i, key in enumerate(zip(group_index, turn_index, strict=True)):
         members[key].append(i)
