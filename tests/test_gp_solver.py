@@ -73,3 +73,17 @@ def test_about_three_quarters_of_uniform_hands_are_solvable():
     id_draws = [[min(rng.randint(1, 13), 10) for _ in range(4)] for _ in range(3000)]
     share = sum(is_solvable(hand) for hand in id_draws) / len(id_draws)
     assert 0.71 < share < 0.77
+
+
+def test_a_sorted_hand_is_the_same_draw_in_rank_order():
+    """sorted_hand changes the order the cards are shown in and nothing else: the same cards,
+    the prompt in A..K order, and the numbers (hence the verifier's view) non-decreasing."""
+    for rule in ("id", "ood"):
+        for seed in range(100):
+            drawn = sample_hand(GPConfig(rule=rule), seed)
+            shown = sample_hand(GPConfig(rule=rule, sorted_hand=True), seed)
+            assert sorted(drawn, key=str) == sorted(shown, key=str)
+            values = [card.value(rule) for card in shown]
+            assert values == sorted(values)
+    assert any(sample_hand(GPConfig(), seed) != sample_hand(GPConfig(sorted_hand=True), seed)
+               for seed in range(10))

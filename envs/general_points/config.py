@@ -27,6 +27,10 @@ class GPConfig(BaseModel):
     """Suits to draw from; 'red' is the visual out-of-distribution look."""
     require_face_card: bool | None = None
     """Keep only hands with a J, Q or K. Default: on for the 'ood' rule, as the study evaluates."""
+    sorted_hand: bool = False
+    """Show the cards in rank order (A..K) instead of the order drawn. A hand is a multiset and
+    its order carries no information, but a small model has to learn that: with random order
+    the same four values reach it in up to 24 different prompts. Off in the study."""
     max_attempts: int = Field(5, ge=1, le=100)
     """Verification steps per episode; the episode ends on success or when they run out."""
     prompt_template: Path | None = None

@@ -17,7 +17,8 @@ def sample_hand(config: GPConfig, seed: int) -> tuple[Card, ...]:
     """Draw ranks independently from A..K and suits from the configured colours, keeping the
     first hand that is solvable under the active rule (and has a face card when required).
 
-    The same (config, seed) always gives the same hand.
+    The same (config, seed) always gives the same hand (in rank order with `sorted_hand`:
+    the draws stay the same, so sorting changes the order and nothing else).
     """
     rng = random.Random(seed)
     suits = SUITS_BY_COLOUR[config.colours]
@@ -28,6 +29,9 @@ def sample_hand(config: GPConfig, seed: int) -> tuple[Card, ...]:
         if config.needs_face_card and not any(card.is_face for card in hand):
             continue
         if is_solvable([card.value(config.rule) for card in hand], config.target):
-            return hand
+            return _in_rank_order(hand) if config.sorted_hand else hand
     raise ValueError(f"no solvable hand for target {config.target} in {_MAX_DRAWS} draws")
 
+
+def _in_rank_order(hand: tuple[Card, ...]) -> tuple[Card, ...]:
+    return tuple(sorted(hand, key=lambda card: RANKS.index(card.rank)))
