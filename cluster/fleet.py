@@ -84,8 +84,13 @@ class WorkerFleet:
                                       publication.broadcast.sender,
                                       {m.worker_id: m.handle for m in self.members.values()})
             return
-        ray.get([m.handle.update_weights.remote(publication.ref, publication.version)
-                 for m in self.members.values()])
+        pending = [m.handle.update_weights.remote(publication.ref, publication.version)
+                   for m in self.members.values()]
+        for ref in pending:
+            try:
+                ray.get(ref)
+            except ray.exceptions.RayActorError:
+                pass  # died mid-publication: `check` replaces it, and the new one loads `latest`
 
     def check(self) -> FleetEvents:
         """Replace every worker whose serve task ended in an error; returns what happened."""

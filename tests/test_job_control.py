@@ -1,11 +1,14 @@
 """Whole jobs under control: live rescaling, an interrupted and resumed run, bounded staleness,
-the on-policy job against a plain synchronous loop, and batches lost with their worker.
+the on-policy job against a plain synchronous loop, batches lost with their worker, and a worker
+lost during a weight publication.
 
 The jobs run as `python -m cluster.main` subprocesses (tests/jobs.py) with small pinned
 settings; what they did is read back from the run directory, as a user would.
 """
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
@@ -213,3 +216,40 @@ def test_batches_lost_with_their_worker_after_taking_are_replayed_under_the_same
                           "dropped_stale": 0}
         ray.kill(rank)
         ray.kill(survivor)
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_while_weights_are_published_is_replaced_on_the_new_weights(tmp_path):
+    """A publication must not fail because one worker died during it (a node lost, a kill):
+    the others load the weights, and the replacement starts on them."""
+    import ray
+    from safetensors.torch import load_file
+
+    from cluster.broker import RolloutBroker
+    from cluster.fleet import Publication, WorkerFleet
+    from rollout_workers.engine import EngineConfig
+    from rollout_workers.episodes.config import RolloutConfig
+    from rollout_workers.ray_runtime import actor_runtime_env, local_cluster
+    from rollout_workers.weights import pack_weights
+    from tests.fixtures_models import save_model
+
+    model = save_model(tmp_path)
+    weights = pack_weights(load_file(str(model / "model.safetensors")), version=7)
+    with local_cluster(2):
+        options = {"num_cpus": 0, "runtime_env": actor_runtime_env()}
+        broker = ray.remote(RolloutBroker).options(max_concurrency=8, **options).remote(
+            {"task": "gp"}, 4, 0, 8, 100)
+        fleet = WorkerFleet(broker, EngineConfig(kind="hf", model=model),
+                            RolloutConfig(episodes_in_flight=2, episodes_per_batch=2), 0.0)
+        fleet.scale_to(2)
+        doomed = next(iter(fleet.members.values()))
+        ray.kill(doomed.handle, no_restart=True)
+        fleet.publish(Publication(version=7, ref=ray.put(weights)))
+        restarted, deadline = [], time.monotonic() + 120
+        while not restarted and time.monotonic() < deadline:
+            restarted = fleet.check().restarted
+            time.sleep(0.2)
+        assert restarted == [doomed.worker_id] and len(fleet.members) == 2
+        versions = [ray.get(m.handle.stats.remote()).policy_version for m in fleet.members.values()]
+        assert versions == [7, 7]
+        fleet.shutdown()
