@@ -20,6 +20,7 @@ from rich.console import Console
 
 from cluster.compute import TokenCounts, training_gflops
 from cluster.config import ExperimentConfig
+from cluster.recall import SFTData, recall_splits
 from cluster.report import write_report
 from cluster.results import EvalPoint, success_change, write_evaluations
 from cluster.runtime import ray_cluster
@@ -93,7 +94,7 @@ def run_job(config: ExperimentConfig, resume: bool = False) -> dict:
             points += rl.evaluations
             tokens = rl.tokens
     write_evaluations(run_dir, points)
-    summary = summarise(points, parameters, tokens)
+    summary = summarise(points, parameters, tokens, recall=split_by_recall(config, points))
     if config.arm == "rl":
         summary["episodes"] = rl.episodes
         summary["worker_restarts"] = rl.restarts
@@ -104,8 +105,23 @@ def run_job(config: ExperimentConfig, resume: bool = False) -> dict:
     return summary
 
 
-def summarise(points: list[EvalPoint], parameters: int, tokens: TokenCounts) -> dict:
-    """{"sft": {"id": {"success", "n"}, ...}, "rl": {...}, "gflops": {...}} of the last points."""
+def split_by_recall(config: ExperimentConfig, points: list[EvalPoint]) -> dict[tuple, dict]:
+    """(arm, phase, split) -> success per group of what SFT showed (cluster/recall.py)."""
+    if config.sft is None:
+        return {}
+    sft = SFTData(task=config.sft.task, train_seed_start=config.sft.train_seed_start,
+                  train_episodes=config.sft.train_episodes)
+    return {(point.arm, point.phase, point.split): {
+                name: {"episodes": group.episodes, "success": group.success}
+                for name, group in groups.items()}
+            for point, groups in recall_splits(sft, config.evaluation, points)}
+
+
+def summarise(points: list[EvalPoint], parameters: int, tokens: TokenCounts,
+              recall: dict[tuple, dict] | None = None) -> dict:
+    """{"sft": {"id": {"success", "n"}, ...}, "rl": {...}, "gflops": {...}} of the last points;
+    `recall` adds each point's success by what SFT showed ("by_sft_recall")."""
+    recall = recall or {}
     summary: dict = {"parameters": parameters, "tokens": tokens.model_dump(),
                      "gflops": {"total": training_gflops(parameters, tokens)}}
     for point in points:
@@ -114,7 +130,9 @@ def summarise(points: list[EvalPoint], parameters: int, tokens: TokenCounts) -> 
             "success": point.success, "n": point.episodes, "stderr": point.stderr,
             "success_by_turn": point.success_by_turn, "phase": point.phase,
             **{name: value for name in ("step_accuracy", "recognition_accuracy")
-               if (value := getattr(point, name)) is not None}}
+               if (value := getattr(point, name)) is not None},
+            **({"by_sft_recall": groups}
+               if (groups := recall.get((point.arm, point.phase, point.split))) else {})}
         summary["gflops"][key] = point.gflops
     summary["change"] = success_changes(points)
     return summary

@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from cluster.recall import RecallGroup, read_run_settings, recall_splits  # noqa: E402
 from cluster.results import (  # noqa: E402
     EvalPoint,
     read_evaluations,
@@ -122,6 +123,32 @@ def changes_table(points: list[EvalPoint]) -> str:
     return "\n".join(lines)
 
 
+def recall_table(run_dirs: list[Path]) -> str:
+    """Success split by what each run's SFT demonstrated (cluster/recall.py); empty when no
+    run had an SFT phase on a task with recall keys."""
+    rows: list[tuple[str, EvalPoint, dict[str, RecallGroup]]] = []
+    for run in run_dirs:
+        settings = read_run_settings(run)
+        if settings:
+            rows += [(run.name, *split) for split in recall_splits(*settings, read_evaluations(run))]
+    if not rows:
+        return ""
+    names = list(dict.fromkeys(name for *_, groups in rows for name in groups))
+    lines = ["| run | arm | phase | task | split | " + " | ".join(names) + " |",
+             "|---|---|---|---|---|" + "---|" * len(names)]
+    for run, point, groups in rows:
+        cells = [_solved(groups.get(name)) for name in names]
+        lines.append(f"| {run} | {point.arm} | {point.phase} | {point.task} | {point.split} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _solved(group: RecallGroup | None) -> str:
+    if group is None:
+        return "–"
+    return f"{group.solved}/{group.episodes} ({100 * group.success:.0f}%)"
+
+
 def _percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
@@ -140,6 +167,13 @@ def write_report(run_dirs: list[Path], out: Path) -> Path:
                      "![success vs compute](success_vs_compute.png)", "", markdown_table(points), "",
                      "## Success within k verification steps", "",
                      "![success by turn](success_by_turn.png)", ""]
+    recall = recall_table(run_dirs)
+    if recall:
+        sections += ["## Recall or skill: success by what SFT showed", "",
+                     "Evaluation episodes grouped by the most specific key they share with an "
+                     "SFT demonstration (solved/episodes). Success only where SFT showed the "
+                     "instance is recall; success on unseen instances is skill.", "",
+                     recall, ""]
     if any(logs.values()):
         plot_training_curves(logs, out / "training_curves.png")
         sections += ["## Training", "", "![training curves](training_curves.png)", ""]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Hashable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -80,6 +81,14 @@ class Episode(ABC):
 
     def info(self) -> dict[str, Any]:
         """Task-specific facts about the episode (the hand, the route) for logs and data."""
+        return {}
+
+    def recall_keys(self) -> dict[str, Hashable]:
+        """Names and keys under which a model could have memorised this instance, most
+        specific first; empty when the task has no such notion.
+
+        Evaluation instances that share a key with an SFT demonstration can be solved by
+        recall rather than skill, the distinction the study is about (cluster/recall.py)."""
         return {}
 
 

@@ -65,6 +65,10 @@ def test_embedded_job_trains_on_policy_and_leaves_a_readable_run_directory(tmp_p
     assert all(p.episodes == 8 for p in points)
     summary = json.loads((run / "summary.json").read_text())
     assert set(summary["rl"]) == {"id", "ood-rule"} and summary["gflops"]["total"] > 0
+    # every evaluation episode lands in one group of what the SFT warm start showed
+    by_recall = summary["rl"]["id"]["by_sft_recall"]
+    assert sum(group["episodes"] for group in by_recall.values()) == 8
+    assert "Recall or skill" in (run / "report" / "report.md").read_text()
     assert (run / "checkpoints" / "version-2").is_dir() and (run / "sft").is_dir()
     assert (run / "config.yaml").exists() and (run / "report" / "report.md").exists()
 

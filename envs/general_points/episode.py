@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Hashable
 from typing import Any
 
 from envs.base import Episode, Observation, Transition
@@ -85,6 +86,13 @@ class GPEpisode(Episode):
     def info(self) -> dict[str, Any]:
         return {"cards": [card.ref() for card in self.hand], "seed": self.seed,
                 "attempts": self.attempts, "rule": self.config.rule, "target": self.config.target}
+
+    def recall_keys(self) -> dict[str, Hashable]:
+        """The numbers in the order shown, then the same numbers in any order: a model that
+        cannot abstract from order recalls only the first, one that can, the second."""
+        target = self.config.target
+        return {"same order": (target, tuple(self.numbers)),
+                "same numbers": (target, tuple(sorted(self.numbers)))}
 
     def _verify(self, response: str) -> GPVerdict:
         c = self.config
