@@ -3,9 +3,9 @@
 The study's claim is that SFT memorises and RL generalises, and a success rate alone cannot
 tell the two apart. Each evaluation episode is put in the group of the most specific recall
 key (`Episode.recall_keys`) it shares with an SFT demonstration; for GeneralPoints that is
-the numbers in the order shown, then the same numbers in another order, else 'unseen'. A
-policy that recalls succeeds in the first group and hardly anywhere else; one that learned
-the skill succeeds in all of them.
+the numbers in the order shown, then the same numbers in another order, for V-IRL the route
+under the same rule; else 'unseen'. A policy that recalls succeeds in the first group and
+hardly anywhere else; one that learned the skill succeeds in all of them.
 """
 
 from __future__ import annotations

@@ -69,8 +69,14 @@ def test_groups_partition_the_evaluation_and_follow_the_sft_hands():
     # the OOD rule's face cards count 11 to 13: none of its hands was demonstrated
     ood = GPConfig(rule="ood")
     assert set(recall_groups(ood, evaluation, 50, demonstrated)) == {UNSEEN}
-    # a task without recall keys is not split
-    assert recall_groups(VIRLConfig(), evaluation, 3, demonstrated) == []
+
+
+
+def test_a_virl_route_is_recalled_under_the_rule_it_was_shown_with():
+    shown = VIRLConfig(rule="id")
+    demonstrated = demonstrated_keys(SFTData(task=shown, train_episodes=5))
+    assert recall_groups(shown, EvaluationConfig(seed=0), 8, demonstrated) == ["same route"] * 5 + [UNSEEN] * 3
+    assert set(recall_groups(VIRLConfig(rule="ood"), EvaluationConfig(seed=0), 5, demonstrated)) == {UNSEEN}
 
 
 def run_with_sft(tmp_path, sft: dict | None):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Hashable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,11 @@ class VIRLEpisode(Episode):
         step = self.steps[min(self.position, len(self.steps) - 1)]
         return (f"virl:{self.config.route_source}:{self.route.route_id}:seed={self.seed}:"
                 f"pos={self.position}:heading={step.heading}")
+
+    def recall_keys(self) -> dict[str, Hashable]:
+        """The route under this rule: SFT showed its expert actions, which recall can replay
+        (the same route under the other rule asks for other actions)."""
+        return {"same route": (self.config.rule, self.route.city, self.route.route_id)}
 
     def info(self) -> dict[str, Any]:
         """Route facts and per-position counts (per-step accuracy = solved / total positions)."""
