@@ -10,7 +10,7 @@ field, before any actor starts.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -76,11 +76,22 @@ class EvaluationConfig(BaseModel):
     """First evaluation seed; far from training seeds so evaluation instances are unseen."""
     temperature: float = Field(0.0, ge=0.0)
     """0: greedy decoding."""
+    split_temperatures: dict[str, Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
+    """Split name -> its own sampling temperature (others use `temperature`): the same task
+    can be evaluated twice, say as the policy PPO trains (sampled) and greedily."""
     max_tokens: int | None = Field(None, ge=1)
     """Answer length; None: the rollout setting."""
     splits: dict[str, TaskConfig] = Field(default_factory=lambda: {
         "id": GPConfig(rule="id"), "ood-rule": GPConfig(rule="ood")})
     """Split name ('id', 'ood-rule', 'ood-visual', ...) -> the task variant it plays."""
+
+    @model_validator(mode="after")
+    def _temperatures_of_known_splits(self) -> EvaluationConfig:
+        unknown = sorted(set(self.split_temperatures) - set(self.splits))
+        if unknown:
+            raise ValueError(f"split_temperatures names splits that do not exist: "
+                             f"{', '.join(unknown)} (splits: {', '.join(self.splits)})")
+        return self
 
 
 class ClusterConfig(BaseModel):

@@ -37,10 +37,14 @@ def run_evaluation(workers: list[Any], config: EvaluationConfig, sampling: Sampl
     for split, task in config.splits.items():
         specs = evaluation_specs(config, split, task)
         shares = [specs[i :: len(workers)] for i in range(len(workers))]
-        calls = [w.evaluate.remote(share, sampling) for w, share in zip(workers, shares, strict=True) if share]
+        temperature = config.split_temperatures.get(split, config.temperature)
+        split_sampling = sampling.model_copy(update={"temperature": temperature})
+        calls = [w.evaluate.remote(share, split_sampling)
+                 for w, share in zip(workers, shares, strict=True) if share]
         batches = [batch for result in ray.get(calls) for batch in result]
-        points.append(summarise(batches, arm=arm, phase=phase, split=split, gflops=gflops,
-                                per_step=isinstance(task, VIRLConfig)))
+        point = summarise(batches, arm=arm, phase=phase, split=split, gflops=gflops,
+                          per_step=isinstance(task, VIRLConfig))
+        points.append(point.model_copy(update={"temperature": temperature}))
     return points
 
 

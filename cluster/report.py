@@ -90,11 +90,12 @@ def markdown_table(points: list[EvalPoint]) -> str:
     extra = [(title, field) for title, field in (("step accuracy (%)", "step_accuracy"),
                                                   ("recognition (%)", "recognition_accuracy"))
              if any(getattr(p, field) is not None for p in points)]
-    titles = ["arm", "phase", "task", "split", "GFLOPs", "episodes", "success (%)", "±",
+    titles = ["arm", "phase", "task", "split", "T", "GFLOPs", "episodes", "success (%)", "±",
               *(title for title, _ in extra)]
     lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
     for p in sorted(points, key=lambda p: (p.arm, p.task, p.split, p.gflops)):
-        cells = [p.arm, p.phase, p.task, p.split, f"{p.gflops:.3g}", str(p.episodes),
+        cells = [p.arm, p.phase, p.task, p.split, f"{p.temperature:g}", f"{p.gflops:.3g}",
+                 str(p.episodes),
                  f"{100 * p.success:.1f}", f"{100 * p.stderr:.1f}",
                  *(_percent(getattr(p, field)) for _, field in extra)]
         lines.append("| " + " | ".join(cells) + " |")

@@ -36,6 +36,8 @@ class EvalPoint(BaseModel):
     split: str
     """'id' or an OOD kind ('ood-rule', 'ood-visual')."""
     gflops: float = Field(ge=0)
+    temperature: float = Field(0.0, ge=0)
+    """The sampling temperature the episodes were played at (0: greedy)."""
     episodes: int = Field(ge=0)
     success: float = Field(ge=0, le=1)
     success_by_turn: list[float] = Field(default_factory=list)

@@ -31,6 +31,7 @@ SMALL_RL = [
     "rollout.episodes_in_flight=8", "rollout.episodes_per_batch=4",
     "training.episodes_per_update=8", "training.seed=0", "training.eval_every=0",
     "training.queue_capacity=16", "evaluation.episodes=4", f"evaluation.splits={{id: {TWO_ATTEMPTS}}}",
+    "evaluation.split_temperatures={}",
     "cluster.address=local", "cluster.num_cpus=4", "cluster.cpus_per_worker=1",
     "learner.num_ranks=1", "learner.cpus_per_rank=1",
 ]

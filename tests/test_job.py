@@ -38,6 +38,14 @@ def test_sampling_and_learner_temperatures_must_agree(tmp_path, capsys):
         capsys.readouterr().err
 
 
+def test_a_temperature_for_a_split_that_does_not_exist_is_refused(tmp_path, capsys):
+    code = job_main(["--config", str(DEMO), f"run_dir={tmp_path}",
+                     "evaluation.split_temperatures={id-sampled: 1.0}"])
+    assert code == 2
+    assert "split_temperatures names splits that do not exist: id-sampled (splits: id, id-greedy, ood-rule)" \
+        in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("overrides", "expected"), [
     (["learner.ppo.advantage=group"], "set training.group_size >= 2"),
     (["training.group_size=3"], "episodes_per_update (64) must be a multiple of training.group_size (3)"),
@@ -61,10 +69,12 @@ def test_embedded_job_trains_on_policy_and_leaves_a_readable_run_directory(tmp_p
     assert all(row["episodes"] == 16 for row in rows)
     points = read_evaluations(run)
     assert {(p.phase, p.split) for p in points} == {
-        (phase, split) for phase in ("init", "step-2") for split in ("id", "ood-rule")}
+        (phase, split) for phase in ("init", "step-2") for split in ("id", "id-greedy", "ood-rule")}
     assert all(p.episodes == 8 for p in points)
+    # the demo evaluates the policy PPO trains (sampled) and, on the same hands, greedily
+    assert {p.split: p.temperature for p in points} == {"id": 1.0, "id-greedy": 0.0, "ood-rule": 1.0}
     summary = json.loads((run / "summary.json").read_text())
-    assert set(summary["rl"]) == {"id", "ood-rule"} and summary["gflops"]["total"] > 0
+    assert set(summary["rl"]) == {"id", "id-greedy", "ood-rule"} and summary["gflops"]["total"] > 0
     # every evaluation episode lands in one group of what the SFT warm start showed
     by_recall = summary["rl"]["id"]["by_sft_recall"]
     assert sum(group["episodes"] for group in by_recall.values()) == 8

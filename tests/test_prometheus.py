@@ -217,7 +217,7 @@ def test_evaluation_episodes_are_counted_apart_from_training(live_job):
     assert _variants(live_job.query('revisor_rollout_episodes_total{phase="train"}')) == {"id"}
     assert not live_job.query('revisor_rollout_policy_lag_count{variant="ood"}')
     scores = live_job.query("revisor_eval_success")
-    assert {row["metric"]["split"] for row in scores} == {"id", "ood-rule"}
+    assert {row["metric"]["split"] for row in scores} == {"id", "id-greedy", "ood-rule"}
 
 
 def test_each_role_exports_only_its_own_metrics(live_job):

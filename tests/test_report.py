@@ -51,7 +51,7 @@ def test_report_holds_plots_table_and_settings(two_arms, tmp_path):
     for png in ("success_vs_compute.png", "success_by_turn.png", "training_curves.png"):
         assert (out / png).stat().st_size > 5_000
         assert png in text
-    assert "| rl | step-10 | gp-l | id | 5 | 200 | 60.0 | 3.5 |" in text
+    assert "| rl | step-10 | gp-l | id | 0 | 5 | 200 | 60.0 | 3.5 |" in text
     assert "arm: sft" in text
 
 
@@ -66,8 +66,8 @@ def test_report_shows_step_and_recognition_accuracy_when_measured(tmp_path):
     assert revisor(["report", str(run)]) == 0
     text = (run / "report" / "report.md").read_text()
     assert "| step accuracy (%) | recognition (%) |" in text
-    assert "| rl | step-4 | virl-vl | ood-rule | 2 | 18 | 50.0 | 11.8 | 87.5 | 90.0 |" in text
-    assert "| rl | step-4 | gp-l | id | 2 | 200 | 25.0 | 3.1 | – | – |" in text
+    assert "| rl | step-4 | virl-vl | ood-rule | 0 | 2 | 18 | 50.0 | 11.8 | 87.5 | 90.0 |" in text
+    assert "| rl | step-4 | gp-l | id | 0 | 2 | 200 | 25.0 | 3.1 | – | – |" in text
 
 
 def test_report_rejects_a_missing_run_directory(tmp_path):
