@@ -42,14 +42,13 @@ def run_evaluation(workers: list[Any], config: EvaluationConfig, sampling: Sampl
         calls = [w.evaluate.remote(share, split_sampling)
                  for w, share in zip(workers, shares, strict=True) if share]
         batches = [batch for result in ray.get(calls) for batch in result]
-        point = summarise(batches, arm=arm, phase=phase, split=split, gflops=gflops,
-                          per_step=isinstance(task, VIRLConfig))
-        points.append(point.model_copy(update={"temperature": temperature}))
+        points.append(summarise(batches, arm=arm, phase=phase, split=split, gflops=gflops,
+                                per_step=isinstance(task, VIRLConfig), temperature=temperature))
     return points
 
 
 def summarise(batches: list[pa.RecordBatch], arm: str, phase: str, split: str,
-              gflops: float, per_step: bool = False) -> EvalPoint:
+              gflops: float, per_step: bool = False, temperature: float = 0.0) -> EvalPoint:
     """Episode success, success within k turns, mean reward, recognition and (for tasks walked
     position by position, `per_step`) per-step accuracy, from trajectories."""
     table = pa.Table.from_batches(batches).to_pydict()
@@ -62,7 +61,8 @@ def summarise(batches: list[pa.RecordBatch], arm: str, phase: str, split: str,
                for k in range(1, longest + 1)]
     recognised = [ok for *_, ok in rows if ok is not None]
     return EvalPoint(
-        arm=arm, phase=phase, split=split, gflops=gflops, episodes=episodes,
+        arm=arm, phase=phase, split=split, gflops=gflops, temperature=temperature,
+        episodes=episodes,
         task=table["task"][0] if rows else "", variant=table["variant"][0] if rows else "",
         success=sum(success for _, success in final.values()) / max(episodes, 1),
         success_by_turn=by_turn,

@@ -109,8 +109,7 @@ def split_by_recall(config: ExperimentConfig, points: list[EvalPoint]) -> dict[t
     """(arm, phase, split) -> success per group of what SFT showed (cluster/recall.py)."""
     if config.sft is None:
         return {}
-    sft = SFTData(task=config.sft.task, train_seed_start=config.sft.train_seed_start,
-                  train_episodes=config.sft.train_episodes)
+    sft = SFTData.model_validate(config.sft, from_attributes=True)
     return {(point.arm, point.phase, point.split): {
                 name: {"episodes": group.episodes, "success": group.success}
                 for name, group in groups.items()}

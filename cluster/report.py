@@ -95,8 +95,7 @@ def markdown_table(points: list[EvalPoint]) -> str:
     lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
     for p in sorted(points, key=lambda p: (p.arm, p.task, p.split, p.gflops)):
         cells = [p.arm, p.phase, p.task, p.split, f"{p.temperature:g}", f"{p.gflops:.3g}",
-                 str(p.episodes),
-                 f"{100 * p.success:.1f}", f"{100 * p.stderr:.1f}",
+                 str(p.episodes), f"{100 * p.success:.1f}", f"{100 * p.stderr:.1f}",
                  *(_percent(getattr(p, field)) for _, field in extra)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -124,14 +123,14 @@ def changes_table(points: list[EvalPoint]) -> str:
     return "\n".join(lines)
 
 
-def recall_table(run_dirs: list[Path]) -> str:
+def recall_table(points_by_run: dict[Path, list[EvalPoint]]) -> str:
     """Success split by what each run's SFT demonstrated (cluster/recall.py); empty when no
     run had an SFT phase on a task with recall keys."""
     rows: list[tuple[str, EvalPoint, dict[str, RecallGroup]]] = []
-    for run in run_dirs:
+    for run, run_points in points_by_run.items():
         settings = read_run_settings(run)
         if settings:
-            rows += [(run.name, *split) for split in recall_splits(*settings, read_evaluations(run))]
+            rows += [(run.name, *split) for split in recall_splits(*settings, run_points)]
     if not rows:
         return ""
     names = list(dict.fromkeys(name for *_, groups in rows for name in groups))
@@ -157,7 +156,8 @@ def _percent(value: float | None) -> str:
 def write_report(run_dirs: list[Path], out: Path) -> Path:
     """Write report.md and its plots into `out`; returns the report's path."""
     out.mkdir(parents=True, exist_ok=True)
-    points = [point for run in run_dirs for point in read_evaluations(run)]
+    points_by_run = {run: read_evaluations(run) for run in run_dirs}
+    points = [point for run_points in points_by_run.values() for point in run_points]
     logs = {run.name: read_training_log(run) for run in run_dirs}
     sections = ["# Revisor report", "", "Runs: " + ", ".join(f"`{run}`" for run in run_dirs), ""]
     if points:
@@ -168,7 +168,7 @@ def write_report(run_dirs: list[Path], out: Path) -> Path:
                      "![success vs compute](success_vs_compute.png)", "", markdown_table(points), "",
                      "## Success within k verification steps", "",
                      "![success by turn](success_by_turn.png)", ""]
-    recall = recall_table(run_dirs)
+    recall = recall_table(points_by_run)
     if recall:
         sections += ["## Recall or skill: success by what SFT showed", "",
                      "Evaluation episodes grouped by the most specific key they share with an "

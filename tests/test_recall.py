@@ -71,7 +71,6 @@ def test_groups_partition_the_evaluation_and_follow_the_sft_hands():
     assert set(recall_groups(ood, evaluation, 50, demonstrated)) == {UNSEEN}
 
 
-
 def test_a_virl_route_is_recalled_under_the_rule_it_was_shown_with():
     shown = VIRLConfig(rule="id")
     demonstrated = demonstrated_keys(SFTData(task=shown, train_episodes=5))
