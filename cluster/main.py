@@ -20,11 +20,13 @@ from rich.console import Console
 
 from cluster.compute import TokenCounts, training_gflops
 from cluster.config import ExperimentConfig
+from cluster.model_checks import check_against_model
 from cluster.recall import SFTData, recall_splits
 from cluster.report import write_report
 from cluster.results import EvalPoint, success_change, write_evaluations
 from cluster.runtime import ray_cluster
 from cluster.settings import SettingsError, dump_settings, load_settings
+from learner.model import count_parameters
 
 console = Console()
 
@@ -64,15 +66,6 @@ def ensure_model(config: ExperimentConfig) -> None:
     console.print(f"built a tiny {spec.kind} ({spec.size}) at {config.model}")
 
 
-def count_parameters(model_path: str) -> int:
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_path))
-    return sum(p.numel() for p in model.parameters())
-
-
 def run_job(config: ExperimentConfig, resume: bool = False) -> dict:
     """Run the whole job; returns the summary also written to RUN_DIR/summary.json."""
     from cluster.phases import rl_phase, sft_phase
@@ -80,7 +73,8 @@ def run_job(config: ExperimentConfig, resume: bool = False) -> dict:
     run_dir = Path(config.run_dir)
     prepare_run_dir(config, resume)
     ensure_model(config)
-    parameters = count_parameters(config.model)
+    check_against_model(config)
+    parameters = count_parameters(config.learner.model)
     with ray_cluster(config.cluster):
         if config.sft and not resume:
             console.print(f"SFT: {config.sft.steps} steps of {config.sft.batch_size} demonstrations")

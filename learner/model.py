@@ -23,6 +23,7 @@ from transformers import (
 )
 
 from learner.logprobs import token_logprobs_and_entropy
+from rollout_workers.engine.multimodal import EXCLUDED_LOGIT_BIAS, excluded_token_ids
 
 
 class ModelConfig(BaseModel):
@@ -64,11 +65,15 @@ class PolicyValueModel(nn.Module):
     """Scores chosen tokens and reads state values in one backbone pass."""
 
     def __init__(self, backbone: PreTrainedModel, value_head: ValueHead | None,
-                 critic_backbone: nn.Module | None = None) -> None:
+                 critic_backbone: nn.Module | None = None,
+                 excluded_token_ids: list[int] | None = None) -> None:
         super().__init__()
         self.backbone = backbone
         self.value_head = value_head
         self.critic_backbone = critic_backbone
+        self.excluded_token_ids = list(excluded_token_ids or [])
+        """Tokens the engines never sample (image placeholders): scored with the same logit
+        bias the engines add, so learner and sampler agree on the distribution."""
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 logit_rows: torch.Tensor, logit_cols: torch.Tensor, targets: torch.Tensor,
@@ -79,6 +84,11 @@ class PolicyValueModel(nn.Module):
         layer, so long dialogues with short answers stay cheap."""
         hidden = backbone_hidden(self.backbone, input_ids, attention_mask, **vision_inputs)
         logits = output_logits(self.backbone, hidden[logit_rows, logit_cols])
+        if self.excluded_token_ids:
+            logits = logits.float().index_add(
+                -1, torch.tensor(self.excluded_token_ids, device=logits.device),
+                torch.full((len(logits), len(self.excluded_token_ids)), EXCLUDED_LOGIT_BIAS,
+                           device=logits.device))
         logprobs, entropy = token_logprobs_and_entropy(logits, targets, temperature)
         if value_index is None or self.value_head is None:
             return logprobs, entropy, None
@@ -113,13 +123,26 @@ def is_vision(config: ModelConfig, hf_config: PretrainedConfig) -> bool:
     return getattr(hf_config, "vision_config", None) is not None
 
 
-def load_backbone(config: ModelConfig, dtype: torch.dtype) -> PreTrainedModel:
-    """The policy network: AutoModelForImageTextToText for VLMs (LLaVA, Mllama, ...),
-    AutoModelForCausalLM otherwise."""
+def backbone_class(config: ModelConfig, hf_config: PretrainedConfig) -> type:
+    """The Auto class a checkpoint loads with: AutoModelForImageTextToText for VLMs (LLaVA,
+    Mllama, Qwen2-VL, ...), AutoModelForCausalLM otherwise."""
+    return AutoModelForImageTextToText if is_vision(config, hf_config) else AutoModelForCausalLM
+
+
+def count_parameters(config: ModelConfig) -> int:
+    """Parameters of the checkpoint's model (tied weights once), without loading its weights."""
     hf_config = AutoConfig.from_pretrained(config.path, trust_remote_code=config.trust_remote_code)
-    auto = AutoModelForImageTextToText if is_vision(config, hf_config) else AutoModelForCausalLM
-    model = auto.from_pretrained(config.path, dtype=dtype,
-                                 trust_remote_code=config.trust_remote_code)
+    with torch.device("meta"):
+        model = backbone_class(config, hf_config).from_config(
+            hf_config, trust_remote_code=config.trust_remote_code)
+    return sum(p.numel() for p in model.parameters())
+
+
+def load_backbone(config: ModelConfig, dtype: torch.dtype) -> PreTrainedModel:
+    """The policy network, of the class its checkpoint calls for (backbone_class)."""
+    hf_config = AutoConfig.from_pretrained(config.path, trust_remote_code=config.trust_remote_code)
+    model = backbone_class(config, hf_config).from_pretrained(
+        config.path, dtype=dtype, trust_remote_code=config.trust_remote_code)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     model.config.use_cache = False
@@ -136,11 +159,13 @@ def load_policy(config: ModelConfig, dtype: torch.dtype = torch.float32) -> Poli
                                            trust_remote_code=config.trust_remote_code)
         hidden = text_config(critic.config).hidden_size
     width = config.value_head_hidden or min(hidden, 1024)
-    return PolicyValueModel(backbone, ValueHead(hidden, width).to(dtype), critic)
+    return PolicyValueModel(backbone, ValueHead(hidden, width).to(dtype), critic,
+                            excluded_token_ids(config.path))
 
 
 def load_reference(config: ModelConfig, dtype: torch.dtype = torch.float32) -> PolicyValueModel:
     """A frozen copy of the initial policy, for a KL term; built only when one is configured."""
-    reference = PolicyValueModel(load_backbone(config, dtype), value_head=None)
+    reference = PolicyValueModel(load_backbone(config, dtype), value_head=None,
+                                 excluded_token_ids=excluded_token_ids(config.path))
     reference.requires_grad_(False)
     return reference.eval()

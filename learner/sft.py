@@ -28,6 +28,7 @@ from learner.export import gathered_state_dict
 from learner.model import ModelConfig, PolicyValueModel, is_vision, load_backbone
 from learner.optim import OptimConfig
 from learner.rank import disable_dropout, pad_token_id
+from rollout_workers.engine.multimodal import excluded_token_ids
 from learner.sft_eval import EvalHook, evaluate_generation
 
 
@@ -186,8 +187,9 @@ class SFTTrainer:
         self.tokenizer = AutoTokenizer.from_pretrained(config.model.path)
         self.processor = AutoProcessor.from_pretrained(config.model.path) if vision else None
         self.pad_id = pad_token_id(backbone.config)
-        self.engine = TrainEngine(PolicyValueModel(backbone, value_head=None), config.optim,
-                                  config.engine, total_steps=config.steps)
+        policy = PolicyValueModel(backbone, value_head=None,
+                                  excluded_token_ids=excluded_token_ids(config.model.path))
+        self.engine = TrainEngine(policy, config.optim, config.engine, total_steps=config.steps)
         if config.batch_size % self.engine.world_size:
             raise ValueError(f"batch_size {config.batch_size} must divide over "
                              f"{self.engine.world_size} ranks")

@@ -13,7 +13,11 @@ import torch
 
 from envs.general_points import GPConfig, make_episode
 from rollout_workers.engine import GenerationRequest
-from rollout_workers.engine.multimodal import hf_vision_inputs
+from rollout_workers.engine.multimodal import (
+    EXCLUDED_LOGIT_BIAS,
+    hf_vision_inputs,
+    image_token_id,
+)
 from rollout_workers.tiny_models.build import save_tiny_model
 
 SHM = Path("/dev/shm")
@@ -38,12 +42,15 @@ def gp_request(tokenizer: Any, seed: int, vision: bool = False) -> GenerationReq
 def reference_logprobs(model: Any, request: GenerationRequest, tokens: Sequence[int],
                        temperature: float, processor: Any = None) -> torch.Tensor:
     """What the learner computes: log_softmax(logits / T) at each sampled token (T = 1 for
-    greedy decoding), from one unpadded forward pass over prompt + answer."""
+    greedy decoding), from one unpadded forward pass over prompt + answer; a vision model's
+    image placeholder gets the logit bias that makes it impossible, as in the engines."""
     prompt, extra = list(request.prompt_ids), {}
     if processor is not None:
         prompt, extra = hf_vision_inputs(processor, prompt, request.images)
     ids = torch.tensor([prompt + list(tokens)])
     logits = model(input_ids=ids, **extra).logits[0, len(prompt) - 1 : -1].float()
+    if processor is not None:
+        logits[:, image_token_id(processor)] += EXCLUDED_LOGIT_BIAS
     scaled = logits / (temperature if temperature > 0 else 1.0)
     return scaled.log_softmax(-1).gather(-1, torch.tensor(tokens).unsqueeze(-1)).squeeze(-1)
 

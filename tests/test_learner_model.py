@@ -17,6 +17,7 @@ from learner.ppo import PPOConfig
 from learner.rank import LearnerRank
 from learner.sft import as_turns, demonstrations
 from learner.vision import VisionInputs
+from rollout_workers.engine.multimodal import EXCLUDED_LOGIT_BIAS
 from rollout_workers.tiny_models import save_tiny_model
 
 torch.set_num_threads(1)
@@ -40,8 +41,11 @@ def _turns(path: Path, task: GPConfig, seeds: range, processor: bool = False):
     return as_turns(demonstrations(task, seeds, tokenizer, chat))
 
 
-def _plain_logprobs(backbone, micro, temperature: float, **extra) -> torch.Tensor:
+def _plain_logprobs(backbone, micro, temperature: float, excluded: tuple[int, ...] = (),
+                    **extra) -> torch.Tensor:
+    """What the policy computes, written out; `excluded` tokens get the engines' logit bias."""
     logits = backbone(input_ids=micro.input_ids, attention_mask=micro.attention_mask, **extra).logits
+    logits[..., list(excluded)] += EXCLUDED_LOGIT_BIAS
     picked = logits[micro.logit_rows, micro.logit_cols] / temperature
     return torch.log_softmax(picked, -1).gather(-1, micro.targets[:, None]).squeeze(-1)
 
@@ -81,12 +85,15 @@ def test_vision_language_policy_scores_images_by_reference(vlm_path: Path) -> No
     assert micro.vision_inputs["pixel_values"].shape[0] == 2
     with torch.no_grad():
         logprobs, _, values = model(**micro.model_inputs(), temperature=1.0)
-        expected = _plain_logprobs(model.backbone, micro, 1.0, **micro.vision_inputs)
-        blank = _plain_logprobs(model.backbone, micro, 1.0,
+        excluded = tuple(model.excluded_token_ids)
+        expected = _plain_logprobs(model.backbone, micro, 1.0, excluded, **micro.vision_inputs)
+        blank = _plain_logprobs(model.backbone, micro, 1.0, excluded,
                                 pixel_values=torch.zeros_like(micro.vision_inputs["pixel_values"]))
     assert torch.allclose(logprobs, expected, atol=1e-5)
     assert not torch.allclose(logprobs, blank, atol=1e-5)  # the pixels matter
     assert values.shape == (2,)
+    # the image placeholder is no action: the policy never emits it, as the engines never sample it
+    assert excluded == (VisionInputs(str(vlm_path)).processor.tokenizer.convert_tokens_to_ids("<image>"),)
 
 
 @pytest.mark.parametrize("kl_coef", [0.0, 0.05])

@@ -10,7 +10,7 @@ from envs.base import Episode, Observation, Transition
 from envs.general_points.cards import Card
 from envs.general_points.config import GPConfig
 from envs.general_points.prompt import format_answer, render_prompt
-from envs.general_points.render import render_hand
+from envs.general_points.render import hand_ref, render_hand
 from envs.general_points.sampler import sample_hand
 from envs.general_points.solver import solve
 from verifier.general_points import GPVerdict, verify
@@ -54,8 +54,8 @@ class GPEpisode(Episode):
         text = render_prompt(self.config, self.hand)
         if not self.config.vision:
             return Observation(text=text)
-        ref = "gp:" + ",".join(card.ref() for card in self.hand)
-        return Observation(text=text, images=(render_hand(self.hand),), image_refs=(ref,))
+        return Observation(text=text, images=(render_hand(self.hand),),
+                           image_refs=(hand_ref(self.hand),))
 
     def submit(self, response: str) -> Transition:
         if self.done:

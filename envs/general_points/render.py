@@ -11,11 +11,24 @@ from functools import lru_cache
 from PIL import Image, ImageDraw, ImageFont
 
 from envs.general_points.cards import Card
+from envs.images import register_image_kind
 
 CARD_SIZE = (100, 140)
 GAP = 16
 TABLE_GREEN = (34, 110, 60)
 INK = {False: (20, 20, 20), True: (200, 20, 30)}
+
+
+def hand_ref(hand: tuple[Card, ...]) -> str:
+    """The image reference of a hand ('gp:Q-spades,3-clubs,...'), which trajectories store."""
+    return "gp:" + ",".join(card.ref() for card in hand)
+
+
+def render_hand_ref(body: str) -> Image.Image:
+    """The picture named by a hand reference's body ('Q-spades,3-clubs,...')."""
+    cards = tuple(Card(rank=rank, suit=suit)
+                  for rank, suit in (part.rsplit("-", 1) for part in body.split(",")))
+    return render_hand(cards)
 
 
 def render_hand(hand: tuple[Card, ...]) -> Image.Image:
@@ -68,3 +81,6 @@ def _draw_suit(draw: ImageDraw.ImageDraw, suit: str, centre: tuple[int, int], si
 @lru_cache(maxsize=4)
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
+
+
+register_image_kind("gp", render_hand_ref)

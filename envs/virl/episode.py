@@ -9,8 +9,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from envs.base import Episode, Observation, Transition
-from envs.virl.config import VIRLConfig
+from envs.images import register_image_kind
+from envs.virl.config import BUILT_IN_SOURCES, VIRLConfig
 from envs.virl.geometry import COMPASS, RELATIVE
 from envs.virl.imagery import load_image_table
 from envs.virl.path import Step, initial_heading, instructions, walk
@@ -110,10 +113,11 @@ class VIRLEpisode(Episode):
             at_intersection=step.at_intersection)
 
     def image_ref(self) -> str:
-        """Names the current view well enough to paint it again (source, route, position)."""
-        step = self.steps[min(self.position, len(self.steps) - 1)]
-        return (f"virl:{self.config.route_source}:{self.route.route_id}:seed={self.seed}:"
-                f"pos={self.position}:heading={step.heading}")
+        """Names the current view well enough to paint it again anywhere (render_view_ref):
+        the settings that shape the walk and its pictures, the seed and the position."""
+        scene = {"config": _scene_settings(self.config), "seed": self.seed,
+                 "position": min(self.position, len(self.steps) - 1)}
+        return "virl:" + json.dumps(scene, sort_keys=True, separators=(",", ":"))
 
     def recall_keys(self) -> dict[str, Hashable]:
         """The route under this rule: SFT showed its expert actions, which recall can replay
@@ -141,6 +145,32 @@ class VIRLEpisode(Episode):
                           restart=True)
 
 
+_NOT_IN_PICTURE = {"task", "rule", "vision", "max_attempts_per_position", "max_history_steps",
+                   "prompt_template", "rewards"}
+"""Settings that change the prompt or the scoring but not the walk or its pictures: left out
+of image references, so both rules of one route share their pictures."""
+
+
+def _scene_settings(config: VIRLConfig) -> dict[str, Any]:
+    """The settings an image reference carries, file paths made absolute (the learner may
+    run in another directory)."""
+    scene = config.model_dump(mode="json", exclude_defaults=True, exclude=_NOT_IN_PICTURE)
+    if config.route_source not in BUILT_IN_SOURCES:
+        scene["route_source"] = str(Path(config.route_source).resolve())
+    if config.image_table is not None:
+        scene["image_table"] = str(config.image_table.resolve())
+    return scene
+
+
+def render_view_ref(body: str) -> Image.Image:
+    """The 2x2 view grid a V-IRL image reference's body names (see VIRLEpisode.image_ref)."""
+    scene = json.loads(body)
+    config = VIRLConfig.model_validate({**scene["config"], "vision": True})
+    episode = make_episode(config, scene["seed"])
+    episode.position = scene["position"]
+    return episode.observe().images[0]
+
+
 def routes_for(config: VIRLConfig) -> tuple[Route, ...]:
     """The routes `config` names: a built-in synthetic set or a route file (cached)."""
     if config.route_source == "synthetic-train":
@@ -165,3 +195,6 @@ def make_episode(config: VIRLConfig, seed: int) -> VIRLEpisode:
     routes = routes_for(config)
     photos = _photos(config.image_table.resolve()) if config.image_table and config.vision else ()
     return VIRLEpisode(config, routes[seed % len(routes)], seed=seed, photos=photos)
+
+
+register_image_kind("virl", render_view_ref)

@@ -17,7 +17,13 @@ from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, Gene
 
 from rollout_workers.engine.base import Engine, Generation, GenerationRequest, SamplingSettings
 from rollout_workers.engine.config import EngineConfig
-from rollout_workers.engine.multimodal import hf_vision_inputs, is_vision_language, load_processor
+from rollout_workers.engine.multimodal import (
+    EXCLUDED_LOGIT_BIAS,
+    excluded_token_ids,
+    hf_vision_inputs,
+    is_vision_language,
+    load_processor,
+)
 from rollout_workers.engine.stats import EngineReport, StatsRecorder
 from rollout_workers.engine.weight_sync import as_weight_list, total_bytes
 
@@ -37,6 +43,7 @@ class HFEngine(Engine):
         self.model = model_class.from_pretrained(config.model, dtype=getattr(torch, config.dtype))
         self.model.to(self.device).eval()
         self.processor = load_processor(config.model) if vision else None
+        self.excluded = excluded_token_ids(config.model)
         defaults = self.model.generation_config
         self.eos_ids = _as_set(defaults.eos_token_id)
         self.pad_id = defaults.pad_token_id if defaults.pad_token_id is not None else min(self.eos_ids)
@@ -118,6 +125,7 @@ class HFEngine(Engine):
             pad_token_id=self.pad_id,
             output_scores=True,
             return_dict_in_generate=True,
+            sequence_bias=[[[token], EXCLUDED_LOGIT_BIAS] for token in self.excluded] or None,
         )
 
     def _generation(self, tokens: list[int], logprobs: list[float]) -> Generation:

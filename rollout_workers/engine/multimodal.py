@@ -20,6 +20,23 @@ def is_vision_language(model_path: str | Path) -> bool:
     return hasattr(AutoConfig.from_pretrained(model_path), "vision_config")
 
 
+EXCLUDED_LOGIT_BIAS = -100.0
+"""Added to the logits of tokens the policy must never emit (vLLM's strongest logit bias):
+engines sample and the learner scores the same distribution, in which they are impossible."""
+
+
+def excluded_token_ids(model_path: str | Path) -> list[int]:
+    """Tokens a policy must never sample: its image and video placeholders. A sampled
+    placeholder would enter the next turn's prompt as an image slot without an image, which
+    no vision model can run (and a text model has none of these tokens)."""
+    if not is_vision_language(model_path):
+        return []
+    processor = load_processor(model_path)
+    tokens = {getattr(processor, name, None) for name in ("image_token", "video_token")}
+    ids = {processor.tokenizer.convert_tokens_to_ids(token) for token in tokens if token}
+    return sorted(i for i in ids if i is not None and i != processor.tokenizer.unk_token_id)
+
+
 def load_processor(model_path: str | Path) -> Any:
     return AutoProcessor.from_pretrained(model_path)
 

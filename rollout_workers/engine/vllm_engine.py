@@ -27,7 +27,11 @@ from rollout_workers.engine.base import (
     SamplingSettings,
 )
 from rollout_workers.engine.config import EngineConfig
-from rollout_workers.engine.multimodal import is_vision_language
+from rollout_workers.engine.multimodal import (
+    EXCLUDED_LOGIT_BIAS,
+    excluded_token_ids,
+    is_vision_language,
+)
 from rollout_workers.engine.stats import EngineReport, StatsRecorder
 from rollout_workers.engine.weight_sync import WORKER_EXTENSION, as_weight_list, pack, total_bytes
 from rollout_workers.weights import WeightLayout
@@ -42,6 +46,7 @@ class VLLMEngine(Engine):
         self._recorder = StatsRecorder("vllm", str(config.model))
         start = time.perf_counter()
         self.model_impl = resolve_model_impl(config)
+        self.excluded = {token: EXCLUDED_LOGIT_BIAS for token in excluded_token_ids(config.model)}
         self.in_process = config.in_process and self.model_impl != "transformers"
         self._llm: LLM | None = _start_llm(config, self.model_impl, self.in_process)
         where = "in-process" if self.in_process else "engine-core process"
@@ -55,7 +60,7 @@ class VLLMEngine(Engine):
         self, requests: list[GenerationRequest], sampling: SamplingSettings
     ) -> list[Generation]:
         prompts = [_prompt(request) for request in requests]
-        params = [_sampling_params(sampling, index, request.seed)
+        params = [_sampling_params(sampling, index, request.seed, self.excluded)
                   for index, request in enumerate(requests)]
         with self._recorder.generating(requests) as results:
             if prompts:
@@ -195,8 +200,8 @@ def _prompt(request: GenerationRequest) -> dict[str, Any]:
     return prompt
 
 
-def _sampling_params(sampling: SamplingSettings, index: int,
-                     request_seed: int | None = None) -> SamplingParams:
+def _sampling_params(sampling: SamplingSettings, index: int, request_seed: int | None = None,
+                     logit_bias: dict[int, float] | None = None) -> SamplingParams:
     """One request's parameters. A request's own seed wins; otherwise a seeded call gives
     request i the seed `seed + i`, so equal prompts in one batch still get different samples."""
     seed = None
@@ -209,6 +214,7 @@ def _sampling_params(sampling: SamplingSettings, index: int,
         seed=seed,
         logprobs=0,
         detokenize=False,
+        logit_bias=logit_bias or None,
     )
 
 

@@ -1,0 +1,85 @@
+"""Settings checked against the checkpoint they will run, before any actor starts.
+
+Some mistakes only show when settings meet a model: a vision-language task given a text
+model, a context window longer than the model's, a chat template that does not place one
+image placeholder per image. Each would otherwise fail minutes later inside an actor; here
+it fails at once, naming the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from cluster.config import ExperimentConfig
+from cluster.settings import SettingsError
+from envs.registry import TaskConfig, make_episode
+
+
+def check_against_model(config: ExperimentConfig) -> None:
+    """Raise SettingsError listing every setting the checkpoint at `config.model` cannot run."""
+    from transformers import AutoConfig
+
+    try:
+        hf_config = AutoConfig.from_pretrained(config.model)
+    except (OSError, ValueError) as error:
+        raise SettingsError(f"model: cannot load a model config from {config.model!r} ({error}); "
+                            "give a checkpoint directory, or tiny_model settings to build one "
+                            "there") from None
+    problems = list(_context_problems(config, hf_config))
+    vision_fields = [field for field, task in tasks_of(config) if getattr(task, "vision", False)]
+    if vision_fields and getattr(hf_config, "vision_config", None) is None:
+        problems.append(f"{', '.join(vision_fields)}: a vision-language task needs a vision-"
+                        f"language model; {config.model} is a text model "
+                        f"({hf_config.model_type})")
+    elif vision_fields:
+        problems += _placeholder_problems(config)
+    if problems:
+        raise SettingsError(f"settings do not fit the model at {config.model}:\n  "
+                            + "\n  ".join(problems))
+
+
+def tasks_of(config: ExperimentConfig) -> Iterator[tuple[str, TaskConfig]]:
+    """(dotted field, task settings) of every task the job plays or imitates."""
+    yield "task", config.task
+    if config.sft is not None:
+        yield "sft.task", config.sft.task
+    for name, split in config.evaluation.splits.items():
+        yield f"evaluation.splits.{name}", split
+
+
+def _context_problems(config: ExperimentConfig, hf_config: Any) -> Iterator[str]:
+    text = hf_config.get_text_config() if hasattr(hf_config, "get_text_config") else hf_config
+    context = getattr(text, "max_position_embeddings", None)
+    if context is not None and config.engine.max_model_len > context:
+        yield (f"engine.max_model_len ({config.engine.max_model_len}) exceeds the model's "
+               f"context of {context} tokens (max_position_embeddings)")
+    answer = config.rollout.sampling.max_tokens
+    if answer >= config.engine.max_model_len:
+        yield (f"rollout.sampling.max_tokens ({answer}) leaves no room for a prompt within "
+               f"engine.max_model_len ({config.engine.max_model_len})")
+
+
+def _placeholder_problems(config: ExperimentConfig) -> Iterator[str]:
+    """Every vision task's opening prompt, rendered by the model's own chat template, must
+    hold exactly one image placeholder per image, and no more images than the engine takes."""
+    from transformers import AutoProcessor
+
+    from rollout_workers.engine.multimodal import image_token_id
+    from rollout_workers.episodes.dialogue import DialogueTokens
+
+    processor = AutoProcessor.from_pretrained(config.model)
+    dialogue = DialogueTokens.from_tokenizer(processor.tokenizer, processor)
+    placeholder = image_token_id(processor)
+    for field, task in tasks_of(config):
+        if not getattr(task, "vision", False):
+            continue
+        observation = make_episode(task, 0).observe()
+        images = len(observation.images)
+        found = dialogue.opening(observation).count(placeholder)
+        if found != images:
+            yield (f"{field}: the model's chat template writes {found} image placeholder(s) "
+                   f"({processor.image_token!r}) for an observation with {images} image(s)")
+        if images > config.engine.max_images_per_prompt:
+            yield (f"engine.max_images_per_prompt ({config.engine.max_images_per_prompt}) is "
+                   f"below the {images} image(s) of {field}'s prompts")
