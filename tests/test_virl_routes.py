@@ -12,15 +12,20 @@ from hypothesis import strategies as st
 
 from envs.virl import (
     RouteFileError,
+    VIRLConfig,
+    VIRLEpisode,
     load_routes,
     parse_milestone_info,
     save_routes,
     training_routes,
 )
+from envs.virl.geometry import SIDES, VIRL_SIDES, side_angle
+from envs.virl.path import initial_heading
 from envs.virl.routes import parse_sightings
 from envs.virl.world import benchmark_routes
 
 EXAMPLE = Path(__file__).parent / "data" / "virl_routes_example.json"
+PUBLISHED_SIDES = Path(__file__).parent / "data" / "virl_routes_published_sides.json"
 BLOCK_KEYS = ("intersection_idx", "landmarks", "distance", "human_heading",
               "to_next_intersection_heading")
 
@@ -49,7 +54,7 @@ def test_milestone_blocks_tolerate_trailing_commas_and_bare_numbers():
     assert [(s.name, s.side) for s in milestone.landmarks] == [("A", "left front"), ("B", "back")]
 
 
-@pytest.mark.parametrize("text", ["", "None", "  "])
+@pytest.mark.parametrize("text", ["", "None", "  ", "No landmark nearby", "no landmarks nearby"])
 def test_no_landmarks(text):
     assert parse_sightings(text) == ()
 
@@ -249,3 +254,81 @@ def test_missing_image_files_are_named(tmp_path):
     routes = json.loads(EXAMPLE.read_text())[0]
     routes[1]["images"] = [{"geocode": [51.49905, -0.11495], "heading": 0, "path": "nope.jpg"}]
     _expect_error(tmp_path, routes, 1, "images[0].path", "nope.jpg")
+
+
+# ---------------------------------------------------------------------------- published sides
+
+# The V-IRL collector's phrase for each bearing relative to the walker (virl/utils/geocode_utils.py)
+PHRASE_SIDE_BEARING = [("front", "front", 0), ("right front", "right front", 45),
+                       ("right", "right", 90), ("right behind", "right back", 135),
+                       ("behind", "back", 180), ("left behind", "left back", 225),
+                       ("left", "left", 270), ("left front", "left front", 315)]
+
+
+def test_the_collectors_phrases_are_known():
+    assert [phrase for phrase, _, _ in PHRASE_SIDE_BEARING] == list(VIRL_SIDES)
+    assert [side for _, side, _ in PHRASE_SIDE_BEARING] == list(SIDES)
+
+
+@pytest.mark.parametrize(("phrase", "side", "bearing"), PHRASE_SIDE_BEARING)
+def test_each_published_phrase_reads_as_its_side(phrase, side, bearing):
+    (sighting,) = parse_sightings(f"The destination Fig Tree is on your {phrase}")
+    assert (sighting.name, sighting.side, sighting.is_destination) == ("Fig Tree", side, True)
+    assert side_angle(sighting.side) == bearing
+
+
+def test_a_file_with_every_published_phrase_loads():
+    raw_routes = json.loads(PUBLISHED_SIDES.read_text())[0]
+    written = [b["landmarks"] for r in raw_routes for b in _blocks(r["milestone_info"])]
+    assert {text.rsplit(" is on your ", 1)[-1] for text in written} == {*VIRL_SIDES,
+                                                                        "No landmark nearby"}
+    sightings = [[(s.name, s.side, s.is_destination) for s in m.landmarks]
+                 for route in load_routes(PUBLISHED_SIDES) for m in route.milestones]
+    assert sightings == [
+        [("Acorn Deli", "front", False)], [("Birch Tailor", "right front", False)],
+        [("Cobble Shoes", "right", False)], [("Dune Florist", "right back", False)],
+        [("Saltmarsh Gallery", "back", True)],
+        [("Maple Pharmacy", "left back", False)], [],
+        [("Orchard Bakery", "left", False)], [("Lighthouse Hall", "left front", True)]]
+
+
+@pytest.mark.parametrize("side", ["slightly left", "behind left", "back behind", "up", "rear",
+                                  "left-behind", "left behindd", "behind the bank", ""])
+@pytest.mark.parametrize(("route_index", "block"), [(0, 3), (1, 0)])
+def test_unknown_sides_are_rejected_naming_file_route_and_field(tmp_path, side, route_index,
+                                                                 block):
+    routes = json.loads(PUBLISHED_SIDES.read_text())[0]
+    blocks = _blocks(routes[route_index]["milestone_info"])
+    blocks[block]["landmarks"] = f"Dune Florist is on your {side}"
+    routes[route_index]["milestone_info"] = _unblocks(blocks)
+    _expect_error(tmp_path, routes, route_index, f"milestone_info block {block + 1}",
+                  "field 'landmarks'", "right behind")
+
+
+def test_a_file_given_start_heading_is_kept():
+    random_start, own_start = load_routes(PUBLISHED_SIDES)
+    assert random_start.init_heading is None
+    assert own_start.init_heading == 135
+    assert {initial_heading(own_start, seed) for seed in range(20)} == {135}
+    assert len({initial_heading(random_start, seed) for seed in range(20)}) > 1
+    episode = VIRLEpisode(VIRLConfig(), own_start, seed=7)
+    assert episode.steps[0].heading == 135
+
+
+@pytest.mark.parametrize(("init_heading", "human_heading", "expected"),
+                         [(0, "200", 200), (_DELETE, "200", 200), (0, "0", None),
+                          (_DELETE, "0", None), (200, "0", 200), (200, "200", 200)])
+def test_the_start_heading_comes_from_either_place(tmp_path, init_heading, human_heading,
+                                                   expected):
+    routes = json.loads(PUBLISHED_SIDES.read_text())[0]
+    _set(routes[1], ("init_heading",), init_heading)
+    blocks = _blocks(routes[1]["milestone_info"])
+    blocks[0]["human_heading"] = human_heading
+    routes[1]["milestone_info"] = _unblocks(blocks)
+    assert load_routes(_write(tmp_path, routes))[1].init_heading == expected
+
+
+def test_two_different_start_headings_are_an_error(tmp_path):
+    routes = json.loads(PUBLISHED_SIDES.read_text())[0]
+    routes[1]["init_heading"] = 90
+    _expect_error(tmp_path, routes, 1, "init_heading", "block 1 human_heading 135")

@@ -31,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from envs.virl.geometry import SIDES, compass
+from envs.virl.geometry import SIDES, VIRL_SIDES, compass
 
 Side = Literal[SIDES]  # type: ignore[valid-type]
 
@@ -75,7 +75,8 @@ class RouteResults(_Model):
 
     geocode_list: tuple[Geocode, ...] = Field(min_length=2)
     distance_list: tuple[Annotated[StrictFloat, Field(ge=0, allow_inf_nan=False)], ...] = ()
-    landmark_list: tuple[Landmark, ...] = ()
+    landmark_list: tuple[Landmark | None, ...] = ()
+    """One entry per key point but the last; null where the collector found no landmark."""
 
 
 class Sighting(_Model):
@@ -117,7 +118,10 @@ class Route(_Model):
     dest_place: Place
     route_results: RouteResults
     init_heading: Heading | None = None
-    """The walker's heading at the start; None (a 0 in the original files) means random."""
+    """The walker's heading at the start; None means one drawn from the episode seed.
+
+    A file gives it as `init_heading` or as the first block's `human_heading`; 0 in both (as
+    in the published files) means random. See `_start_heading`."""
     milestones: tuple[Milestone, ...] = Field(min_length=2)
     images: tuple[ImageRef, ...] = ()
 
@@ -152,16 +156,21 @@ class RouteFileError(ValueError):
 
 _BLOCK = re.compile(r"\{.*?\}", re.DOTALL)
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
-_SIDE_WORDS = {" ".join(reversed(s.split())): s for s in SIDES if " " in s} | {s: s for s in SIDES}
+_SIDE_WORDS = ({" ".join(reversed(s.split())): s for s in SIDES if " " in s} | {s: s for s in SIDES}
+               | dict(zip(VIRL_SIDES, SIDES, strict=True)))
+"""Every accepted side phrase and the side it means: Revisor's own words (also "front left"
+for "left front") and the published collector's ("behind" is "back"); nothing else."""
 _SIGHTING = re.compile(
-    r"\s*(?:and\s+)?(?P<name>.+?)\s+is\s+(?:on\s+)?(?:your|the)\s+"
-    r"(?P<side>" + "|".join(sorted(_SIDE_WORDS, key=len, reverse=True)) + r")\b\s*[.,;]?",
+    r"\s*(?:and\s+)?(?P<name>.+?)\s+is\s+(?:on\s+)?(?:your|the)\s+(?P<side>"
+    + "|".join(r"\s+".join(w.split()) for w in sorted(_SIDE_WORDS, key=len, reverse=True))
+    + r")\b\s*[.,;]?",
     re.IGNORECASE,
 )
 _DESTINATION = re.compile(r"^the\s+destination\s+", re.IGNORECASE)
 _NUMBER = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(?:\(\s*[a-z ]*\)|m|meters?|metres?)?\s*$",
                      re.IGNORECASE)
-_NO_LANDMARKS = {"", "none", "n/a", "null"}
+_NO_LANDMARKS = {"", "none", "n/a", "null", "no landmark nearby", "no landmarks nearby"}
+"""What a block says when no landmark is in sight (the collector writes "No landmark nearby")."""
 _FILE_KEYS = {"distance_m": "distance", "to_next_heading": "to_next_intersection_heading"}
 
 
@@ -219,7 +228,8 @@ def parse_sightings(text: object, where: str = "milestone") -> tuple[Sighting, .
         match = _SIGHTING.match(text, position)
         if match is None:
             raise ValueError(f"{where}: field 'landmarks': cannot read {text[position:]!r}; "
-                             "expected '<name> is on your <side>'")
+                             f"expected '<name> is on your <side>' with <side> one of "
+                             f"{', '.join(sorted(_SIDE_WORDS))}")
         name = match.group("name").strip()
         destination = _DESTINATION.match(name)
         side = _SIDE_WORDS[" ".join(match.group("side").lower().split())]
@@ -287,26 +297,45 @@ def _route(raw: object, index: int, path: Path) -> Route:
         milestones = parse_milestone_info(raw.get("milestone_info"))
     except ValueError as error:
         raise RouteFileError(f"{where}: {error}") from None
-    init_heading = raw.get("init_heading")
-    if isinstance(init_heading, float) and init_heading.is_integer():
-        init_heading = int(init_heading)
+    try:
+        init_heading = _start_heading(raw.get("init_heading", 0), milestones[0].human_heading)
+    except ValueError as error:
+        raise RouteFileError(f"{where}: {error}") from None
     fields = {
         "route_id": f"{path.stem}:{index}",
         "city": _region(raw),
         **{key: raw[key] for key in ("start_place", "dest_place", "route_results") if key in raw},
-        "init_heading": None if init_heading == 0 and not isinstance(init_heading, bool)
-        else init_heading,
+        "init_heading": init_heading,
         "milestones": milestones,
         "images": _resolve_images(raw.get("images", ()), path.parent),
     }
-    if "init_heading" not in raw:
-        fields.pop("init_heading")
     try:
         route = Route.model_validate(fields)
     except ValidationError as error:
         raise RouteFileError(f"{where}: {describe_error(error)}") from None
     _check_images_exist(route, where)
     return route
+
+
+def _start_heading(init_heading: object, first_human_heading: int) -> object:
+    """The route's own start heading, or None for one drawn per episode.
+
+    The V-IRL collector writes its start heading twice: as `init_heading` and as the first
+    block's `human_heading`. The published files hold 0 in both, which V-IRL's environment
+    reads as "draw one at random". So a nonzero value in either place is the route's own
+    heading, and two different nonzero values are an error. An `init_heading` that is not a
+    heading at all is returned as it is, for the Route model to reject with its field named.
+    """
+    if isinstance(init_heading, float) and init_heading.is_integer():
+        init_heading = int(init_heading)
+    if init_heading == 0 and not isinstance(init_heading, bool):
+        return first_human_heading or None
+    if (isinstance(init_heading, int) and not isinstance(init_heading, bool)
+            and first_human_heading and init_heading != first_human_heading):
+        raise ValueError(f"field init_heading: {init_heading} disagrees with milestone_info "
+                         f"block 1 human_heading {first_human_heading}; both are the start "
+                         "heading (0 in either means 'not given')")
+    return init_heading
 
 
 def describe_error(error: ValidationError) -> str:
