@@ -62,19 +62,23 @@ def test_expert_walks_a_route_file_in_the_published_shape(rule, vision):
 def test_walk_follows_the_route():
     episode = make_episode(VIRLConfig(route_source=EXAMPLE), 0)
     kinds = [step.kind for step in episode.steps]
-    # turn at the start, forward to the intersection, turn, forward to the destination, stop
+    # the walk starts at the start place's street-view position, turns there and at the two
+    # intersections of the file's geocode_list, and stops at its last point
+    assert episode.steps[0].geocode == (51.50011000000001, -0.12011)
     assert kinds[0] == "turn" and kinds[-1] == "stop"
     turns = [step for step in episode.steps if step.kind == "turn"]
-    assert [t.target_heading for t in turns] == [358, 89]
-    assert [t.key_index for t in turns] == [0, 1]
-    assert turns[1].at_intersection and not turns[0].at_intersection
-    assert kinds.count("forward") >= 2
+    assert [t.target_heading for t in turns] == [358, 89, 54]
+    assert [t.key_index for t in turns] == [0, 1, 2]
+    assert [t.at_intersection for t in turns] == [False, True, True]
+    assert kinds.count("forward") >= 3
     between = [s for s in episode.steps if s.key_index is None]
     assert between and all(not s.sightings and not s.at_intersection for s in between)
     assert episode.instructions == (
         "Turn to face north (358 degrees).",
-        "Move forward until you reach the intersection where Tidewater Bank is on your left front.",
+        "Move forward until you reach the intersection where Blue Door Bakery is on your front.",
         "Turn to face east (89 degrees).",
+        "Move forward until you reach the intersection where Tidewater Bank is on your left front.",
+        "Turn to face northeast (54 degrees).",
         "Move forward until you reach the destination, where Copper Kettle Cafe is on your left.",
     )
 
@@ -83,8 +87,8 @@ def test_landmark_sides_rotate_with_the_walker():
     episode = make_episode(VIRLConfig(route_source=EXAMPLE), 0)
     at_intersection = [s for s in episode.steps if s.key_index == 1]
     arriving, turned = at_intersection
-    assert arriving.heading == 358 and arriving.sightings[0].side == "left front"
-    assert turned.heading == 89 and turned.sightings[0].side == "left back"
+    assert arriving.heading == 358 and arriving.sightings[0].side == "front"
+    assert turned.heading == 89 and turned.sightings[0].side == "left"
 
 
 @pytest.mark.parametrize("rule", ["id", "ood"])
@@ -155,6 +159,8 @@ def test_one_attempt_per_position():
 
 def test_vision_detection_is_checked_first():
     episode = make_episode(VIRLConfig(vision=True, route_source=EXAMPLE, image_tile_px=64), 0)
+    while not episode.steps[episode.position].sightings:  # nothing in sight at the start
+        episode.submit(episode.expert_answer())
     observation = episode.observe()
     assert len(observation.images) == 1 and observation.images[0].size == (130, 130)
     assert observation.image_refs[0].startswith("virl:")

@@ -75,7 +75,7 @@ def test_signs_appear_in_the_view_of_the_landmarks_heading():
 def test_sign_position_within_its_view(bearing, view, where):
     assert view_of(bearing) == view
     episode = make_episode(VIRLConfig(vision=True, route_source=EXAMPLE, image_tile_px=PX), 0)
-    step = episode.steps[0]
+    step = next(step for step in episode.steps if len(step.sightings) == 1)
     step = dataclasses.replace(step, bearings=(bearing,))
     columns = _sign_columns(render_grid(step, "", PX), view)
     centre = sum(columns) / len(columns) / PX
@@ -155,7 +155,7 @@ def test_route_file_images_are_used(tmp_path):
     routes, count = json.loads(Path(EXAMPLE).read_text())
     routes[0]["images"] = [{"geocode": [r["lat"], r["lng"]], "heading": r["heading"],
                             "path": r["path"]}
-                           for r in _photos(tmp_path, routes[0]["route_results"]["geocode_list"][0])]
+                           for r in _photos(tmp_path, routes[0]["start_place"]["relocated_geocode"])]
     path = tmp_path / "routes.json"
     path.write_text(json.dumps([routes, count]))
     episode = make_episode(VIRLConfig(vision=True, route_source=str(path), image_tile_px=PX), 0)

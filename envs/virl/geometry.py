@@ -15,6 +15,13 @@ RELATIVE = ("left", "right", "slightly left", "slightly right")
 """The relative (out-of-distribution) action directions."""
 SIDES = ("front", "right front", "right", "right back", "back", "left back", "left", "left front")
 """Where a landmark is relative to the walker, 45 degrees apart clockwise from straight ahead."""
+VIRL_SIDES = ("front", "right front", "right", "right behind", "behind", "left behind", "left",
+              "left front")
+"""The side phrases the public V-IRL route collector writes, for the same bearings as SIDES.
+
+The collector names the nearest of these to a landmark's bearing relative to the walker's
+heading (0, 45, ..., 315 degrees). Route files are read with them and mapped onto SIDES.
+"""
 
 EARTH_RADIUS_M = 6_371_000.0
 METRES_PER_DEGREE = math.pi * EARTH_RADIUS_M / 180.0
