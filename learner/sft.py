@@ -28,8 +28,8 @@ from learner.export import gathered_state_dict
 from learner.model import ModelConfig, PolicyValueModel, is_vision, load_backbone
 from learner.optim import OptimConfig
 from learner.rank import disable_dropout, pad_token_id
-from rollout_workers.engine.multimodal import excluded_token_ids
 from learner.sft_eval import EvalHook, evaluate_generation
+from rollout_workers.engine.multimodal import excluded_token_ids
 
 
 class SFTConfig(BaseModel):
