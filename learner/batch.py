@@ -36,8 +36,8 @@ class Turns:
     successes: torch.Tensor
     image_refs: list[list[str]]
     vision: list[dict[str, torch.Tensor]] | None = None
-    """Each turn's image tensors (pixel_values, ...) once a VisionInputs has expanded the
-    prompts' image placeholders; None for text models."""
+    """Each turn's image tensors (pixel_values, ...; Mllama's cross-attention mask, over the
+    prompt) once a VisionInputs has built them; None for text models."""
 
     def __len__(self) -> int:
         return len(self.episode_ids)
@@ -97,7 +97,8 @@ class MicroBatch:
     turn_weight: torch.Tensor
     """1 for real rows; 0 for a padding micro-batch that only keeps ranks in step."""
     vision_inputs: dict[str, torch.Tensor]
-    """Image tensors of the rows, concatenated in row order (empty for text models)."""
+    """Image tensors of the rows in row order (empty for text models); text-aligned ones are
+    as wide as input_ids."""
 
     @property
     def num_tokens(self) -> int:
@@ -112,7 +113,8 @@ class MicroBatch:
 def collate(prompts: list[list[int]], responses: list[list[int]], rows: list[int], pad_id: int,
             weight: float = 1.0, vision: list[dict[str, torch.Tensor]] | None = None) -> MicroBatch:
     """Right-padded prompt + answer rows and the flattened positions of the answer tokens."""
-    width = max(len(p) + len(r) for p, r in zip(prompts, responses, strict=True))
+    lengths = [len(p) + len(r) for p, r in zip(prompts, responses, strict=True)]
+    width = max(lengths)
     input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
     logit_rows, logit_cols, targets, token_turn, value_index = [], [], [], [], []
@@ -132,7 +134,7 @@ def collate(prompts: list[list[int]], responses: list[list[int]], rows: list[int
                       targets=as_long(targets), value_index=as_long(value_index),
                       token_turn=as_long(token_turn),
                       turn_weight=torch.full((len(prompts),), float(weight)),
-                      vision_inputs=_concatenate(vision or []))
+                      vision_inputs=_vision_batch(vision, lengths, width))
 
 
 def collate_turns(turns: Turns, rows: list[int], pad_id: int, weight: float = 1.0) -> MicroBatch:
@@ -141,9 +143,15 @@ def collate_turns(turns: Turns, rows: list[int], pad_id: int, weight: float = 1.
                    rows, pad_id, weight, vision)
 
 
-def _concatenate(per_row: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    names = {name for row in per_row for name in row}
-    return {name: torch.cat([row[name] for row in per_row if name in row]) for name in names}
+def _vision_batch(vision: list[dict[str, torch.Tensor]] | None, lengths: list[int],
+                  width: int) -> dict[str, torch.Tensor]:
+    """The rows' image tensors as one batch; text-aligned ones (Mllama's cross-attention mask)
+    cover each row's prompt + answer and its right padding."""
+    if not vision:
+        return {}
+    from rollout_workers.engine.multimodal import batch_vision_inputs
+
+    return batch_vision_inputs(vision, lengths, width, left=False)
 
 
 def split_micro_batches(rows: list[int], lengths: list[int], size: int) -> list[list[int]]:

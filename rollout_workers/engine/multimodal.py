@@ -2,18 +2,27 @@
 
 Prompts hold one image token per image (what the chat template writes). vLLM expands each
 to the image's feature tokens itself; a Hugging Face forward pass (the HF engine, the
-learner) needs the expanded ids and the pixel tensors, which `hf_vision_inputs` builds from
-the stored ids without re-tokenising any text.
+learner) needs model inputs built from the stored ids without re-tokenising any text. How
+depends on the model family, and each family is one `VisionFamily` here:
+- expanded tokens (LLaVA, Qwen2-VL, ...): each placeholder becomes the image's feature
+  tokens, and the image tensors are independent of the text;
+- cross-attention (Mllama): the ids stay as they are; a text-aligned mask (batch, tokens,
+  images, tiles) says which image each token attends to, so it has to be padded and extended
+  with the ids.
+`hf_vision_inputs` builds one prompt's inputs; `batch_vision_inputs` batches rows of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import AutoConfig, AutoProcessor
+
+Tensors = dict[str, torch.Tensor]
 
 
 def is_vision_language(model_path: str | Path) -> bool:
@@ -56,22 +65,158 @@ def expand_image_tokens(prompt_ids: Sequence[int], placeholder: int, counts: Seq
     return expanded
 
 
+class VisionFamily(ABC):
+    """How one family of vision-language models takes a prompt's images, and how rows batch."""
+
+    @abstractmethod
+    def handles(self, names: Collection[str]) -> bool:
+        """Whether inputs named `names` (a processor's model_input_names, or a row's tensors)
+        belong to this family."""
+
+    @abstractmethod
+    def prompt_inputs(self, processor: Any, prompt_ids: Sequence[int],
+                      images: Sequence[Any]) -> tuple[list[int], Tensors]:
+        """The model's input ids and image tensors for one prompt with at least one image."""
+
+    @abstractmethod
+    def batch(self, rows: Sequence[Mapping[str, torch.Tensor]], lengths: Sequence[int],
+              width: int, left: bool) -> Tensors:
+        """The rows' tensors as one batch whose row i holds lengths[i] tokens, padded to
+        `width` on the left (generation) or on the right (training). A row is {} when it
+        has no image."""
+
+
+class ExpandedTokens(VisionFamily):
+    """LLaVA-style: the image tensors do not depend on the text, so rows just concatenate."""
+
+    def handles(self, names: Collection[str]) -> bool:
+        return True
+
+    def prompt_inputs(self, processor: Any, prompt_ids: Sequence[int],
+                      images: Sequence[Any]) -> tuple[list[int], Tensors]:
+        """Each image goes through the processor with a lone placeholder, which tells how many
+        tokens that image takes (it may depend on the image's size) and gives its tensors."""
+        placeholder = image_token_id(processor)
+        counts: list[int] = []
+        tensors: dict[str, list[torch.Tensor]] = {}
+        for image in images:
+            processed = processor(text=processor.image_token, images=[image], return_tensors="pt")
+            counts.append(int((processed.pop("input_ids") == placeholder).sum()))
+            processed.pop("attention_mask", None)
+            for name, value in processed.items():
+                tensors.setdefault(name, []).append(value)
+        expanded = expand_image_tokens(prompt_ids, placeholder, counts)
+        return expanded, {name: torch.cat(values) for name, values in tensors.items()}
+
+    def batch(self, rows: Sequence[Mapping[str, torch.Tensor]], lengths: Sequence[int],
+              width: int, left: bool) -> Tensors:
+        names = {name for row in rows for name in row}
+        return {name: torch.cat([row[name] for row in rows if name in row]) for name in names}
+
+
+class CrossAttention(VisionFamily):
+    """Mllama: images are (images, tiles) of pixels per row, and `cross_attention_mask`
+    (row, token, image, tile) lets a token see the tiles of the images before it. Rows with
+    fewer images are padded as the processor pads them: blank tiles, aspect-ratio id 0 (no
+    image), the first tile unmasked (an all-masked image would give NaN vision states)."""
+
+    MASK = "cross_attention_mask"
+
+    def handles(self, names: Collection[str]) -> bool:
+        return self.MASK in names
+
+    def prompt_inputs(self, processor: Any, prompt_ids: Sequence[int],
+                      images: Sequence[Any]) -> tuple[list[int], Tensors]:
+        from transformers.models.mllama.processing_mllama import (
+            convert_sparse_cross_attention_mask_to_dense,
+            get_cross_attention_token_mask,
+        )
+
+        ids = list(prompt_ids)
+        placeholder = image_token_id(processor)
+        if ids.count(placeholder) != len(images):
+            raise ValueError(f"the prompt's image placeholders do not match its {len(images)} images")
+        processed = processor.image_processor(images=[list(images)], return_tensors="pt")
+        num_tiles = processed.pop("num_tiles")
+        mask = convert_sparse_cross_attention_mask_to_dense(
+            [get_cross_attention_token_mask(ids, placeholder)], num_tiles=num_tiles,
+            max_num_tiles=processor.image_processor.max_image_tiles, length=len(ids))
+        return ids, {**processed, self.MASK: torch.from_numpy(mask)}
+
+    def batch(self, rows: Sequence[Mapping[str, torch.Tensor]], lengths: Sequence[int],
+              width: int, left: bool) -> Tensors:
+        filled = [row for row in rows if row]
+        if not filled:
+            return {}
+        images = max(row["pixel_values"].shape[1] for row in filled)
+        example = filled[0]
+        out: dict[str, list[torch.Tensor]] = {}
+        for row, length in zip(rows, lengths, strict=True):
+            row = dict(row) if row else _no_image(example, length)
+            row[self.MASK] = _fit_tokens(row[self.MASK], length, width, left)
+            for name, value in row.items():
+                out.setdefault(name, []).append(_pad_images(name, value, images))
+        return {name: torch.cat(values) for name, values in out.items()}
+
+
+def _no_image(example: Mapping[str, torch.Tensor], length: int) -> Tensors:
+    """A row without images, in the shapes of `example` with zero images."""
+    rows = {name: value[:, :0] for name, value in example.items() if name != CrossAttention.MASK}
+    mask = example[CrossAttention.MASK]
+    rows[CrossAttention.MASK] = mask.new_zeros((1, length, 0, *mask.shape[3:]))
+    return rows
+
+
+def _fit_tokens(mask: torch.Tensor, length: int, width: int, left: bool) -> torch.Tensor:
+    """The prompt's mask (1, prompt, images, tiles) over `length` tokens, padded to `width`.
+
+    Tokens after the prompt (the answer) see what the last prompt token sees, as
+    Mllama's `generate` extends the mask; padding tokens see no image."""
+    if mask.shape[1] > length:
+        raise ValueError(f"cross-attention mask covers {mask.shape[1]} tokens, the row {length}")
+    if mask.shape[1] < length:
+        last = mask[:, -1:] if mask.shape[1] else mask.new_zeros((1, 1, *mask.shape[2:]))
+        mask = torch.cat([mask, last.expand(-1, length - mask.shape[1], -1, -1)], dim=1)
+    pad = mask.new_zeros((1, width - length, *mask.shape[2:]))
+    return torch.cat([pad, mask] if left else [mask, pad], dim=1)
+
+
+def _pad_images(name: str, value: torch.Tensor, images: int) -> torch.Tensor:
+    """Pad the image axis (dim 1; dim 2 for the mask) of one row to `images`."""
+    axis = 2 if name == CrossAttention.MASK else 1
+    missing = images - value.shape[axis]
+    if missing == 0:
+        return value
+    shape = list(value.shape)
+    shape[axis] = missing
+    pad = value.new_zeros(shape)
+    if name == "aspect_ratio_mask":
+        pad[..., 0] = 1
+    return torch.cat([value, pad], dim=axis)
+
+
+FAMILIES: tuple[VisionFamily, ...] = (CrossAttention(), ExpandedTokens())
+"""Most specific first; ExpandedTokens takes whatever no other family claims."""
+
+
+def vision_family(names: Collection[str]) -> VisionFamily:
+    """The family of a processor (its model_input_names) or of a batch's tensor names."""
+    return next(family for family in FAMILIES if family.handles(names))
+
+
 def hf_vision_inputs(
     processor: Any, prompt_ids: Sequence[int], images: Sequence[Any]
-) -> tuple[list[int], dict[str, torch.Tensor]]:
-    """Expanded prompt ids and the processor's image tensors (e.g. pixel_values) for one prompt.
+) -> tuple[list[int], Tensors]:
+    """One prompt's input ids (placeholders expanded where the family needs it) and its image
+    tensors; a prompt without images keeps its ids and gets none."""
+    if not images:
+        return expand_image_tokens(prompt_ids, image_token_id(processor), []), {}
+    family = vision_family(processor.model_input_names)
+    return family.prompt_inputs(processor, prompt_ids, images)
 
-    Each image goes through the processor with a lone placeholder, which tells how many tokens
-    that image takes (it may depend on the image's size) and gives its tensors.
-    """
-    placeholder = image_token_id(processor)
-    counts: list[int] = []
-    tensors: dict[str, list[torch.Tensor]] = {}
-    for image in images:
-        processed = processor(text=processor.image_token, images=[image], return_tensors="pt")
-        counts.append(int((processed.pop("input_ids") == placeholder).sum()))
-        processed.pop("attention_mask", None)
-        for name, value in processed.items():
-            tensors.setdefault(name, []).append(value)
-    expanded = expand_image_tokens(prompt_ids, placeholder, counts)
-    return expanded, {name: torch.cat(values) for name, values in tensors.items()}
+
+def batch_vision_inputs(rows: Sequence[Mapping[str, torch.Tensor]], lengths: Sequence[int],
+                        width: int, left: bool = False) -> Tensors:
+    """Rows of `hf_vision_inputs` tensors as one batch (see VisionFamily.batch)."""
+    names = {name for row in rows for name in row}
+    return vision_family(names).batch(rows, lengths, width, left)

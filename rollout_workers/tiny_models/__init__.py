@@ -1,5 +1,6 @@
-"""Tiny models for CPU runs and tests: Revisor's own tokenizer, a Llama causal LM and a LLaVA
-vision-language model, built from presets and saved like any checkpoint."""
+"""Tiny models for CPU runs and tests: Revisor's own tokenizer, a Llama causal LM, a LLaVA
+vision-language model and a Llama-3.2-Vision (Mllama) one, built from presets and saved like
+any checkpoint."""
 
 from rollout_workers.tiny_models.build import build_model, count_parameters, save_tiny_model
 from rollout_workers.tiny_models.cli import cli, tiny_model_main

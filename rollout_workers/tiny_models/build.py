@@ -27,6 +27,7 @@ from transformers.models.clip.image_processing_pil_clip import CLIPImageProcesso
 
 from rollout_workers.tiny_models.presets import (
     LM_PRESETS,
+    MLLAMA_PRESETS,
     VISION_PRESETS,
     LMShape,
     ModelKind,
@@ -85,10 +86,14 @@ def image_processor(vision: VisionShape) -> CLIPImageProcessorPil:
 
 
 def build_model(kind: ModelKind, size: str, seed: int = 0) -> tuple[PreTrainedModel, Any]:
-    """A randomly initialised tiny model and its tokenizer (LM) or processor (VLM)."""
+    """A randomly initialised tiny model and its tokenizer (LM) or processor (VLM, Mllama)."""
     if size not in LM_PRESETS:
         raise ValueError(f"unknown tiny model size {size!r}; choose one of {', '.join(LM_PRESETS)}")
     torch.manual_seed(seed)
+    if kind == "mllama":
+        from rollout_workers.tiny_models.mllama import build_mllama
+
+        return build_mllama(MLLAMA_PRESETS[size])
     tokenizer = build_tokenizer()
     if kind == "lm":
         return LlamaForCausalLM(llama_config(LM_PRESETS[size], tokenizer)), tokenizer

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ModelKind = Literal["lm", "vlm"]
+ModelKind = Literal["lm", "vlm", "mllama"]
 
 
 class LMShape(BaseModel):
@@ -63,3 +63,60 @@ VISION_PRESETS: dict[str, VisionShape] = {
                        image_size=128, patch_size=16),
 }
 SIZES = tuple(LM_PRESETS)
+
+
+class MllamaVisionShape(BaseModel):
+    """Mllama's tiled vision encoder. An image is resized to fit up to `max_num_tiles` square
+    tiles of `tile_size` pixels (aspect ratio kept: a GeneralPoints hand, ~2.8:1, becomes a row
+    of tiles), and each tile gives (tile_size / patch_size)^2 + 1 cross-attention states."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    hidden_size: int = Field(64, ge=16)
+    num_layers: int = Field(2, ge=1)
+    """Local encoder layers (per tile)."""
+    num_global_layers: int = Field(1, ge=1)
+    """Gated encoder layers over all tiles of an image."""
+    num_heads: int = Field(2, ge=1)
+    intermediate_size: int = Field(128, ge=1)
+    tile_size: int = Field(32, ge=8)
+    patch_size: int = Field(16, ge=2)
+    max_num_tiles: int = Field(4, ge=1)
+    """4: transformers' default aspect-ratio list is defined for exactly 4 tiles."""
+    intermediate_layers: tuple[int, ...] = (0,)
+    """Local layers whose outputs join the final one in the projector's input."""
+
+    @property
+    def output_dim(self) -> int:
+        return self.hidden_size * (len(self.intermediate_layers) + 1)
+
+
+class MllamaShape(BaseModel):
+    """A Llama-3.2-Vision-style model: the LM preset's self-attention layers with
+    cross-attention layers (to the image states) inserted at `cross_attention_layers`
+    (indices in the combined stack, as in Llama-3.2-Vision's config)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    text: LMShape
+    cross_attention_layers: tuple[int, ...]
+    vision: MllamaVisionShape
+
+    @property
+    def num_layers(self) -> int:
+        return self.text.num_layers + len(self.cross_attention_layers)
+
+
+MLLAMA_PRESETS: dict[str, MllamaShape] = {
+    "0.5m": MllamaShape(text=LM_PRESETS["0.5m"], cross_attention_layers=(1,),
+                        vision=MllamaVisionShape()),
+    "5m": MllamaShape(text=LM_PRESETS["5m"], cross_attention_layers=(2, 6),
+                      vision=MllamaVisionShape(hidden_size=128, num_layers=4, num_global_layers=1,
+                                               num_heads=4, intermediate_size=256, tile_size=48,
+                                               intermediate_layers=(1,))),
+    "50m": MllamaShape(text=LM_PRESETS["50m"], cross_attention_layers=(3, 8),
+                       vision=MllamaVisionShape(hidden_size=256, num_layers=6, num_global_layers=2,
+                                                num_heads=4, intermediate_size=1024, tile_size=64,
+                                                intermediate_layers=(1, 3))),
+}
+"""Cross-attention every ~4 self-attention layers, as in Llama-3.2-Vision (3, 8, 13, ...)."""
