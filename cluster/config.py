@@ -28,7 +28,7 @@ class TinyModel(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: Literal["lm", "vlm"] = "lm"
+    kind: Literal["lm", "vlm", "qwen2vl"] = "lm"
     size: str = "0.5m"
     seed: int = 0
 

@@ -13,6 +13,7 @@ import torch
 
 from envs.registry import make_episode
 from learner.batch import collate_turns
+from rollout_workers.engine.multimodal import token_type_inputs
 
 if TYPE_CHECKING:
     from learner.sft import SFTTrainer
@@ -67,6 +68,7 @@ def greedy_answers(trainer: SFTTrainer, turns: Any) -> list[list[int]]:
         extra = {}
         if turns.vision is not None:
             extra = collate_turns(turns, rows, trainer.pad_id).vision_inputs
+            extra |= token_type_inputs(backbone, ids, extra)
         generated = backbone.generate(
             input_ids=trainer.engine.to_device(ids), attention_mask=trainer.engine.to_device(mask),
             **{k: trainer.engine.to_device(v) for k, v in extra.items()},

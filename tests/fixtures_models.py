@@ -13,7 +13,7 @@ import torch
 
 from envs.general_points import GPConfig, make_episode
 from rollout_workers.engine import GenerationRequest
-from rollout_workers.engine.multimodal import hf_vision_inputs
+from rollout_workers.engine.multimodal import hf_vision_inputs, token_type_inputs
 from rollout_workers.tiny_models.build import save_tiny_model
 
 SHM = Path("/dev/shm")
@@ -43,7 +43,7 @@ def reference_logprobs(model: Any, request: GenerationRequest, tokens: Sequence[
     if processor is not None:
         prompt, extra = hf_vision_inputs(processor, prompt, request.images)
     ids = torch.tensor([prompt + list(tokens)])
-    logits = model(input_ids=ids, **extra).logits[0, len(prompt) - 1 : -1].float()
+    logits = model(input_ids=ids, **extra, **token_type_inputs(model, ids, extra)).logits[0, len(prompt) - 1 : -1].float()
     scaled = logits / (temperature if temperature > 0 else 1.0)
     return scaled.log_softmax(-1).gather(-1, torch.tensor(tokens).unsqueeze(-1)).squeeze(-1)
 

@@ -32,6 +32,7 @@ from rollout_workers.tiny_models.presets import (
     ModelKind,
     VisionShape,
 )
+from rollout_workers.tiny_models.qwen2vl import build_qwen2vl
 from rollout_workers.tiny_models.tokenizer import IMAGE_TOKEN, build_tokenizer
 
 
@@ -89,6 +90,8 @@ def build_model(kind: ModelKind, size: str, seed: int = 0) -> tuple[PreTrainedMo
     if size not in LM_PRESETS:
         raise ValueError(f"unknown tiny model size {size!r}; choose one of {', '.join(LM_PRESETS)}")
     torch.manual_seed(seed)
+    if kind == "qwen2vl":
+        return build_qwen2vl(size)
     tokenizer = build_tokenizer()
     if kind == "lm":
         return LlamaForCausalLM(llama_config(LM_PRESETS[size], tokenizer)), tokenizer

@@ -15,8 +15,9 @@ def parser() -> argparse.ArgumentParser:
         description="Build a tiny, randomly initialised model with Revisor's tokenizer and save "
         "it as a checkpoint directory (loadable by path by transformers and vLLM).",
     )
-    p.add_argument("--kind", choices=("lm", "vlm"), default="lm",
-                   help="lm: Llama causal LM; vlm: LLaVA (CLIP vision tower + Llama)")
+    p.add_argument("--kind", choices=("lm", "vlm", "qwen2vl"), default="lm",
+                   help="lm: Llama causal LM; vlm: LLaVA (CLIP vision tower + Llama); "
+                   "qwen2vl: Qwen2-VL (served natively by vLLM on GPU)")
     p.add_argument("--size", choices=SIZES, default="0.5m", help="parameter budget preset")
     p.add_argument("--out", required=True, help="directory to write the checkpoint to")
     p.add_argument("--seed", type=int, default=0, help="seed of the random initialisation")

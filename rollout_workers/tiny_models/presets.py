@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ModelKind = Literal["lm", "vlm"]
+ModelKind = Literal["lm", "vlm", "qwen2vl"]
 
 
 class LMShape(BaseModel):
