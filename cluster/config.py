@@ -28,7 +28,7 @@ class TinyModel(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: Literal["lm", "vlm", "mllama"] = "lm"
+    kind: Literal["lm", "vlm", "mllama", "qwen2vl"] = "lm"
     size: str = "0.5m"
     seed: int = 0
 

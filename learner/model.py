@@ -23,7 +23,11 @@ from transformers import (
 )
 
 from learner.logprobs import token_logprobs_and_entropy
-from rollout_workers.engine.multimodal import EXCLUDED_LOGIT_BIAS, excluded_token_ids
+from rollout_workers.engine.multimodal import (
+    EXCLUDED_LOGIT_BIAS,
+    excluded_token_ids,
+    token_type_inputs,
+)
 
 
 class ModelConfig(BaseModel):
@@ -93,8 +97,10 @@ class PolicyValueModel(nn.Module):
         if value_index is None or self.value_head is None:
             return logprobs, entropy, None
         if self.critic_backbone is not None:
+            types = token_type_inputs(self.critic_backbone, input_ids, vision_inputs)
             hidden = self.critic_backbone(input_ids=input_ids, attention_mask=attention_mask,
-                                          use_cache=False, **vision_inputs).last_hidden_state
+                                          use_cache=False, **vision_inputs,
+                                          **types).last_hidden_state
         rows = torch.arange(len(value_index), device=hidden.device)
         return logprobs, entropy, self.value_head(hidden[rows, value_index])
 
@@ -103,7 +109,8 @@ def backbone_hidden(backbone: PreTrainedModel, input_ids: torch.Tensor,
                     attention_mask: torch.Tensor, **vision_inputs: Any) -> torch.Tensor:
     """The final-layer hidden states (after the last norm), shape (B, L, H)."""
     out = backbone.base_model(input_ids=input_ids, attention_mask=attention_mask,
-                              use_cache=False, **vision_inputs)
+                              use_cache=False, **vision_inputs,
+                              **token_type_inputs(backbone, input_ids, vision_inputs))
     return out.last_hidden_state
 
 

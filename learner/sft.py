@@ -177,7 +177,9 @@ class SFTTrainer:
     """SFT on one rank (of a process group that may have several)."""
 
     def __init__(self, config: SFTConfig, hooks: list[EvalHook] | None = None) -> None:
-        from transformers import AutoProcessor, AutoTokenizer
+        from transformers import AutoTokenizer
+
+        from rollout_workers.engine.multimodal import load_processor
 
         torch.manual_seed(config.seed)
         self.config = config
@@ -185,7 +187,7 @@ class SFTTrainer:
         disable_dropout(backbone)
         vision = is_vision(config.model, backbone.config)
         self.tokenizer = AutoTokenizer.from_pretrained(config.model.path)
-        self.processor = AutoProcessor.from_pretrained(config.model.path) if vision else None
+        self.processor = load_processor(config.model.path) if vision else None
         self.pad_id = pad_token_id(backbone.config)
         policy = PolicyValueModel(backbone, value_head=None,
                                   excluded_token_ids=excluded_token_ids(config.model.path))

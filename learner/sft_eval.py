@@ -13,7 +13,7 @@ import torch
 
 from envs.registry import make_episode
 from learner.batch import collate_turns
-from rollout_workers.engine.multimodal import batch_vision_inputs
+from rollout_workers.engine.multimodal import batch_vision_inputs, token_type_inputs
 
 if TYPE_CHECKING:
     from learner.sft import SFTTrainer
@@ -69,6 +69,7 @@ def greedy_answers(trainer: SFTTrainer, turns: Any) -> list[list[int]]:
         if turns.vision is not None:
             extra = batch_vision_inputs([turns.vision[i] for i in rows],
                                         [len(p) for p in prompts], width, left=True)
+            extra |= token_type_inputs(backbone, ids, extra)
         generated = backbone.generate(
             input_ids=trainer.engine.to_device(ids), attention_mask=trainer.engine.to_device(mask),
             **{k: trainer.engine.to_device(v) for k, v in extra.items()},

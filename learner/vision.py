@@ -31,9 +31,9 @@ class VisionInputs:
     """
 
     def __init__(self, model_path: str, resolver: ImageResolver = render_image_ref) -> None:
-        from transformers import AutoProcessor
+        from rollout_workers.engine.multimodal import load_processor
 
-        self.processor = AutoProcessor.from_pretrained(model_path)
+        self.processor = load_processor(model_path)
         self.resolver = resolver
 
     def expand(self, turns: Turns) -> Turns:

@@ -20,11 +20,12 @@ from typing import Any
 import pyarrow as pa
 import ray
 from pydantic import BaseModel, ConfigDict
-from transformers import AutoProcessor, AutoTokenizer
+from transformers import AutoTokenizer
 
 from rollout_workers import telemetry
 from rollout_workers.engine import EngineConfig, make_engine
 from rollout_workers.engine.base import EngineStats, SamplingSettings
+from rollout_workers.engine.multimodal import load_processor
 from rollout_workers.env_pool import make_env_client
 from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.episodes.dialogue import DialogueTokens
@@ -277,4 +278,4 @@ def _chat_template_owner(tokenizer: Any, engine_config: EngineConfig) -> Any:
     models often keep the template there)."""
     if getattr(tokenizer, "chat_template", None):
         return tokenizer
-    return AutoProcessor.from_pretrained(engine_config.model)
+    return load_processor(engine_config.model)

@@ -16,7 +16,8 @@ from rollout_workers.engine import GenerationRequest
 from rollout_workers.engine.multimodal import (
     EXCLUDED_LOGIT_BIAS,
     hf_vision_inputs,
-    image_token_id,
+    placeholder_ids,
+    token_type_inputs,
 )
 from rollout_workers.tiny_models.build import save_tiny_model
 
@@ -48,9 +49,10 @@ def reference_logprobs(model: Any, request: GenerationRequest, tokens: Sequence[
     if processor is not None:
         prompt, extra = hf_vision_inputs(processor, prompt, request.images)
     ids = torch.tensor([prompt + list(tokens)])
-    logits = model(input_ids=ids, **extra).logits[0, len(prompt) - 1 : -1].float()
+    logits = model(input_ids=ids, **extra, **token_type_inputs(model, ids, extra)).logits
+    logits = logits[0, len(prompt) - 1 : -1].float()
     if processor is not None:
-        logits[:, image_token_id(processor)] += EXCLUDED_LOGIT_BIAS
+        logits[:, placeholder_ids(processor)] += EXCLUDED_LOGIT_BIAS
     scaled = logits / (temperature if temperature > 0 else 1.0)
     return scaled.log_softmax(-1).gather(-1, torch.tensor(tokens).unsqueeze(-1)).squeeze(-1)
 

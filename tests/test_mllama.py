@@ -19,10 +19,11 @@ from transformers import (
 from transformers.models.mllama.image_processing_pil_mllama import MllamaImageProcessorPil
 
 from envs.general_points import GPConfig, make_episode
+from envs.registry import render_image_ref
 from learner.batch import collate_turns
 from learner.model import ModelConfig, load_policy
 from learner.sft import as_turns, demonstrations
-from learner.vision import VisionInputs, resolve_image_ref
+from learner.vision import VisionInputs
 from rollout_workers.engine import EngineConfig, GenerationRequest, SamplingSettings, make_engine
 from rollout_workers.engine.factory import vllm_unservable_reason
 from rollout_workers.engine.hf_engine import HFEngine
@@ -60,7 +61,7 @@ def demos(processor: MllamaProcessor) -> list:
 
 def requests_of(demos: list) -> list[GenerationRequest]:
     return [GenerationRequest(prompt_ids=d.prompt_ids,
-                              images=tuple(resolve_image_ref(ref) for ref in d.image_refs))
+                              images=tuple(render_image_ref(ref) for ref in d.image_refs))
             for d in demos]
 
 

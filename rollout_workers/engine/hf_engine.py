@@ -24,6 +24,7 @@ from rollout_workers.engine.multimodal import (
     hf_vision_inputs,
     is_vision_language,
     load_processor,
+    token_type_inputs,
 )
 from rollout_workers.engine.stats import EngineReport, StatsRecorder
 from rollout_workers.engine.weight_sync import as_weight_list, total_bytes
@@ -85,6 +86,7 @@ class HFEngine(Engine):
             torch.manual_seed(sampling.seed)
         output = self.model.generate(
             input_ids=input_ids, attention_mask=attention_mask, **extra,
+            **token_type_inputs(self.model, input_ids, extra),
             generation_config=self._generation_config(sampling),
         )
         new_tokens = output.sequences[:, input_ids.shape[1]:]
@@ -112,8 +114,7 @@ class HFEngine(Engine):
         input_ids = torch.tensor([[self.pad_id] * (width - len(ids)) + ids for ids in prompts])
         mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompts])
         batched = batch_vision_inputs(images, [len(ids) for ids in prompts], width, left=True)
-        extra = {name: value.to(self.device, self.model.dtype) if value.is_floating_point()
-                 else value.to(self.device) for name, value in batched.items()}
+        extra = {name: _on(value, self.device, self.model.dtype) for name, value in batched.items()}
         return input_ids.to(self.device), mask.to(self.device), extra
 
     def _generation_config(self, sampling: SamplingSettings) -> GenerationConfig:
@@ -144,6 +145,11 @@ def _device(choice: str) -> torch.device:
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(choice)
+
+
+def _on(tensor: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Pixels in the model's dtype; integer inputs (Qwen2-VL's image_grid_thw) stay integers."""
+    return tensor.to(device, dtype) if tensor.is_floating_point() else tensor.to(device)
 
 
 def _as_set(token_ids: int | list[int] | None) -> set[int]:

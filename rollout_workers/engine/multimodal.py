@@ -10,6 +10,11 @@ depends on the model family, and each family is one `VisionFamily` here:
   images, tiles) says which image each token attends to, so it has to be padded and extended
   with the ids.
 `hf_vision_inputs` builds one prompt's inputs; `batch_vision_inputs` batches rows of them.
+
+Qwen2-VL-style models (M-RoPE) also take a per-token map of image tokens; `token_type_inputs`
+builds it from the batch's padded ids. Their Hugging Face processor cannot be built without
+torchvision (its video processor needs it), so on CPU installs `load_processor` builds it
+without the video part (`ImageOnlyQwen2VLProcessor`).
 """
 
 from __future__ import annotations
@@ -20,7 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoProcessor
+from transformers import AutoConfig, AutoProcessor, AutoTokenizer, Qwen2VLProcessor
+from transformers.models.qwen2_vl import Qwen2VLImageProcessorPil
+from transformers.utils import is_torchvision_available
+
+PER_TOKEN_OUTPUTS = ("input_ids", "attention_mask", "mm_token_type_ids")
+"""Processor outputs aligned with the text it was given (a lone placeholder here), not with
+the image: dropped, since the prompt's ids come from the trajectory."""
 
 Tensors = dict[str, torch.Tensor]
 
@@ -38,16 +49,47 @@ def excluded_token_ids(model_path: str | Path) -> list[int]:
     """Tokens a policy must never sample: its image and video placeholders. A sampled
     placeholder would enter the next turn's prompt as an image slot without an image, which
     no vision model can run (and a text model has none of these tokens)."""
-    if not is_vision_language(model_path):
-        return []
-    processor = load_processor(model_path)
+    return placeholder_ids(load_processor(model_path)) if is_vision_language(model_path) else []
+
+
+def placeholder_ids(processor: Any) -> list[int]:
+    """The ids of a vision processor's image and video placeholder tokens."""
     tokens = {getattr(processor, name, None) for name in ("image_token", "video_token")}
     ids = {processor.tokenizer.convert_tokens_to_ids(token) for token in tokens if token}
     return sorted(i for i in ids if i is not None and i != processor.tokenizer.unk_token_id)
 
 
 def load_processor(model_path: str | Path) -> Any:
+    """The checkpoint's processor; a Qwen2-VL one without its video part where torchvision is
+    missing (images need only Pillow)."""
+    model_type = AutoConfig.from_pretrained(model_path).model_type
+    if model_type == "qwen2_vl" and not is_torchvision_available():
+        return ImageOnlyQwen2VLProcessor.load(model_path)
     return AutoProcessor.from_pretrained(model_path)
+
+
+class ImageOnlyQwen2VLProcessor(Qwen2VLProcessor):
+    """Qwen2VLProcessor for images only. transformers builds a Qwen2VLProcessor only with a video
+    processor, and its video processor needs torchvision, which CPU installs must leave out;
+    the Pillow image processor gives the same image tensors and the same token expansion.
+    Saved, it writes the files of a Qwen2-VL checkpoint (tokenizer naming Qwen2VLProcessor,
+    preprocessor_config.json), so AutoProcessor builds the full processor where torchvision
+    is installed."""
+
+    def __init__(self, image_processor: Any = None, tokenizer: Any = None,
+                 chat_template: str | None = None, **kwargs: Any) -> None:
+        super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ImageOnlyQwen2VLProcessor:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        return cls(Qwen2VLImageProcessorPil.from_pretrained(path), tokenizer,
+                   chat_template=tokenizer.chat_template)
+
+    def save_pretrained(self, save_directory: str | Path, **kwargs: Any) -> None:
+        self.tokenizer._set_processor_class(Qwen2VLProcessor.__name__)
+        self.tokenizer.save_pretrained(save_directory)
+        self.image_processor.save_pretrained(save_directory)
 
 
 def image_token_id(processor: Any) -> int:
@@ -101,10 +143,10 @@ class ExpandedTokens(VisionFamily):
         tensors: dict[str, list[torch.Tensor]] = {}
         for image in images:
             processed = processor(text=processor.image_token, images=[image], return_tensors="pt")
-            counts.append(int((processed.pop("input_ids") == placeholder).sum()))
-            processed.pop("attention_mask", None)
+            counts.append(int((processed["input_ids"] == placeholder).sum()))
             for name, value in processed.items():
-                tensors.setdefault(name, []).append(value)
+                if name not in PER_TOKEN_OUTPUTS:
+                    tensors.setdefault(name, []).append(value)
         expanded = expand_image_tokens(prompt_ids, placeholder, counts)
         return expanded, {name: torch.cat(values) for name, values in tensors.items()}
 
@@ -220,3 +262,13 @@ def batch_vision_inputs(rows: Sequence[Mapping[str, torch.Tensor]], lengths: Seq
     """Rows of `hf_vision_inputs` tensors as one batch (see VisionFamily.batch)."""
     names = {name for row in rows for name in row}
     return vision_family(names).batch(rows, lengths, width, left)
+
+
+def token_type_inputs(model: Any, input_ids: torch.Tensor,
+                      vision_inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`mm_token_type_ids` (1 at image tokens) for models with M-RoPE (Qwen2-VL: those that take
+    `image_grid_thw`), which lay image tokens out on a grid of positions and refuse images
+    without the map; built from the ids as batched, so any padding lines up. Empty otherwise."""
+    if "image_grid_thw" not in vision_inputs:
+        return {}
+    return {"mm_token_type_ids": (input_ids == model.config.image_token_id).int()}

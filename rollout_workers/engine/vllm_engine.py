@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from transformers import AutoConfig
+from transformers import AutoConfig, AutoProcessor
 from vllm import LLM, SamplingParams
 from vllm import envs as vllm_envs
 
@@ -174,7 +174,26 @@ def resolve_model_impl(config: EngineConfig) -> str:
     if config.model_impl != "auto":
         return config.model_impl
     architectures = AutoConfig.from_pretrained(config.model).architectures or []
-    return "vllm" if all(_native_importable(name) for name in architectures) else "transformers"
+    if all(_native_importable(name) for name in architectures):
+        return "vllm"
+    _check_transformers_backend(config)
+    return "transformers"
+
+
+def _check_transformers_backend(config: EngineConfig) -> None:
+    """vLLM's Transformers backend builds the checkpoint's Hugging Face processor. Where that
+    needs a package this machine lacks (Qwen2-VL's needs torchvision, which CPU installs
+    leave out), say so before vLLM starts, and what serves the model instead."""
+    if not is_vision_language(config.model):
+        return
+    try:
+        AutoProcessor.from_pretrained(config.model)
+    except ImportError as error:
+        reason = " ".join(str(error).split()).split(". ")[0]
+        raise RuntimeError(
+            f"vLLM cannot serve {config.model} on this machine: neither its own implementation "
+            f"nor its Transformers backend loads ({reason}). The HF engine serves it "
+            "(engine.kind: hf).") from error
 
 
 def _native_importable(architecture: str) -> bool:

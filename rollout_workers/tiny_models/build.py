@@ -33,6 +33,7 @@ from rollout_workers.tiny_models.presets import (
     ModelKind,
     VisionShape,
 )
+from rollout_workers.tiny_models.qwen2vl import build_qwen2vl
 from rollout_workers.tiny_models.tokenizer import IMAGE_TOKEN, build_tokenizer
 
 
@@ -94,6 +95,8 @@ def build_model(kind: ModelKind, size: str, seed: int = 0) -> tuple[PreTrainedMo
         from rollout_workers.tiny_models.mllama import build_mllama
 
         return build_mllama(MLLAMA_PRESETS[size])
+    if kind == "qwen2vl":
+        return build_qwen2vl(size)
     tokenizer = build_tokenizer()
     if kind == "lm":
         return LlamaForCausalLM(llama_config(LM_PRESETS[size], tokenizer)), tokenizer

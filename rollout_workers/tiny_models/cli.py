@@ -15,9 +15,10 @@ def parser() -> argparse.ArgumentParser:
         description="Build a tiny, randomly initialised model with Revisor's tokenizer and save "
         "it as a checkpoint directory (loadable by path by transformers and vLLM).",
     )
-    p.add_argument("--kind", choices=("lm", "vlm", "mllama"), default="lm",
+    p.add_argument("--kind", choices=("lm", "vlm", "mllama", "qwen2vl"), default="lm",
                    help="lm: Llama causal LM; vlm: LLaVA (CLIP vision tower + Llama); "
-                   "mllama: Llama-3.2-Vision architecture (tiled vision encoder, cross-attention)")
+                   "mllama: Llama-3.2-Vision architecture (tiled vision encoder, cross-attention); "
+                   "qwen2vl: Qwen2-VL (M-RoPE; served natively by vLLM on GPU)")
     p.add_argument("--size", choices=SIZES, default="0.5m", help="parameter budget preset")
     p.add_argument("--out", required=True, help="directory to write the checkpoint to")
     p.add_argument("--seed", type=int, default=0, help="seed of the random initialisation")

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ModelKind = Literal["lm", "vlm", "mllama"]
+ModelKind = Literal["lm", "vlm", "mllama", "qwen2vl"]
 
 
 class LMShape(BaseModel):
