@@ -140,14 +140,19 @@ def test_learner_scores_right_padded_rows_like_one_unpadded_pass(
 
 @pytest.mark.slow
 @pytest.mark.skipif(is_torchvision_available(), reason="the refusal is for CPU installs")
-def test_vllm_refuses_without_torchvision_and_names_the_reason(qwen_dir: Path) -> None:
+def test_vllm_refuses_without_torchvision_and_the_hf_engine_serves_instead(qwen_dir: Path) -> None:
     """vLLM's qwen2_vl module imports transformers' torchvision image processor, and its
     Transformers backend needs the full processor, whose video part needs torchvision too."""
-    from rollout_workers.engine.vllm_engine import VLLMEngine, _native_importable
+    from rollout_workers.engine.vllm_engine import VLLMCannotServe, VLLMEngine, _native_importable
 
     assert not _native_importable("Qwen2VLForConditionalGeneration")
-    with pytest.raises(RuntimeError, match="Torchvision.*engine.kind: hf"):
-        VLLMEngine(EngineConfig(model=qwen_dir, kv_cache_bytes=64 << 20, max_model_len=1024))
+    config = EngineConfig(model=qwen_dir, kv_cache_bytes=64 << 20, max_model_len=1024)
+    with pytest.raises(VLLMCannotServe, match="Torchvision"):
+        VLLMEngine(config)
+    # a config that names vLLM gets the HF engine instead, with the reason in its report
+    engine = make_engine(config)
+    assert type(engine).__name__ == "HFEngine"
+    assert "instead of vllm" in engine.stats().backend and "Torchvision" in engine.stats().backend
 
 
 @pytest.mark.slow

@@ -1,8 +1,10 @@
 """Pick the engine a config names. vLLM is imported only when a vLLM engine is made, so the
 HF engine (and everything that only needs the config) works where vLLM is not installed.
 
-A config may name vLLM for a model family vLLM cannot serve correctly; then the HF engine
-serves it through the same interface, and the log and the engine's report say so and why.
+A config may name vLLM for a model family vLLM cannot serve correctly (the table below), or
+that it cannot serve on this machine (its module needs a package the install lacks, as
+Qwen2-VL needs torchvision on CPU); then the HF engine serves it through the same interface,
+and the log and the engine's report say so and why.
 """
 
 from __future__ import annotations
@@ -45,10 +47,12 @@ def make_engine(config: EngineConfig) -> Engine:
     if config.kind == "hf":
         return HFEngine(config)
     reason = vllm_unservable_reason(config.model)
-    if reason is not None:
-        logger.warning("engine for %s: hf instead of vllm: %s", config.model, reason)
-        return HFEngine(config.model_copy(update={"kind": "hf"}),
-                        note=f"instead of vllm: {reason}")
-    from rollout_workers.engine.vllm_engine import VLLMEngine
+    if reason is None:
+        from rollout_workers.engine.vllm_engine import VLLMCannotServe, VLLMEngine
 
-    return VLLMEngine(config)
+        try:
+            return VLLMEngine(config)
+        except VLLMCannotServe as error:
+            reason = str(error)
+    logger.warning("engine for %s: hf instead of vllm: %s", config.model, reason)
+    return HFEngine(config.model_copy(update={"kind": "hf"}), note=f"instead of vllm: {reason}")

@@ -169,6 +169,10 @@ def _llm(config: EngineConfig, model_impl: str, multimodal: dict[str, Any]) -> L
     )
 
 
+class VLLMCannotServe(RuntimeError):
+    """vLLM has no working implementation of this model here; raised before vLLM starts."""
+
+
 def resolve_model_impl(config: EngineConfig) -> str:
     """'vllm' or 'transformers': the implementation an 'auto' config gets for its model."""
     if config.model_impl != "auto":
@@ -190,10 +194,9 @@ def _check_transformers_backend(config: EngineConfig) -> None:
         AutoProcessor.from_pretrained(config.model)
     except ImportError as error:
         reason = " ".join(str(error).split()).split(". ")[0]
-        raise RuntimeError(
+        raise VLLMCannotServe(
             f"vLLM cannot serve {config.model} on this machine: neither its own implementation "
-            f"nor its Transformers backend loads ({reason}). The HF engine serves it "
-            "(engine.kind: hf).") from error
+            f"nor its Transformers backend loads ({reason})") from error
 
 
 def _native_importable(architecture: str) -> bool:
