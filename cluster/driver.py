@@ -55,6 +55,9 @@ class RLOutcome(BaseModel):
     restarts: int
     episodes: dict[str, int]
     """The broker's episode accounting: issued, completed, reissued, duplicates, stale."""
+    engines: list[str] = []
+    """What served the rollouts: engine, implementation and, where the configured engine
+    could not serve the model, why another one does."""
 
 
 class RLDriver:
@@ -95,6 +98,8 @@ class RLDriver:
         self._refresh_targets()
         self.fleet.scale_to(self.config.cluster.rollout_workers)
         self._refresh_targets()
+        engines = self.fleet.engines()
+        console.print(f"rollout engine: {'; '.join(engines)}")
         if self.version == 0:  # a resumed run evaluates on the schedule, as if never stopped
             self._evaluate("init")
         for _ in range(self.version, t.updates):
@@ -109,7 +114,8 @@ class RLDriver:
             self._evaluate(f"step-{self.version}")
         ledger = ray.get(self.broker.stats.remote())["ledger"]
         return RLOutcome(evaluations=self.evaluations, tokens=self.tokens,
-                         policy_version=self.version, restarts=self.fleet.restarts, episodes=ledger)
+                         policy_version=self.version, restarts=self.fleet.restarts, episodes=ledger,
+                         engines=engines)
 
     def shutdown(self) -> None:
         ray.get(self.broker.finish.remote())

@@ -93,6 +93,7 @@ def run_job(config: ExperimentConfig, resume: bool = False) -> dict:
         summary["episodes"] = rl.episodes
         summary["worker_restarts"] = rl.restarts
         summary["policy_version"] = rl.policy_version
+        summary["rollout_engine"] = rl.engines
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     report = write_report([run_dir], run_dir / "report")
     console.print(f"[bold]report:[/bold] {report}")
