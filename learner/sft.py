@@ -41,7 +41,8 @@ class SFTConfig(BaseModel):
     task: TaskConfig = GPConfig()
     """The task whose expert answers are imitated (its train rule and look)."""
     train_episodes: int = Field(10_000, ge=1)
-    """Demonstrations from seeds train_seed_start, ... (one per episode)."""
+    """Episodes of seeds train_seed_start, ... whose expert answers are the demonstrations
+    (GeneralPoints: one per episode; V-IRL: one per position of the route)."""
     train_seed_start: int = 0
     eval_episodes: int = Field(234, ge=0)
     """Held-out episodes for evaluation (the study evaluates on 234)."""
@@ -82,7 +83,7 @@ class SFTConfig(BaseModel):
 
 @dataclass
 class Demonstration:
-    """One expert turn: the episode's opening prompt and the expert's answer, as token ids."""
+    """One expert turn: the prompt of a state the expert reached and its answer, as token ids."""
 
     prompt_ids: list[int]
     answer_ids: list[int]
@@ -90,7 +91,10 @@ class Demonstration:
     image_refs: list[str]
     seed: int
     mistakes: tuple[str, ...] = ()
-    """The mistaken answers the dialogue opens with (empty: the opening prompt alone)."""
+    """The mistaken answers the episode opened with (empty: none)."""
+    earlier: tuple[str, ...] = ()
+    """Every answer given in the episode before this one (its mistakes, then the expert's
+    answers at earlier states): replaying them reaches this demonstration's state."""
 
 
 PROGRESS_LINES = 10
@@ -122,8 +126,10 @@ class SFTResult(BaseModel):
 
 def demonstrations(task: TaskConfig, seeds: range, tokenizer: Any, chat: Any = None,
                    revision_share: float = 0.0, max_mistakes: int = 4) -> list[Demonstration]:
-    """Expert (prompt, answer) pairs, tokenised exactly as rollout workers tokenise turns; a
-    `revision_share` of them (drawn per seed) open with 1..`max_mistakes` mistaken answers."""
+    """The expert's answers along the episodes of `seeds`, tokenised exactly as rollout workers
+    tokenise turns: one per state the expert reaches (GeneralPoints: the opening; V-IRL: every
+    position of the ground-truth path). A `revision_share` of the episodes (drawn per seed)
+    open with 1..`max_mistakes` mistaken answers."""
     from rollout_workers.episodes.dialogue import DialogueTokens
 
     dialogue = DialogueTokens.from_tokenizer(tokenizer, chat)
@@ -131,33 +137,56 @@ def demonstrations(task: TaskConfig, seeds: range, tokenizer: Any, chat: Any = N
     for seed in seeds:
         rng = random.Random(seed)
         mistakes = rng.randint(1, max_mistakes) if rng.random() < revision_share else 0
-        demos.append(_demonstration(task, seed, dialogue, mistakes, rng))
+        demos += _episode_demonstrations(task, seed, dialogue, mistakes, rng)
     return demos
 
 
-def _demonstration(task: TaskConfig, seed: int, dialogue: Any, mistakes: int,
-                   rng: random.Random) -> Demonstration:
-    """Play `mistakes` wrong answers (fewer if the episode would end), then ask the expert.
-    The prompt grows exactly as a rollout's does: answer ids, closing, feedback, or a fresh
-    prompt where the task restarts the dialogue."""
-    episode = make_episode(task, seed)
-    observation = episode.observe()
-    prompt = dialogue.opening(observation)
-    refs = list(observation.image_refs)
-    played: list[str] = []
-    for _ in range(mistakes):
-        mistake = episode.mistaken_answer(rng)
-        answer_ids = dialogue.answer(mistake)
-        transition = episode.submit(mistake)
-        played.append(mistake)
+class _Playthrough:
+    """One episode played answer by answer, its prompt growing exactly as a rollout's does:
+    answer ids, closing, feedback, or a fresh prompt where the task restarts the dialogue."""
+
+    def __init__(self, task: TaskConfig, seed: int, dialogue: Any) -> None:
+        self.episode, self.seed, self.dialogue = make_episode(task, seed), seed, dialogue
+        observation = self.episode.observe()
+        self.prompt, self.refs = dialogue.opening(observation), list(observation.image_refs)
+        self.played: list[str] = []
+        self.mistakes: tuple[str, ...] = ()
+
+    def play(self, answer: str) -> bool:
+        """Submit `answer`; False once the episode has ended."""
+        answer_ids = self.dialogue.answer(answer)
+        transition = self.episode.submit(answer)
+        self.played.append(answer)
         if transition.done or transition.next is None:
-            return _demonstration(task, seed, dialogue, mistakes - 1, random.Random(seed))
+            return False
         if transition.restart:
-            prompt, refs = dialogue.opening(transition.next), list(transition.next.image_refs)
+            self.prompt = self.dialogue.opening(transition.next)
+            self.refs = list(transition.next.image_refs)
         else:
-            prompt = prompt + answer_ids + dialogue.continuation(answer_ids, transition.next.text)
-    answer = episode.expert_answer()
-    return Demonstration(prompt, dialogue.answer(answer), answer, refs, seed, tuple(played))
+            self.prompt = self.prompt + answer_ids + self.dialogue.continuation(
+                answer_ids, transition.next.text)
+        return True
+
+    def demonstration(self, answer: str) -> Demonstration:
+        return Demonstration(self.prompt, self.dialogue.answer(answer), answer, list(self.refs),
+                             self.seed, self.mistakes, tuple(self.played))
+
+
+def _episode_demonstrations(task: TaskConfig, seed: int, dialogue: Any, mistakes: int,
+                            rng: random.Random) -> list[Demonstration]:
+    """Play `mistakes` wrong answers (fewer if the episode would end), then follow the expert
+    to the episode's end, one demonstration per expert answer."""
+    game = _Playthrough(task, seed, dialogue)
+    for _ in range(mistakes):
+        if not game.play(game.episode.mistaken_answer(rng)):
+            return _episode_demonstrations(task, seed, dialogue, mistakes - 1, random.Random(seed))
+    game.mistakes = tuple(game.played)
+    demos = []
+    while True:
+        answer = game.episode.expert_answer()
+        demos.append(game.demonstration(answer))
+        if not game.play(answer):
+            return demos
 
 
 def as_turns(demos: list[Demonstration]) -> Turns:

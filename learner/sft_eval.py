@@ -33,10 +33,19 @@ def evaluate_generation(trainer: SFTTrainer) -> dict[str, Any]:
     answers = greedy_answers(trainer, turns)
     texts = [trainer.tokenizer.decode(ids, skip_special_tokens=True) for ids in answers]
     exact = sum(text.strip() == demo.answer.strip() for text, demo in zip(texts, demos, strict=True))
-    solved = sum(make_episode(trainer.config.task, demo.seed).submit(text).success
+    solved = sum(_verdict_of(trainer.config.task, demo, text).success
                  for text, demo in zip(texts, demos, strict=True))
     return {"eval_loss": eval_loss(trainer, turns), "exact_match": exact / len(demos),
             "success_rate": solved / len(demos), "samples": texts[:3]}
+
+
+def _verdict_of(task: Any, demo: Any, text: str) -> Any:
+    """The verifier's verdict on `text` at the demonstration's state (its earlier answers
+    replayed first): success is that one step's (a solved hand, a right V-IRL action)."""
+    episode = make_episode(task, demo.seed)
+    for answer in demo.earlier:
+        episode.submit(answer)
+    return episode.submit(text).verdict
 
 
 def eval_loss(trainer: SFTTrainer, turns: Any) -> float:

@@ -317,6 +317,7 @@ def test_revision_demonstrations_are_the_states_a_rollout_reaches(
     from learner.sft import demonstrations
 
     demos = demonstrations(task, range(40), tokenizer, revision_share=0.75, max_mistakes=4)
+    demos = [d for d in demos if d.earlier == d.mistakes]  # each episode's first expert answer
     assert {len(d.mistakes) for d in demos} >= {0, 1}
     if isinstance(task, GPConfig):
         assert {len(d.mistakes) for d in demos} == {0, 1, 2, 3, 4}
@@ -341,3 +342,32 @@ def test_revision_demonstrations_are_the_states_a_rollout_reaches(
         turn = episode.turns[len(demo.mistakes)]
         assert turn.prompt_ids == demo.prompt_ids and turn.response_ids == demo.answer_ids
         assert turn.reward > 0
+
+
+def test_virl_demonstrations_cover_every_position_as_a_rollout_reaches_it(
+        tokenizer: Any, dialogue: DialogueTokens) -> None:
+    """V-IRL's SFT shows the expert at every position of the ground-truth path (the study's
+    single-turn pairs from the whole path), each with the prompt a rollout builds there."""
+    from learner.sft import demonstrations
+
+    task = VIRLConfig(rule="id", max_history_steps=3)
+    seeds = range(3)
+    demos = demonstrations(task, seeds, tokenizer)
+    shadows = {seed: make_episode(task, seed) for seed in seeds}
+    assert len(demos) == sum(len(shadow.steps) for shadow in shadows.values())
+    current = iter(shadows.values())
+    shadow = {"episode": next(current)}
+
+    def expert(prompt_ids: list[int]) -> str:
+        if shadow["episode"].done:
+            shadow["episode"] = next(current)
+        answer = shadow["episode"].expert_answer()
+        shadow["episode"].submit(answer)
+        return answer
+
+    specs = [EpisodeSpec(episode_id=str(seed), task=task, seed=seed) for seed in seeds]
+    episodes, _ = play_all(ScriptedEngine(tokenizer, expert), dialogue, tokenizer,
+                           SeedList(specs=specs), episodes_in_flight=1)
+    played = [(turn.prompt_ids, turn.response_ids) for e in episodes for turn in e.turns]
+    assert all(turn.reward > 0 for e in episodes for turn in e.turns)
+    assert played == [(d.prompt_ids, d.answer_ids) for d in demos]
