@@ -179,3 +179,52 @@ def _kill_a_worker_once_training_runs(run: Path, name: str, job) -> bool:
                 return False
         time.sleep(0.2)
     return False
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    from rollout_workers.tiny_models import save_tiny_model
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    return {kind: save_tiny_model(kind, "0.5m", root / kind) for kind in ("lm", "vlm")}
+
+
+def _settings_problem(capsys, run: Path, model: Path, *overrides: str) -> str:
+    """Run a job that must be refused before any actor starts; return what it said."""
+    code = job_main(["--config", str(DEMO), f"run_dir={run}", f"model={model}", "tiny_model=null",
+                     *overrides])
+    assert code == 2
+    assert not (run / "checkpoints").exists() and not (run / "sft").exists()
+    return capsys.readouterr().err
+
+
+def test_a_vision_task_on_a_text_model_is_refused_naming_the_fields(tmp_path, capsys,
+                                                                     tiny_checkpoints):
+    err = _settings_problem(capsys, tmp_path / "run", tiny_checkpoints["lm"],
+                            "task={task: gp, vision: true}")
+    assert "task, sft.task: a vision-language task needs a vision-language model" in err
+
+
+def test_a_context_longer_than_the_models_is_refused(tmp_path, capsys, tiny_checkpoints):
+    err = _settings_problem(capsys, tmp_path / "run", tiny_checkpoints["lm"],
+                            "engine.max_model_len=4096")
+    assert "engine.max_model_len (4096) exceeds the model's context of 2048 tokens" in err
+
+
+def test_a_chat_template_without_image_placeholders_is_refused(tmp_path, capsys,
+                                                               tiny_checkpoints):
+    model = tmp_path / "vlm-without-image-token"
+    shutil.copytree(tiny_checkpoints["vlm"], model)
+    template = model / "chat_template.jinja"
+    template.write_text(template.read_text().replace("'<image>\\n'", "''"))
+    err = _settings_problem(capsys, tmp_path / "run", model, "task={task: gp, vision: true}",
+                            "evaluation.splits={id: {task: gp, vision: true}}",
+                            "evaluation.split_temperatures={}")
+    assert ("task: the model's chat template writes 0 image placeholder(s) ('<image>') for an "
+            "observation with 1 image(s)") in err
+    assert "evaluation.splits.id: the model's chat template writes 0" in err
+
+
+def test_a_model_path_that_holds_no_model_is_refused(tmp_path, capsys):
+    err = _settings_problem(capsys, tmp_path / "run", tmp_path / "nothing-here")
+    assert "model: cannot load a model config from" in err
