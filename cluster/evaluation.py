@@ -69,6 +69,7 @@ def summarise(batches: list[pa.RecordBatch], arm: str, phase: str, split: str,
         mean_reward=sum(r[4] for r in rows) / max(len(rows), 1),
         recognition_accuracy=sum(recognised) / len(recognised) if recognised else None,
         step_accuracy=step_accuracy(table) if per_step and rows else None,
+        positions=sum(positions(table)) if per_step and rows else None,
         solved=sorted(episode_index(e) for e, (_, success) in final.items() if success),
     )
 
@@ -76,6 +77,11 @@ def summarise(batches: list[pa.RecordBatch], arm: str, phase: str, split: str,
 def episode_index(episode_id: str) -> int:
     """i of an evaluation episode id `eval-<split>-<i>` (see evaluation_specs)."""
     return int(episode_id.rsplit("-", 1)[1])
+
+
+def positions(table: dict[str, list]) -> list[bool]:
+    """Per row: whether it ends a route position (see step_accuracy)."""
+    return [restart or done for restart, done in zip(table["restart"], table["done"], strict=True)]
 
 
 def step_accuracy(table: dict[str, list]) -> float:
@@ -87,7 +93,7 @@ def step_accuracy(table: dict[str, list]) -> float:
     route's own count (VIRLEpisode.info: solved / positions). An episode cut short by the
     context limit counts its unfinished position as wrong and has no rows for the rest.
     """
-    ends = [restart or done for restart, done in zip(table["restart"], table["done"], strict=True)]
+    ends = positions(table)
     right = [end and outcome == VIRL_CORRECT for end, outcome in zip(ends, table["outcome"],
                                                                      strict=True)]
     return sum(right) / max(sum(ends), 1)

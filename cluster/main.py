@@ -124,7 +124,7 @@ def summarise(points: list[EvalPoint], parameters: int, tokens: TokenCounts,
             "success": point.success, "n": point.episodes, "stderr": point.stderr,
             "success_by_turn": point.success_by_turn, "phase": point.phase,
             "temperature": point.temperature,
-            **{name: value for name in ("step_accuracy", "recognition_accuracy")
+            **{name: value for name in ("step_accuracy", "positions", "recognition_accuracy")
                if (value := getattr(point, name)) is not None},
             **({"by_sft_recall": groups}
                if (groups := recall.get((point.arm, point.phase, point.split))) else {})}

@@ -45,6 +45,9 @@ class EvalPoint(BaseModel):
     mean_reward: float = 0.0
     recognition_accuracy: float | None = None
     step_accuracy: float | None = None
+    positions: int | None = None
+    """Route positions the per-step accuracy is over (its error bar: sqrt(p(1-p)/positions),
+    a lower bound, since positions of one route are not independent)."""
     solved: list[int] = Field(default_factory=list)
     """Indices of the evaluation episodes solved (episode i plays seed evaluation.seed + i):
     two points of one run play the same episodes, so they can be compared pair by pair."""

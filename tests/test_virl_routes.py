@@ -124,9 +124,17 @@ def test_unreadable_files(tmp_path):
         load_routes(tmp_path / "missing.json")
     wrong_count = tmp_path / "count.json"
     routes, _ = json.loads(EXAMPLE.read_text())
-    wrong_count.write_text(json.dumps([routes, 5]))
-    with pytest.raises(RouteFileError, match="route count 5"):
+    wrong_count.write_text(json.dumps([routes, 1]))
+    with pytest.raises(RouteFileError, match="route count 1 after the route list is below its 2"):
         load_routes(wrong_count)
+    # the collector counts every destination it tried, kept or not
+    tried_more = tmp_path / "tried.json"
+    tried_more.write_text(json.dumps([routes, 5]))
+    assert len(load_routes(tried_more)) == 2
+    # a single route object, as the collector's per-task files hold one
+    single = tmp_path / "single.json"
+    single.write_text(json.dumps(routes[0]))
+    assert load_routes(single)[0].milestones == load_routes(EXAMPLE)[0].milestones
     empty = tmp_path / "empty.json"
     empty.write_text("[[], 0]")
     with pytest.raises(RouteFileError, match="no routes"):

@@ -350,17 +350,22 @@ def load_routes(path: str | Path) -> tuple[Route, ...]:
 
 
 def _route_list(data: object, path: Path) -> list[Any]:
+    """The routes of a file: `[routes, count]`, a plain list of routes, or one route object
+    (how the collector's per-task files hold a single route). The collector's count is the
+    number of destinations it tried, so it may exceed the routes it kept, never fall short."""
+    if isinstance(data, dict):
+        return [data]
     if (isinstance(data, list) and len(data) == 2 and isinstance(data[0], list)
             and not isinstance(data[1], (list, dict))):
         routes, count = data
-        if not isinstance(count, int) or isinstance(count, bool) or count != len(routes):
-            raise RouteFileError(f"{path}: the route count {count!r} after the route list does "
-                                 f"not match its {len(routes)} routes")
+        if not isinstance(count, int) or isinstance(count, bool) or count < len(routes):
+            raise RouteFileError(f"{path}: the route count {count!r} after the route list is "
+                                 f"below its {len(routes)} routes")
         return routes
     if isinstance(data, list):
         return data
-    raise RouteFileError(f"{path}: expected a JSON list [routes, count] or a list of routes, "
-                         f"got {type(data).__name__}")
+    raise RouteFileError(f"{path}: expected a JSON list [routes, count], a list of routes or "
+                         f"one route object, got {type(data).__name__}")
 
 
 def _route(raw: object, index: int, path: Path) -> Route:
