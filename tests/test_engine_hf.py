@@ -99,3 +99,23 @@ def test_image_placeholders_must_match_the_images() -> None:
     assert expand_image_tokens([1, 7, 2, 7], placeholder=7, counts=[2, 1]) == [1, 7, 7, 2, 7]
     with pytest.raises(ValueError, match="placeholders"):
         expand_image_tokens([1, 7, 2], placeholder=7, counts=[2, 1])
+
+
+def test_a_vision_policy_never_samples_an_image_placeholder(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Sampled near uniformly (T = 50), 16 x 256 tokens (some rows stop early) would hold the
+    image token nearly always if it were allowed (measured: it is sampled with the bias off); a sampled placeholder would be an image slot without an image in
+    the next turn's prompt. The log-probs still equal the learner's, which excludes it alike."""
+    vlm_dir = save_model(tmp_path_factory.mktemp("models"), "vlm")
+    processor = AutoProcessor.from_pretrained(vlm_dir)
+    engine = make_engine(EngineConfig(kind="hf", model=vlm_dir))
+    request = gp_request(processor.tokenizer, 0, vision=True)
+    image_token = processor.tokenizer.convert_tokens_to_ids(processor.image_token)
+    generations = engine.generate([request] * 16,
+                                  SamplingSettings(temperature=50.0, max_tokens=256, seed=0))
+    sampled = [token for g in generations for token in g.token_ids]
+    assert len(sampled) > 2000 and len(set(sampled)) > 800  # the draw really is spread out
+    assert image_token not in sampled
+    model = AutoModelForImageTextToText.from_pretrained(vlm_dir)
+    expected = reference_logprobs(model, request, generations[0].token_ids, 50.0, processor)
+    torch.testing.assert_close(torch.tensor(generations[0].logprobs), expected, atol=1e-4, rtol=0)

@@ -122,7 +122,8 @@ def test_vlm_generates_from_an_image_like_hf_and_shuts_down_cleanly(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     """The tiny LLaVA runs in its own engine-core process (vLLM's Transformers backend), which
-    also covers weight updates across processes and shared-memory clean-up."""
+    also covers weight updates across processes, shared-memory clean-up and the image
+    placeholder's exclusion from sampling."""
     vlm_dir = save_model(tmp_path_factory.mktemp("models"), "vlm")
     processor = AutoProcessor.from_pretrained(vlm_dir)
     requests = [gp_request(processor.tokenizer, seed, vision=True) for seed in range(3)]
@@ -142,6 +143,13 @@ def test_vlm_generates_from_an_image_like_hf_and_shuts_down_cleanly(
                 assert v.token_ids == h.token_ids and v.policy_version == version
                 torch.testing.assert_close(torch.tensor(v.logprobs), torch.tensor(h.logprobs),
                                            atol=1e-3, rtol=0)
+        # sampled widely (T = 2, vLLM's highest), the image placeholder is never drawn (the
+        # logit bias the learner applies too; without it, it is), while 800+ other tokens are
+        spread = vllm.generate(requests[:1] * 16,
+                               SamplingSettings(temperature=2.0, max_tokens=256, seed=0))
+        sampled = [token for g in spread for token in g.token_ids]
+        assert len(set(sampled)) > 800
+        assert processor.tokenizer.convert_tokens_to_ids(processor.image_token) not in sampled
     finally:
         vllm.shutdown()
     assert not leaked_segments(before)

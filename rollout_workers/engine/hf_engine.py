@@ -1,5 +1,5 @@
 """Hugging Face `generate` behind the engine interface: for debugging, for checking vLLM, and
-for models vLLM cannot serve (Mllama: the factory picks this engine for it).
+for models vLLM cannot serve (the factory picks it for Mllama, and for Qwen2-VL on CPU).
 
 Log-probs follow vLLM's "processed" convention (see vllm_engine.py): they come from the
 scores `generate` samples from (logits / T, top-p filtered), so for top_p = 1 each is
