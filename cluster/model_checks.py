@@ -26,7 +26,7 @@ def check_against_model(config: ExperimentConfig) -> None:
         raise SettingsError(f"model: cannot load a model config from {config.model!r} ({error}); "
                             "give a checkpoint directory, or tiny_model settings to build one "
                             "there") from None
-    problems = list(_context_problems(config, hf_config))
+    problems = list(_context_problems(config, hf_config)) + list(_engine_problems(config))
     vision_fields = [field for field, task in tasks_of(config) if getattr(task, "vision", False)]
     if vision_fields and getattr(hf_config, "vision_config", None) is None:
         problems.append(f"{', '.join(vision_fields)}: a vision-language task needs a vision-"
@@ -58,6 +58,16 @@ def _context_problems(config: ExperimentConfig, hf_config: Any) -> Iterator[str]
     if answer >= config.engine.max_model_len:
         yield (f"rollout.sampling.max_tokens ({answer}) leaves no room for a prompt within "
                f"engine.max_model_len ({config.engine.max_model_len})")
+
+
+def _engine_problems(config: ExperimentConfig) -> Iterator[str]:
+    """NCCL weight sync broadcasts into vLLM engines; a family only the HF engine serves
+    (rollout_workers/engine/factory.py) cannot take it."""
+    from rollout_workers.engine.factory import vllm_unservable_reason
+
+    if config.learner.weight_sync == "nccl" and (reason := vllm_unservable_reason(config.model)):
+        yield (f"learner.weight_sync: 'nccl' needs vLLM rollout engines, and the HF engine "
+               f"serves this model ({reason.split(':')[0]}); use 'object_store'")
 
 
 def _placeholder_problems(config: ExperimentConfig) -> Iterator[str]:

@@ -186,7 +186,7 @@ def tiny_checkpoints(tmp_path_factory) -> dict[str, Path]:
     from rollout_workers.tiny_models import save_tiny_model
 
     root = tmp_path_factory.mktemp("checkpoints")
-    return {kind: save_tiny_model(kind, "0.5m", root / kind) for kind in ("lm", "vlm")}
+    return {kind: save_tiny_model(kind, "0.5m", root / kind) for kind in ("lm", "vlm", "mllama")}
 
 
 def _settings_problem(capsys, run: Path, model: Path, *overrides: str) -> str:
@@ -228,3 +228,12 @@ def test_a_chat_template_without_image_placeholders_is_refused(tmp_path, capsys,
 def test_a_model_path_that_holds_no_model_is_refused(tmp_path, capsys):
     err = _settings_problem(capsys, tmp_path / "run", tmp_path / "nothing-here")
     assert "model: cannot load a model config from" in err
+
+
+def test_nccl_weight_sync_is_refused_for_a_model_only_the_hf_engine_serves(tmp_path, capsys,
+                                                                          tiny_checkpoints):
+    err = _settings_problem(capsys, tmp_path / "run", tiny_checkpoints["mllama"],
+                            "learner.weight_sync=nccl", "learner.gpus_per_rank=1",
+                            "cluster.gpus_per_worker=1")
+    assert "learner.weight_sync: 'nccl' needs vLLM rollout engines" in err
+    assert "vLLM cannot serve Mllama" in err
