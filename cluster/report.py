@@ -8,6 +8,7 @@ error bars, training curves, and success after 1, 2, ... verification steps.
 from __future__ import annotations
 
 import argparse
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from cluster.results import (  # noqa: E402
     read_evaluations,
     read_training_log,
     success_change,
+    success_stderr,
 )  # noqa: E402
 
 
@@ -123,6 +125,30 @@ def changes_table(points: list[EvalPoint]) -> str:
     return "\n".join(lines)
 
 
+def step_changes_table(points: list[EvalPoint]) -> str:
+    """V-IRL's headline, per-step accuracy (share of route positions acted on right), last
+    point against first; the error bar treats positions as independent, so it is a lower
+    bound. Empty when no point has one."""
+    series: dict[tuple[str, str, str], list[EvalPoint]] = defaultdict(list)
+    for point in points:
+        if point.step_accuracy is not None and point.positions:
+            series[(point.arm, point.task, point.split)].append(point)
+    if not series:
+        return ""
+    lines = ["| arm | task | split | from | to | per-step accuracy (%) | change (points) | ± | "
+             "beyond 2 ± |", "|---|---|---|---|---|---|---|---|---|"]
+    for (arm, task, split), run in sorted(series.items()):
+        run.sort(key=lambda p: p.gflops)
+        first, last = run[0], run[-1]
+        change = last.step_accuracy - first.step_accuracy
+        bar = math.hypot(*(success_stderr(p.step_accuracy, p.positions) for p in (first, last)))
+        verdict = "yes" if abs(change) > 2 * bar else "no"
+        lines.append(f"| {arm} | {task} | {split} | {first.phase} | {last.phase} | "
+                     f"{100 * first.step_accuracy:.1f} -> {100 * last.step_accuracy:.1f} | "
+                     f"{100 * change:+.1f} | {100 * bar:.1f} | {verdict} |")
+    return "\n".join(lines)
+
+
 def recall_table(points_by_run: dict[Path, list[EvalPoint]]) -> str:
     """Success split by what each run's SFT demonstrated (cluster/recall.py); empty when no
     run had an SFT phase on a task with recall keys."""
@@ -163,7 +189,9 @@ def write_report(run_dirs: list[Path], out: Path) -> Path:
     if points:
         plot_success_vs_compute(points, out / "success_vs_compute.png")
         plot_success_by_turn(points, out / "success_by_turn.png")
+        steps = step_changes_table(points)
         sections += ["## What training changed", "", changes_table(points), "",
+                     *([steps, ""] if steps else []),
                      "## Success against training compute", "",
                      "![success vs compute](success_vs_compute.png)", "", markdown_table(points), "",
                      "## Success within k verification steps", "",

@@ -76,6 +76,9 @@ def test_a_virl_route_is_recalled_under_the_rule_it_was_shown_with():
     demonstrated = demonstrated_keys(SFTData(task=shown, train_episodes=5))
     assert recall_groups(shown, EvaluationConfig(seed=0), 8, demonstrated) == ["same route"] * 5 + [UNSEEN] * 3
     assert set(recall_groups(VIRLConfig(rule="ood"), EvaluationConfig(seed=0), 5, demonstrated)) == {UNSEEN}
+    # route 0..4 of another synthetic world (an unseen city) are other routes
+    other_world = VIRLConfig(rule="id", world_seed=1)
+    assert set(recall_groups(other_world, EvaluationConfig(seed=0), 5, demonstrated)) == {UNSEEN}
 
 
 def run_with_sft(tmp_path, sft: dict | None):

@@ -97,3 +97,22 @@ def test_report_headline_says_whether_a_change_is_beyond_its_error_bar(two_arms,
     headline = report.split("## What training changed")[1].split("##")[0]
     assert "| rl | gp-l | id | init | step-10 | 20.0 -> 60.0 | +40.0 |" in headline
     assert headline.count("(unpaired) | yes |") >= 2
+
+
+def test_virl_runs_report_the_change_in_per_step_accuracy_with_its_error_bar(tmp_path):
+    run = tmp_path / "virl"
+    run.mkdir()
+    step = {"task": "virl-l", "variant": "ood", "split": "ood-rule", "episodes": 32,
+            "success": 0.0, "arm": "rl"}
+    write_evaluations(run, [EvalPoint(**step, phase="init", gflops=1.0, step_accuracy=0.409,
+                                      positions=966),
+                            EvalPoint(**step, phase="step-4", gflops=2.0, step_accuracy=0.520,
+                                      positions=966)])
+    text = write_report([run], tmp_path / "out").read_text()
+    bar = 100 * (success_stderr(0.409, 966) ** 2 + success_stderr(0.520, 966) ** 2) ** 0.5
+    assert (f"| rl | virl-l | ood-rule | init | step-4 | 40.9 -> 52.0 | +11.1 | {bar:.1f} | yes |"
+            in text)
+
+
+def test_runs_without_per_step_accuracy_have_no_such_table(two_arms, tmp_path):
+    assert "per-step accuracy" not in write_report(two_arms, tmp_path / "out").read_text()

@@ -121,8 +121,11 @@ class VIRLEpisode(Episode):
 
     def recall_keys(self) -> dict[str, Hashable]:
         """The route under this rule: SFT showed its expert actions, which recall can replay
-        (the same route under the other rule asks for other actions)."""
-        return {"same route": (self.config.rule, self.route.city, self.route.route_id)}
+        (the same route under the other rule asks for other actions). A route is named within
+        its route set: route 7 of another synthetic world is another route."""
+        routes = self.config.model_dump(mode="json", include=_ROUTE_SET)
+        return {"same route": (self.config.rule, json.dumps(routes, sort_keys=True),
+                               self.route.city, self.route.route_id)}
 
     def info(self) -> dict[str, Any]:
         """Route facts and per-position counts (per-step accuracy = solved / total positions)."""
@@ -145,6 +148,8 @@ class VIRLEpisode(Episode):
                           restart=True)
 
 
+_ROUTE_SET = {"route_source", "num_train_routes", "benchmark_routes_per_city", "world_seed", "world"}
+"""The settings that decide which routes exist (a route id names a route within them)."""
 _NOT_IN_PICTURE = {"task", "rule", "vision", "max_attempts_per_position", "max_history_steps",
                    "prompt_template", "rewards"}
 """Settings that change the prompt or the scoring but not the walk or its pictures: left out
