@@ -80,7 +80,7 @@ class WorkerFleet:
         """The distinct engine descriptions of the serving workers ('vllm (vllm
         implementation, in-process)', 'hf (cpu), instead of vllm: ...')."""
         stats = ray.get([m.handle.stats.remote() for m in self.members.values()])
-        return sorted({getattr(s.engine, "backend", "") or "unknown" for s in stats})
+        return sorted({s.engine.backend for s in stats})
 
     def publish(self, publication: Publication) -> None:
         """Send new weights to every worker (each switches between two engine steps)."""

@@ -49,8 +49,9 @@ def tasks_of(config: ExperimentConfig) -> Iterator[tuple[str, TaskConfig]]:
 
 
 def _context_problems(config: ExperimentConfig, hf_config: Any) -> Iterator[str]:
-    text = hf_config.get_text_config() if hasattr(hf_config, "get_text_config") else hf_config
-    context = getattr(text, "max_position_embeddings", None)
+    from learner.model import text_config
+
+    context = getattr(text_config(hf_config), "max_position_embeddings", None)
     if context is not None and config.engine.max_model_len > context:
         yield (f"engine.max_model_len ({config.engine.max_model_len}) exceeds the model's "
                f"context of {context} tokens (max_position_embeddings)")
@@ -73,12 +74,10 @@ def _engine_problems(config: ExperimentConfig) -> Iterator[str]:
 def _placeholder_problems(config: ExperimentConfig) -> Iterator[str]:
     """Every vision task's opening prompt, rendered by the model's own chat template, must
     hold exactly one image placeholder per image, and no more images than the engine takes."""
-    from transformers import AutoProcessor
-
-    from rollout_workers.engine.multimodal import image_token_id
+    from rollout_workers.engine.multimodal import image_token_id, load_processor
     from rollout_workers.episodes.dialogue import DialogueTokens
 
-    processor = AutoProcessor.from_pretrained(config.model)
+    processor = load_processor(config.model)
     dialogue = DialogueTokens.from_tokenizer(processor.tokenizer, processor)
     placeholder = image_token_id(processor)
     for field, task in tasks_of(config):

@@ -343,4 +343,4 @@ class SFTTrainer:
             return turns
         from learner.vision import VisionInputs
 
-        return VisionInputs(self.config.model.path).expand(turns)
+        return VisionInputs(self.config.model.path, processor=self.processor).expand(turns)

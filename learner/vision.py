@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 from PIL import Image
 
@@ -30,10 +31,11 @@ class VisionInputs:
     (answer tokens see what the last prompt token sees, as in generation) and the padding.
     """
 
-    def __init__(self, model_path: str, resolver: ImageResolver = render_image_ref) -> None:
+    def __init__(self, model_path: str, resolver: ImageResolver = render_image_ref,
+                 processor: Any = None) -> None:
         from rollout_workers.engine.multimodal import load_processor
 
-        self.processor = load_processor(model_path)
+        self.processor = processor or load_processor(model_path)
         self.resolver = resolver
 
     def expand(self, turns: Turns) -> Turns:

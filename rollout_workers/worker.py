@@ -24,8 +24,9 @@ from transformers import AutoTokenizer
 
 from rollout_workers import telemetry
 from rollout_workers.engine import EngineConfig, make_engine
-from rollout_workers.engine.base import EngineStats, SamplingSettings
+from rollout_workers.engine.base import SamplingSettings
 from rollout_workers.engine.multimodal import load_processor
+from rollout_workers.engine.stats import EngineReport
 from rollout_workers.env_pool import make_env_client
 from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.episodes.dialogue import DialogueTokens
@@ -58,7 +59,7 @@ class WorkerStats(BaseModel):
     env_seconds: float
     """Time decoding answers and waiting for the verifier."""
     policy_version: int
-    engine: EngineStats
+    engine: EngineReport
 
 
 class RolloutWorker:

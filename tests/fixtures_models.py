@@ -82,3 +82,29 @@ def _held_elsewhere(path: Path) -> bool:
         except OSError:
             continue
     return False
+
+
+def ppo_on_worker_rollouts(engine: Any, model: Path) -> tuple[Any, Any, Any]:
+    """Three two-attempt GP-VL episodes played by a RolloutWorker on `engine` (its settings),
+    then one PPO update of a learner on `model` at the sampling temperature: (worker, learner,
+    update stats). The learner rebuilds every image from its reference and scores the sampled
+    tokens; the stats' behaviour_logprob_gap_max says how far from the engine it was."""
+    from learner.config import LearnerConfig
+    from learner.engine import EngineConfig as TrainEngineConfig
+    from learner.model import ModelConfig
+    from learner.ppo import PPOConfig
+    from learner.rank import LearnerRank
+    from rollout_workers.engine.base import SamplingSettings
+    from rollout_workers.episodes.config import RolloutConfig
+    from rollout_workers.episodes.seeds import SeedRange
+    from rollout_workers.worker import RolloutWorker
+
+    worker = RolloutWorker("w-vl", engine, RolloutConfig(
+        episodes_in_flight=3, episodes_per_batch=3,
+        sampling=SamplingSettings(temperature=0.7, max_tokens=12, seed=2)))
+    batches = list(worker.rollouts(SeedRange(task=GPConfig(vision=True, max_attempts=2)),
+                                   max_episodes=3))
+    learner = LearnerRank(LearnerConfig(
+        model=ModelConfig(path=str(model)), engine=TrainEngineConfig(zero_stage=0),
+        ppo=PPOConfig(temperature=0.7, ppo_epochs=1, num_minibatches=1)))
+    return worker, learner, learner.update(batches)

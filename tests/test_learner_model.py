@@ -19,6 +19,7 @@ from learner.sft import as_turns, demonstrations
 from learner.vision import VisionInputs
 from rollout_workers.engine.multimodal import EXCLUDED_LOGIT_BIAS
 from rollout_workers.tiny_models import save_tiny_model
+from tests.fixtures_models import ppo_on_worker_rollouts
 
 torch.set_num_threads(1)
 
@@ -111,19 +112,7 @@ def test_vision_language_ppo_update_matches_the_sampler(vlm_path: Path) -> None:
     """GP-VL rollouts from the HF engine: the learner rebuilds the pixels from image refs and
     scores the sampled tokens exactly as the engine sampled them, then trains."""
     from rollout_workers.engine import EngineConfig as GenerationConfig
-    from rollout_workers.engine.base import SamplingSettings
-    from rollout_workers.episodes.config import RolloutConfig
-    from rollout_workers.episodes.seeds import SeedRange
-    from rollout_workers.worker import RolloutWorker
 
-    worker = RolloutWorker("w-vl", GenerationConfig(kind="hf", model=vlm_path), RolloutConfig(
-        episodes_in_flight=3, episodes_per_batch=3,
-        sampling=SamplingSettings(temperature=0.7, max_tokens=12, seed=2)))
-    batches = list(worker.rollouts(SeedRange(task=GPConfig(vision=True, max_attempts=2)),
-                                   max_episodes=3))
-    learner = LearnerRank(LearnerConfig(
-        model=ModelConfig(path=str(vlm_path)), engine=EngineConfig(zero_stage=0),
-        ppo=PPOConfig(temperature=0.7, ppo_epochs=1, num_minibatches=1)))
-    stats = learner.update(batches)
+    _, _, stats = ppo_on_worker_rollouts(GenerationConfig(kind="hf", model=vlm_path), vlm_path)
     assert stats.episodes == 3 and stats.policy_version == 1
     assert stats.behaviour_logprob_gap_max < 1e-3

@@ -30,7 +30,7 @@ from rollout_workers.engine.hf_engine import HFEngine
 from rollout_workers.engine.multimodal import batch_vision_inputs, hf_vision_inputs
 from rollout_workers.episodes.dialogue import DialogueTokens
 from rollout_workers.tiny_models import build_model, cli, count_parameters
-from tests.fixtures_models import save_model
+from tests.fixtures_models import ppo_on_worker_rollouts, save_model
 
 torch.set_num_threads(1)
 VL_TASK = GPConfig(vision=True)
@@ -262,25 +262,10 @@ def test_ppo_on_rollouts_of_the_auto_chosen_engine(mllama_dir: Path) -> None:
     """GP-VL rollouts from a worker configured for vLLM (served by HF): the learner rebuilds
     pixels and masks from image refs, scores the sampled tokens as sampled, trains, and its
     published weights load into the worker's engine."""
-    from learner.config import LearnerConfig
-    from learner.engine import EngineConfig as TrainEngineConfig
-    from learner.ppo import PPOConfig
-    from learner.rank import LearnerRank
-    from rollout_workers.episodes.config import RolloutConfig
-    from rollout_workers.episodes.seeds import SeedRange
     from rollout_workers.weights import pack_weights, unpack_weights
-    from rollout_workers.worker import RolloutWorker
 
-    worker = RolloutWorker("w-mllama", EngineConfig(model=mllama_dir), RolloutConfig(
-        episodes_in_flight=3, episodes_per_batch=3,
-        sampling=SamplingSettings(temperature=0.7, max_tokens=12, seed=2)))
+    worker, learner, stats = ppo_on_worker_rollouts(EngineConfig(model=mllama_dir), mllama_dir)
     assert isinstance(worker.engine, HFEngine)
-    batches = list(worker.rollouts(SeedRange(task=GPConfig(vision=True, max_attempts=2)),
-                                   max_episodes=3))
-    learner = LearnerRank(LearnerConfig(
-        model=ModelConfig(path=str(mllama_dir)), engine=TrainEngineConfig(zero_stage=0),
-        ppo=PPOConfig(temperature=0.7, ppo_epochs=1, num_minibatches=1)))
-    stats = learner.update(batches)
     assert stats.episodes == 3 and stats.policy_version == 1
     assert stats.behaviour_logprob_gap_max < 1e-3
     weights = learner.export_weights()

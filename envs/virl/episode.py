@@ -44,6 +44,8 @@ class VIRLEpisode(Episode):
         self.steps: tuple[Step, ...] = walk(route, initial_heading(route, seed),
                                             config.forward_step_m, config.max_forward_steps)
         self.photos = photos + route.images
+        self.scene = _scene_settings(config) if config.vision else {}
+        """The settings an image reference carries (see image_ref)."""
         self.position = 0
         self.attempts = 0
         self.answers = 0
@@ -65,9 +67,7 @@ class VIRLEpisode(Episode):
         text = render_prompt(self.config, self.instructions, self.steps, self.position)
         if not self.config.vision:
             return Observation(text=text)
-        ref = self.image_ref()
-        image = render_grid(self.steps[self.position], self.route.city,
-                            self.config.image_tile_px, ref, self.photos)
+        ref, image = self.view()
         return Observation(text=text, images=(image,), image_refs=(ref,))
 
     def submit(self, response: str) -> Transition:
@@ -112,10 +112,16 @@ class VIRLEpisode(Episode):
             others=tuple(n for n in self.route.landmark_names if n not in visible),
             at_intersection=step.at_intersection)
 
+    def view(self) -> tuple[str, Image.Image]:
+        """The current 2x2 view grid and its image reference (which also seeds the painting)."""
+        ref = self.image_ref()
+        return ref, render_grid(self.steps[self.position], self.route.city,
+                                self.config.image_tile_px, ref, self.photos)
+
     def image_ref(self) -> str:
         """Names the current view well enough to paint it again anywhere (render_view_ref):
         the settings that shape the walk and its pictures, the seed and the position."""
-        scene = {"config": _scene_settings(self.config), "seed": self.seed,
+        scene = {"config": self.scene, "seed": self.seed,
                  "position": min(self.position, len(self.steps) - 1)}
         return "virl:" + json.dumps(scene, sort_keys=True, separators=(",", ":"))
 
@@ -173,7 +179,7 @@ def render_view_ref(body: str) -> Image.Image:
     config = VIRLConfig.model_validate({**scene["config"], "vision": True})
     episode = make_episode(config, scene["seed"])
     episode.position = scene["position"]
-    return episode.observe().images[0]
+    return episode.view()[1]
 
 
 def routes_for(config: VIRLConfig) -> tuple[Route, ...]:

@@ -25,6 +25,7 @@ from transformers import (
 )
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
+from rollout_workers.tiny_models.mllama import build_mllama
 from rollout_workers.tiny_models.presets import (
     LM_PRESETS,
     MLLAMA_PRESETS,
@@ -92,8 +93,6 @@ def build_model(kind: ModelKind, size: str, seed: int = 0) -> tuple[PreTrainedMo
         raise ValueError(f"unknown tiny model size {size!r}; choose one of {', '.join(LM_PRESETS)}")
     torch.manual_seed(seed)
     if kind == "mllama":
-        from rollout_workers.tiny_models.mllama import build_mllama
-
         return build_mllama(MLLAMA_PRESETS[size])
     if kind == "qwen2vl":
         return build_qwen2vl(size)
