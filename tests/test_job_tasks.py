@@ -41,6 +41,8 @@ CASES = {
     "gp-vl": ("gp_vl.yaml", [], {"id", "ood-rule", "ood-visual"}, "recognition_accuracy", "vllm"),
     "gp-vl-mllama": ("gp_vl.yaml", ["tiny_model.kind=mllama"], {"id", "ood-rule", "ood-visual"},
                      "recognition_accuracy", "hf (cpu), instead of vllm: vLLM cannot serve Mllama"),
+    "gp-vl-qwen2vl": ("gp_vl.yaml", ["tiny_model.kind=qwen2vl"], {"id", "ood-rule", "ood-visual"},
+                      "recognition_accuracy", "hf (cpu), instead of vllm: vLLM cannot serve"),
     "virl-vl": ("virl_vl.yaml", virl_overrides("virl_vl.yaml"), {"id", "ood-rule", "ood-visual"},
                 "step_accuracy", "vllm"),
 }
