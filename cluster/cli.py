@@ -14,6 +14,7 @@ from pydantic import ValidationError
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "play": ("cluster.play", "play episodes of a task with a scripted policy"),
     "report": ("cluster.report", "plots and a Markdown report of one or more run directories"),
+    "study": ("cluster.study", "both arms of the study from one init, at matched training compute"),
     "scale": ("cluster.control", "set the number of rollout workers of a running job"),
     "tiny-model": ("rollout_workers.tiny_models.cli", "build a tiny LM or VLM (with tokenizer) saved by path"),
 }

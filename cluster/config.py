@@ -46,6 +46,13 @@ class TrainingConfig(BaseModel):
     """Save the full learner state every this many updates (and after the last); 0: last only."""
     eval_every: int = Field(0, ge=0)
     """Evaluate every this many updates; 0: only before RL and after the last update."""
+    eval_at_gflops: list[Annotated[float, Field(gt=0)]] = Field(default_factory=list)
+    """Evaluate after the first update at or past each of these training GFLOPs (a study's
+    compute points, matched with its SFT arm's). With them, RL stops once the last one is
+    evaluated; `updates` is then the most it may take."""
+    evaluate_init: bool = True
+    """Evaluate the model before the first update (a study evaluates its init once, for
+    both arms)."""
     group_size: int = Field(1, ge=1)
     """Episodes played per task instance: episode i plays seed `seed + i // group_size`.
     Above 1, each update holds episodes_per_update / group_size instances, each answered

@@ -100,13 +100,19 @@ class RLDriver:
         self._refresh_targets()
         engines = self.fleet.engines()
         console.print(f"rollout engine: {'; '.join(engines)}")
-        if self.version == 0:  # a resumed run evaluates on the schedule, as if never stopped
+        if self.version == 0 and t.evaluate_init:  # a resumed run keeps to the schedule
             self._evaluate("init")
+        targets = sorted(g for g in t.eval_at_gflops if g > self.gflops)
         for _ in range(self.version, t.updates):
+            if t.eval_at_gflops and not targets:
+                break  # every compute point is evaluated
             self._update()
             if t.checkpoint_every and self.version % t.checkpoint_every == 0:
                 self._checkpoint()
-            if t.eval_every and self.version % t.eval_every == 0 and self.version < t.updates:
+            if targets and self.gflops >= targets[0]:
+                targets = [g for g in targets if g > self.gflops]
+                self._evaluate(f"step-{self.version}")
+            elif t.eval_every and self.version % t.eval_every == 0 and self.version < t.updates:
                 self._evaluate(f"step-{self.version}")
         if t.updates and (not t.checkpoint_every or self.version % t.checkpoint_every):
             self._checkpoint()
@@ -116,6 +122,11 @@ class RLDriver:
         return RLOutcome(evaluations=self.evaluations, tokens=self.tokens,
                          policy_version=self.version, restarts=self.fleet.restarts, episodes=ledger,
                          engines=engines)
+
+    @property
+    def gflops(self) -> float:
+        """Training compute so far, by the study's accounting (cluster.compute)."""
+        return training_gflops(self.parameters, self.tokens)
 
     def shutdown(self) -> None:
         ray.get(self.broker.finish.remote())
@@ -213,7 +224,7 @@ class RLDriver:
             "success": sum(m.successes for m in metas) / max(episodes, 1),
             "oldest_version": min(m.oldest_version for m in metas),
             "seconds": round(seconds, 3), "workers": len(self.fleet.members),
-            "gflops": training_gflops(self.parameters, self.tokens),
+            "gflops": self.gflops,
             **{k: v for k, v in stats.model_dump().items() if isinstance(v, int | float)},
         }
         with open(self.run_dir / TRAINING_LOG, "a") as log:
@@ -229,9 +240,8 @@ class RLDriver:
 
     def _evaluate(self, phase: str) -> None:
         self.fleet.pause()
-        gflops = training_gflops(self.parameters, self.tokens)
         points = run_evaluation(self.fleet.handles(), self.config.evaluation,
-                                self.config.rollout.sampling, self.config.arm, phase, gflops)
+                                self.config.rollout.sampling, self.config.arm, phase, self.gflops)
         self.evaluations += points
         write_evaluations(self.run_dir, self.evaluations)
         for point in points:

@@ -68,8 +68,10 @@ def rl_phase(config: ExperimentConfig, parameters: int, tokens: TokenCounts,
         driver.shutdown()
 
 
-def evaluate_model(config: ExperimentConfig, model: str, phase: str, gflops: float) -> list[EvalPoint]:
-    """Evaluate a checkpoint on fresh rollout workers (no training running)."""
+def evaluate_model(config: ExperimentConfig, model: str, phase: str, gflops: float,
+                   arm: str | None = None) -> list[EvalPoint]:
+    """Evaluate a checkpoint on fresh rollout workers (no training running); the points are
+    labelled `arm` (default: the config's)."""
     engine = config.engine.model_copy(update={"model": model})
     c = config.cluster
     workers = [remote_worker(f"eval-{i}", engine, config.rollout, num_cpus=c.cpus_per_worker,
@@ -77,7 +79,7 @@ def evaluate_model(config: ExperimentConfig, model: str, phase: str, gflops: flo
                for i in range(c.rollout_workers)]
     try:
         return run_evaluation(workers, config.evaluation, config.rollout.sampling,
-                              config.arm, phase, gflops)
+                              arm or config.arm, phase, gflops)
     finally:
         for worker in workers:
             ray.get(worker.shutdown.remote())

@@ -60,6 +60,9 @@ class SFTConfig(BaseModel):
     checkpoint_every: int = Field(100, ge=0)
     """Save a Hugging Face checkpoint every this many steps (and after the last); 0: only
     the last. Checkpoints go to output_dir; without one nothing is saved."""
+    checkpoint_steps: list[int] = Field(default_factory=list)
+    """Also save a checkpoint after each of these steps (a study's init and its compute
+    points, `revisor study`)."""
     output_dir: Path | None = None
     revision_share: float = Field(0.0, ge=0.0, le=1.0)
     """Share of demonstrations that open with mistaken answers and their real feedback before
@@ -78,6 +81,9 @@ class SFTConfig(BaseModel):
     def _checkpoints_need_a_place(self) -> SFTConfig:
         if "checkpoint_every" in self.model_fields_set and self.checkpoint_every and not self.output_dir:
             raise ValueError("checkpoint_every needs output_dir (or set checkpoint_every=0)")
+        late = [step for step in self.checkpoint_steps if not 1 <= step <= self.steps]
+        if late:
+            raise ValueError(f"checkpoint_steps {late} lie outside the run's steps 1..{self.steps}")
         return self
 
 
@@ -245,9 +251,13 @@ class SFTTrainer:
             self._report_progress(steps)
             if c.eval_every and (self.step % c.eval_every == 0 or last):
                 evaluations.append(self.evaluate())
-            if c.output_dir and ((c.checkpoint_every and self.step % c.checkpoint_every == 0) or last):
+            if c.output_dir and (self._checkpoint_due() or last):
                 checkpoints.append(str(self.save_checkpoint(c.output_dir / f"step-{self.step}")))
         return SFTResult(steps=steps, evaluations=evaluations, checkpoints=checkpoints)
+
+    def _checkpoint_due(self) -> bool:
+        every = self.config.checkpoint_every
+        return bool(every and self.step % every == 0) or self.step in self.config.checkpoint_steps
 
     def train_step(self) -> SFTStepStats:
         """One optimizer step on the next global batch of demonstrations."""
