@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "report": ("cluster.report", "plots and a Markdown report of one or more run directories"),
     "study": ("cluster.study", "both arms of the study from one init, at matched training compute"),
     "scale": ("cluster.control", "set the number of rollout workers of a running job"),
+    "study-report": ("cluster.study_report", "the study's figures and tables from STUDY_DIR/study.json"),
     "tiny-model": ("rollout_workers.tiny_models.cli", "build a tiny LM or VLM (with tokenizer) saved by path"),
 }
 
