@@ -6,13 +6,19 @@ export DS_ACCELERATOR := cpu
 export TORCH_EXTENSIONS_DIR := $(CURDIR)/.cache/torch_extensions
 VENV := .venv
 
-.PHONY: demo test install lint
+.PHONY: demo study test install lint
 
 install:
 	@bash deploy/install.sh
 
 demo: install
 	$(VENV)/bin/python -m cluster.main --config configs/cpu_demo.yaml run_dir=runs/cpu-demo-$$(date +%Y%m%d-%H%M%S)
+
+# The study on this machine: SFT and RL arms from one init at 3 matched compute points
+# (configs/study/cpu-gp-l.yaml); the figure is in the study directory's report/study.md.
+study: install
+	D=runs/study-cpu-gp-l-$$(date +%Y%m%d-%H%M%S); \
+	$(VENV)/bin/python -m cluster.cli study --config configs/study/cpu-gp-l.yaml study_dir=$$D experiment.model=$$D/model
 
 test: install
 	@bash deploy/install-test-tools.sh || [ $$? = 2 ]  # 2: no root here; those tests say so

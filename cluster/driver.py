@@ -26,7 +26,7 @@ from cluster.broker import RolloutBroker
 from cluster.compute import TokenCounts, training_gflops
 from cluster.config import ExperimentConfig
 from cluster.control import read_control
-from cluster.evaluation import run_evaluation
+from cluster.evaluation import describe_points, run_evaluation
 from cluster.fleet import Publication, WorkerFleet
 from cluster.ledger import LedgerState
 from cluster.results import (
@@ -244,11 +244,8 @@ class RLDriver:
                                 self.config.rollout.sampling, self.config.arm, phase, self.gflops)
         self.evaluations += points
         write_evaluations(self.run_dir, self.evaluations)
-        for point in points:
-            per_step = "" if point.step_accuracy is None else \
-                f", per-step accuracy {point.step_accuracy:.1%}"
-            console.print(f"evaluation {phase} {point.split}: success {point.success:.1%} "
-                          f"± {point.stderr:.1%} over {point.episodes} episodes{per_step}")
+        for line in describe_points(points):
+            console.print(line)
         for point in points:
             telemetry.record_evaluation(point.task, point.variant, point.split, point.success,
                                         point.episodes)

@@ -47,6 +47,17 @@ def run_evaluation(workers: list[Any], config: EvaluationConfig, sampling: Sampl
     return points
 
 
+def describe_points(points: list[EvalPoint]) -> list[str]:
+    """A line per point, as the job log shows them."""
+    lines = []
+    for point in points:
+        per_step = "" if point.step_accuracy is None else \
+            f", per-step accuracy {point.step_accuracy:.1%}"
+        lines.append(f"evaluation {point.phase} {point.split}: success {point.success:.1%} "
+                     f"± {point.stderr:.1%} over {point.episodes} episodes{per_step}")
+    return lines
+
+
 def summarise(batches: list[pa.RecordBatch], arm: str, phase: str, split: str,
               gflops: float, per_step: bool = False, temperature: float = 0.0) -> EvalPoint:
     """Episode success, success within k turns, mean reward, recognition and (for tasks walked

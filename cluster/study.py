@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 import threading
@@ -39,13 +38,12 @@ from rich.console import Console
 
 from cluster.compute import TokenCounts, training_gflops
 from cluster.config import ExperimentConfig
-from cluster.results import EvalPoint
+from cluster.results import EvalPoint, write_atomically
 from cluster.settings import SettingsError, dump_settings
 from cluster.study_config import (
     STUDY_SETTINGS,
     StudyConfig,
     load_study,
-    verification_steps,
     with_verification_steps,
 )
 
@@ -110,11 +108,15 @@ class Study:
 
     def evaluate(self, path: Path, model: str, phase: str, tokens: int, arm: str) -> list[EvalPoint]:
         """A checkpoint's evaluation on every split, done once."""
+        from cluster.evaluation import describe_points
         from cluster.phases import evaluate_model
 
         def run() -> list[EvalPoint]:
             console.print(f"evaluating {arm} {phase} ({model})")
-            return evaluate_model(self.experiment, model, phase, self.gflops(tokens), arm=arm)
+            points = evaluate_model(self.experiment, model, phase, self.gflops(tokens), arm=arm)
+            for line in describe_points(points):
+                console.print(line)
+            return points
 
         return once(path, run)
 
@@ -141,6 +143,12 @@ class Study:
             console.print(f"RL arm {name} ({steps} verification steps)"
                           + (": resumed" if resume else ""))
             outcome = rl_phase(config, self.parameters, TokenCounts(init=init[1]), resume)
+            reached = training_gflops(self.parameters, outcome.tokens)
+            if reached < targets[-1]:
+                console.print(f"[bold red]RL arm {name} stopped at training.updates "
+                              f"({config.training.updates}) at {reached:.4g} GFLOPs, short of the "
+                              f"compute point {targets[-1]:.4g}: raise experiment.training."
+                              "updates[/bold red]")
             return [p.model_copy(update={"arm": name}) for p in outcome.evaluations]
 
         return once(run_dir / "points.json", run)
@@ -164,14 +172,6 @@ def once(path: Path, make: Callable[[], list[EvalPoint]]) -> list[EvalPoint]:
     return points
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """A stage's result appears whole or not at all, even if the study is killed writing it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
-
-
 def run_study(config: StudyConfig, resume: bool = False, only: list[str] | None = None) -> dict:
     """Run (or finish) the study; returns what STUDY_DIR/study.json holds."""
     from cluster.main import ensure_model
@@ -180,6 +180,7 @@ def run_study(config: StudyConfig, resume: bool = False, only: list[str] | None 
     from learner.model import count_parameters
 
     arms = check_arms(config, only)
+    needs_sft_run_done(config, only)
     prepare_study_dir(config, resume)
     experiment = config.experiment
     if config.init.checkpoint:
@@ -189,7 +190,7 @@ def run_study(config: StudyConfig, resume: bool = False, only: list[str] | None 
     check_against_model(experiment)
     study = Study(config, count_parameters(experiment.learner.model))
     with ray_cluster(experiment.cluster):
-        run = _sft_run_unless_others_only(study, arms, only)
+        run = study.sft_run()
         init = study.init_model(run)
         study.evaluate(study.dir / "init" / "points.json", init[0], "init", init[1], "init")
         if "sft" in arms:
@@ -212,14 +213,14 @@ def check_arms(config: StudyConfig, only: list[str] | None) -> list[str]:
     return list(only) if only else known
 
 
-def _sft_run_unless_others_only(study: Study, arms: list[str], only: list[str] | None) -> SFTRun:
-    """The SFT run, which every arm needs (for the init and the compute points). A subset of
-    arms without 'sft' is how arms run side by side as separate jobs: those jobs must find
-    the SFT run done rather than each start it."""
-    if only and "sft" not in only and not (study.dir / "sft" / "run.json").exists():
-        raise SettingsError(f"{study.dir}: the study's SFT run is not done yet; run the 'sft' "
+def needs_sft_run_done(config: StudyConfig, only: list[str] | None) -> None:
+    """Every arm needs the SFT run (for the init and the compute points). Arms side by side
+    run as separate jobs given `--arms` without 'sft': those must find it done rather than
+    each start it."""
+    done = Path(config.study_dir) / "sft" / "run.json"
+    if only and "sft" not in only and not done.exists():
+        raise SettingsError(f"{config.study_dir}: the study's SFT run is not done yet; run the 'sft' "
                             "arm first (--arms sft), then the other arms side by side")
-    return study.sft_run()
 
 
 def compute_points(study: Study, run: SFTRun) -> list[float]:
@@ -251,11 +252,11 @@ def write_study_results(study: Study, targets: list[float]) -> dict:
         points = read_points(study.dir / "arms" / name / "points.json")
         arms[name] = [study_point(p, target) for target, p in matched(points, targets)]
     init = read_points(study.dir / "init" / "points.json")
+    arms = {name: points for name, points in arms.items() if points}
     results = StudyResults(
         name=c.name, task=c.experiment.task.task, parameters=study.parameters,
-        compute_points=targets, verification_steps=c.rl_arms(),
-        init={p.split: study_point(p, None) for p in init},
-        arms={name: points for name, points in arms.items() if points})
+        compute_points=targets, init={p.split: study_point(p, None) for p in init}, arms=arms,
+        verification_steps={name: k for name, k in c.rl_arms().items() if name in arms})
     write_study(study.dir / STUDY_RESULTS, results)
     if init:
         console.print(f"[bold]study report:[/bold] {write_study_report(study.dir)}")

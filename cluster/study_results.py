@@ -9,10 +9,11 @@ turning into a wrong figure. The models forbid unknown keys for the same reason.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cluster.results import write_atomically
 
 STUDY_FILE = "study.json"
 STDERR_TOLERANCE = 5e-4
@@ -147,6 +148,4 @@ def write_study(path: Path, results: StudyResults) -> None:
     """Write study.json (or STUDY_DIR/study.json) atomically, so a report read while the
     study runs never sees half a file."""
     path = path / STUDY_FILE if path.is_dir() else path
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(results.model_dump_json(indent=1))
-    os.replace(partial, path)
+    write_atomically(path, results.model_dump_json(indent=1))

@@ -54,17 +54,20 @@ def small_job(run: Path, name: str, *overrides: str) -> list[str]:
             *SMALL_RL, *overrides]
 
 
-def start_job(args: list[str], log: Path) -> subprocess.Popen:
-    """`python -m cluster.main ARGS` in its own process group, output to `log`."""
+def start_job(args: list[str], log: Path, command: tuple[str, ...] = ("cluster.main",)
+              ) -> subprocess.Popen:
+    """`python -m cluster.main ARGS` (or another `command`, say `cluster.cli study`) in its
+    own process group, output to `log`."""
+    module, *subcommand = command
     with open(log, "w") as out:
-        return subprocess.Popen([sys.executable, "-m", "cluster.main", *args], cwd=ROOT,
+        return subprocess.Popen([sys.executable, "-m", module, *subcommand, *args], cwd=ROOT,
                                 env=job_env(), stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 
 
-def run_job(args: list[str], log: Path) -> None:
+def run_job(args: list[str], log: Path, command: tuple[str, ...] = ("cluster.main",)) -> None:
     """Run a job to its end; fails the test, showing the job's output, if it does not succeed."""
-    finish(start_job(args, log), log)
+    finish(start_job(args, log, command), log)
 
 
 def finish(job: subprocess.Popen, log: Path, timeout_s: float = JOB_TIMEOUT_S) -> None:
