@@ -12,6 +12,7 @@ import sys
 from pydantic import ValidationError
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "plan": ("cluster.plan", "placement and per-GPU memory of a configuration, before launch"),
     "play": ("cluster.play", "play episodes of a task with a scripted policy"),
     "report": ("cluster.report", "plots and a Markdown report of one or more run directories"),
     "scale": ("cluster.control", "set the number of rollout workers of a running job"),
