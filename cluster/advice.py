@@ -30,7 +30,8 @@ def problems_of(config: ExperimentConfig, plan: Plan) -> list[str]:
             problems.append(
                 f"{load.gpu}: {', '.join(load.processes)} share it and need {gib(load.bytes)} of "
                 f"{gib(load.capacity_bytes)} ({gib(load.bytes - load.capacity_bytes)} over): give "
-                "each a whole GPU (learner.gpus_per_rank, cluster.gpus_per_worker >= 1)")
+                "each a whole GPU (learner.gpus_per_rank, cluster.gpus_per_worker >= 1), or "
+                "lower engine.gpu_memory_utilization (each vLLM engine takes that share)")
     return problems
 
 
@@ -45,7 +46,7 @@ def gpu_count_problems(config: ExperimentConfig, plan: Plan) -> list[str]:
             f"{cluster.gpus_per_node}): lower learner.num_ranks or cluster.rollout_workers, "
             "or raise cluster.num_nodes")
     tp = config.engine.tensor_parallel_size
-    if config.engine.kind == "vllm" and 0 < cluster.gpus_per_worker < tp:
+    if config.engine.kind == "vllm" and tp > 1 and 0 < cluster.gpus_per_worker < tp:
         problems.append(
             f"cluster.gpus_per_worker ({cluster.gpus_per_worker}) is below "
             f"engine.tensor_parallel_size ({tp}): each vLLM engine needs {tp} GPUs of its own")

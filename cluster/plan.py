@@ -111,7 +111,7 @@ def place_processes(config: ExperimentConfig) -> Placement:
     learner, cluster = config.learner, config.cluster
     tp = config.engine.tensor_parallel_size
     worker_gpus = cluster.gpus_per_worker
-    if worker_gpus and config.engine.kind == "vllm":
+    if worker_gpus and config.engine.kind == "vllm" and tp > 1:  # one GPU per TP rank
         worker_gpus = max(worker_gpus, tp)
     requests = ([("learner", i, learner.gpus_per_rank) for i in range(learner.num_ranks)]
                 + [("rollout", i, worker_gpus) for i in range(cluster.rollout_workers)])

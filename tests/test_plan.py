@@ -63,6 +63,19 @@ def test_paper_configs_fit_one_node_of_eight_gpus_without_overlap(path: Path) ->
     assert all(load.bytes <= load.capacity_bytes for load in plan.gpu_loads)
 
 
+def test_fractional_requests_share_a_gpu_and_whole_ones_do_not() -> None:
+    from cluster.placement import GpuRef, describe_gpus, place
+
+    placement = place([("learner", 0, 1), ("learner", 1, 1), ("rollout", 0, 0.5),
+                       ("rollout", 1, 0.5), ("rollout", 2, 0.5), ("rollout", 3, 2)],
+                      gpus_per_node=4, nodes=1)
+    assert [p.gpus for p in placement.rollout] == [
+        [GpuRef(node=0, gpu=2)], [GpuRef(node=0, gpu=2)], [GpuRef(node=0, gpu=3)],
+        [GpuRef(node=1, gpu=0), GpuRef(node=1, gpu=1)]]
+    assert len(placement.gpus_used) == 6 > placement.gpus_available
+    assert describe_gpus(placement.gpus_used) == "node 0 GPU 0-3, node 1 GPU 0-1"
+
+
 def test_an_unsharded_11b_learner_on_one_gpu_is_refused(capsys: pytest.CaptureFixture) -> None:
     code = cli_main(["plan", "--config", str(PAPER_CONFIGS[0]), "learner.num_ranks=1",
                      "learner.engine.zero_stage=0", "cluster.rollout_workers=1"])
