@@ -118,6 +118,12 @@ class ClusterConfig(BaseModel):
     """Custom Ray resources each rollout worker asks for, to pin workers to a node group."""
     max_worker_restarts: int = Field(10, ge=0)
     """Replacements of dead rollout workers before the job gives up."""
+    num_nodes: int = Field(1, ge=1)
+    """Nodes of the cluster, for `revisor plan` (Ray itself reads nothing here)."""
+    gpus_per_node: int = Field(8, ge=1)
+    """GPUs of each node, for `revisor plan`: where ranks and workers land."""
+    gpu_memory_gib: float = Field(80.0, gt=0)
+    """Memory of one GPU in GiB, for `revisor plan`: what every process on a GPU must fit."""
 
 
 class ExperimentConfig(BaseModel):

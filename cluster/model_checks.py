@@ -26,7 +26,7 @@ def check_against_model(config: ExperimentConfig) -> None:
         raise SettingsError(f"model: cannot load a model config from {config.model!r} ({error}); "
                             "give a checkpoint directory, or tiny_model settings to build one "
                             "there") from None
-    problems = list(_context_problems(config, hf_config)) + list(_engine_problems(config))
+    problems = config_problems(config, hf_config)
     vision_fields = [field for field, task in tasks_of(config) if getattr(task, "vision", False)]
     if vision_fields and getattr(hf_config, "vision_config", None) is None:
         problems.append(f"{', '.join(vision_fields)}: a vision-language task needs a vision-"
@@ -37,6 +37,12 @@ def check_against_model(config: ExperimentConfig) -> None:
     if problems:
         raise SettingsError(f"settings do not fit the model at {config.model}:\n  "
                             + "\n  ".join(problems))
+
+
+def config_problems(config: ExperimentConfig, hf_config: Any) -> list[str]:
+    """The checks that need only the model's config.json: `revisor plan` runs them on an
+    architecture-only directory (no weights, no tokenizer)."""
+    return list(_context_problems(config, hf_config)) + list(_engine_problems(config))
 
 
 def tasks_of(config: ExperimentConfig) -> Iterator[tuple[str, TaskConfig]]:

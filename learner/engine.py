@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from learner.optim import OptimConfig, make_optimizer, make_scheduler
 
@@ -38,6 +38,16 @@ class EngineConfig(BaseModel):
     """'auto' trains in bf16 on GPU and fp32 on CPU (CPU bf16 matmuls are slow and lossy)."""
     micro_batch_size: int = Field(8, ge=1)
     """Turns per forward/backward; the memory knob. Gradients accumulate up to one minibatch."""
+    offload_optimizer: bool = False
+    """ZeRO 1-3: keep the fp32 master weights and Adam moments (12 bytes a parameter, sharded)
+    in host memory and step them there with Revisor's own AdamW: GPU memory for slower steps."""
+
+    @model_validator(mode="after")
+    def _offload_needs_zero(self) -> EngineConfig:
+        if self.offload_optimizer and self.zero_stage == 0:
+            raise ValueError("offload_optimizer needs zero_stage >= 1: ZeRO 0 keeps no "
+                             "optimizer partition of its own to move to host memory")
+        return self
 
 
 def use_gpu() -> bool:
@@ -84,6 +94,8 @@ def deepspeed_config(optim: OptimConfig, config: EngineConfig) -> dict[str, Any]
         zero["overlap_comm"] = False
     if config.zero_stage == 3:
         zero["stage3_gather_16bit_weights_on_model_save"] = True
+    if config.offload_optimizer:
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": use_gpu()}
     return {
         "train_micro_batch_size_per_gpu": 1,
         "gradient_accumulation_steps": 1,
@@ -92,6 +104,8 @@ def deepspeed_config(optim: OptimConfig, config: EngineConfig) -> dict[str, Any]
         "zero_optimization": zero,
         "bf16": {"enabled": resolve_dtype(config) == torch.bfloat16},
         "zero_allow_untested_optimizer": True,
+        # offloaded, DeepSpeed would insist on its own CPU Adam; ours keeps Revisor's schedule
+        "zero_force_ds_cpu_optimizer": False,
         "steps_per_print": 2**31 - 1,
         "wall_clock_breakdown": False,
     }

@@ -44,12 +44,13 @@ def _reference(optim: OptimConfig, total: int, batches, clip: bool) -> dict[str,
     return {k: v.detach() for k, v in model.state_dict().items()}
 
 
-@pytest.mark.parametrize("stage", [0, 2, 3])
-def test_clipping_optimizer_and_schedule_match_plain_torch(stage: int) -> None:
+@pytest.mark.parametrize("stage,offload", [(0, False), (2, False), (3, False), (2, True)])
+def test_clipping_optimizer_and_schedule_match_plain_torch(stage: int, offload: bool) -> None:
     optim = OptimConfig(lr=0.05, max_grad_norm=0.5, schedule="cosine", warmup_ratio=0.25,
                         weight_decay=0.01)
     total, batches = 8, _batches(6)
-    engine = TrainEngine(_module(), optim, EngineConfig(zero_stage=stage), total_steps=total)
+    engine = TrainEngine(_module(), optim, EngineConfig(zero_stage=stage, offload_optimizer=offload),
+                         total_steps=total)
     norms = []
     for step, (x, y) in enumerate(batches, start=1):
         loss = ((engine(x) - y) ** 2).mean()
@@ -73,6 +74,11 @@ def test_deepspeed_config_carries_no_optimizer_or_scheduler_of_its_own() -> None
     assert config["zero_optimization"]["stage"] == 3
     assert config["bf16"]["enabled"] is False  # CPU trains in fp32
     assert resolve_dtype(EngineConfig()) == torch.float32
+    assert "offload_optimizer" not in config["zero_optimization"]
+    offloaded = deepspeed_config(OptimConfig(), EngineConfig(zero_stage=2, offload_optimizer=True))
+    assert offloaded["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
+    with pytest.raises(ValueError, match="offload_optimizer needs zero_stage >= 1"):
+        EngineConfig(zero_stage=0, offload_optimizer=True)
 
 
 def test_warmup_then_cosine_shape() -> None:
