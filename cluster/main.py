@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 from pathlib import Path
 
-import ray
 from rich.console import Console
 
 from cluster.compute import TokenCounts, training_gflops
@@ -24,7 +21,7 @@ from cluster.model_checks import check_against_model
 from cluster.recall import SFTData, recall_splits
 from cluster.report import write_report
 from cluster.results import EvalPoint, success_change, write_evaluations
-from cluster.runtime import ray_cluster
+from cluster.runtime import ray_cluster, run_command
 from cluster.settings import SettingsError, dump_settings, load_settings
 from learner.model import count_parameters
 
@@ -144,21 +141,12 @@ def success_changes(points: list[EvalPoint]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # `ray job stop` and Ctrl-C alike: unwind, so actors and the embedded cluster are released.
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = parse_args(argv)
-    try:
-        config = resolve_settings(args)
-        summary = run_job(config, resume=args.resume is not None)
-    except SettingsError as error:
-        print(f"revisor: {error}", file=sys.stderr)
-        return 2
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-    console.print_json(json.dumps(summary))
-    return 0
+    code, summary = run_command("revisor", lambda: run_job(resolve_settings(args),
+                                                           resume=args.resume is not None))
+    if summary is not None:
+        console.print_json(json.dumps(summary))
+    return code
 
 
 if __name__ == "__main__":

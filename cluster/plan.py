@@ -26,7 +26,7 @@ from cluster.memory import (
 )
 from cluster.model_shape import ModelShape, read_shape
 from cluster.placement import GpuRef, Placement, place
-from cluster.settings import SettingsError, load_settings
+from cluster.settings import SettingsError, load_settings, read_yaml
 
 
 class GpuLoad(BaseModel):
@@ -184,16 +184,26 @@ def gpu_loads(placement: Placement, learner: ProcessEstimate, rollout: ProcessEs
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="revisor plan", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, required=True, help="experiment settings (YAML)")
+    parser.add_argument("--config", type=Path, required=True,
+                        help="experiment or study settings (YAML)")
     parser.add_argument("overrides", nargs="*", help="dotted.key=value settings")
     return parser.parse_args(argv)
+
+
+def load_experiment(path: Path, overrides: list[str]) -> ExperimentConfig:
+    """An experiment file, or a study file (`revisor study`): the plan of its experiment."""
+    from cluster.study_config import load_study
+
+    if "experiment" in read_yaml(path):
+        return load_study(path, overrides).experiment
+    return load_settings(ExperimentConfig, path, overrides)
 
 
 def main(argv: list[str] | None = None) -> int:
     """0: it fits; 1: something does not fit (named, with what to change); 2: bad settings."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        config = load_settings(ExperimentConfig, args.config, args.overrides)
+        config = load_experiment(args.config, args.overrides)
         plan = plan_experiment(config)
     except SettingsError as error:
         print(f"revisor plan: {error}", file=sys.stderr)

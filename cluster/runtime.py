@@ -8,13 +8,20 @@ own (Ray's socket paths must stay short) that goes when the job ends.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import ray
 
 from cluster.config import ClusterConfig
+from cluster.settings import SettingsError
 from rollout_workers.ray_runtime import THREAD_ENV, local_cluster
+
+Result = TypeVar("Result")
 
 
 def inside_submitted_job() -> bool:
@@ -36,3 +43,19 @@ def ray_cluster(config: ClusterConfig) -> Iterator[None]:
         return
     with local_cluster(config.num_cpus or os.cpu_count() or 1):
         yield
+
+
+def run_command(prog: str, job: Callable[[], Result]) -> tuple[int, Result | None]:
+    """Run a job as a command: (0, its result), or (2, None) after printing a settings error.
+    `ray job stop` (SIGTERM) and Ctrl-C unwind it, so its actors and the embedded cluster
+    are released."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        return 0, job()
+    except SettingsError as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return 2, None
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()

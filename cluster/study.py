@@ -25,14 +25,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import sys
-import threading
 from collections.abc import Callable
 from itertools import accumulate
 from pathlib import Path
 
-import ray
 from pydantic import BaseModel
 from rich.console import Console
 
@@ -302,19 +298,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    from cluster.runtime import run_command
+
     args = parse_args(argv)
-    try:
+
+    def study() -> dict:
         path = args.resume / STUDY_SETTINGS if args.resume else args.config
         config = load_study(path, args.overrides)
         results = run_study(config, resume=args.resume is not None, only=args.arms)
-    except SettingsError as error:
-        print(f"revisor study: {error}", file=sys.stderr)
-        return 2
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-    console.print(f"study: {Path(config.study_dir) / STUDY_RESULTS} "
-                  f"({sum(len(points) for points in results['arms'].values())} arm points)")
-    return 0
+        points = sum(len(arm) for arm in results["arms"].values())
+        console.print(f"study: {Path(config.study_dir) / STUDY_RESULTS} ({points} arm points)")
+        return results
+
+    return run_command("revisor study", study)[0]

@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cluster.plan import main as plan_main
 from cluster.results import EvalPoint, read_training_log
 from cluster.settings import SettingsError
 from cluster.study import main as study_main
 from cluster.study import matched
 from cluster.study_config import load_study
-from tests.jobs import DEMO, finish, interrupt, start_job, wait_for
+from tests.jobs import DEMO, ROOT, finish, interrupt, start_job, wait_for
 
 STUDY = ("cluster.cli", "study")
 TWO_ATTEMPTS = "{task: gp, rule: id, max_attempts: 2, sorted_hand: true}"
@@ -157,3 +158,11 @@ def test_a_study_directory_is_not_started_twice(tmp_path: Path,
     (tmp_path / "study" / "study.yaml").write_text("name: earlier\n")
     assert study_main(["--config", str(tiny_study(tmp_path)), *TINY]) == 2
     assert "already holds a study; pass --resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "study").glob("*.yaml")),
+                         ids=lambda path: path.stem)
+def test_every_shipped_study_loads_and_fits_its_cluster(path: Path) -> None:
+    config = load_study(path)
+    assert len(config.point_steps()) == config.compute_points >= 3
+    assert plan_main(["--config", str(path)]) == 0
