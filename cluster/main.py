@@ -53,14 +53,27 @@ def prepare_run_dir(config: ExperimentConfig, resume: bool) -> None:
 
 
 def ensure_model(config: ExperimentConfig) -> None:
-    """Build the configured tiny model at `model` when asked to and not there yet."""
-    if config.tiny_model is None or (Path(config.model) / "config.json").exists():
+    """Build the configured tiny model, or import the configured GGUF file, at `model` when
+    asked to and not there yet."""
+    if (Path(config.model) / "config.json").exists():
         return
-    from rollout_workers.tiny_models import save_tiny_model
+    if config.tiny_model is not None:
+        from rollout_workers.tiny_models import save_tiny_model
 
-    spec = config.tiny_model
-    save_tiny_model(spec.kind, spec.size, Path(config.model), seed=spec.seed)
-    console.print(f"built a tiny {spec.kind} ({spec.size}) at {config.model}")
+        spec = config.tiny_model
+        save_tiny_model(spec.kind, spec.size, Path(config.model), seed=spec.seed)
+        console.print(f"built a tiny {spec.kind} ({spec.size}) at {config.model}")
+    elif config.gguf is not None:
+        from rollout_workers.gguf_import import GGUFImportError, import_gguf, packaged_gguf
+
+        source = config.gguf
+        try:
+            path = Path(source.file) if source.file else packaged_gguf(source.package)
+            report = import_gguf(path, Path(config.model))
+        except GGUFImportError as error:
+            raise SettingsError(f"gguf: {error}") from None
+        console.print(f"imported {path.name} ({report.parameters:,} parameters) to "
+                      f"{config.model} in {report.seconds:.0f} s")
 
 
 def run_job(config: ExperimentConfig, resume: bool = False) -> dict:

