@@ -83,6 +83,10 @@ class RolloutBroker:
         self.ledger.reopen([int(i) for i in episode_ids])
         self.queue.seen.difference_update(episode_ids)
 
+    async def accept_all(self, on: bool) -> None:
+        """While on, a full queue still takes batches (the fleet pauses for an evaluation)."""
+        await self.queue.set_unbounded(on)
+
     async def queued_workers(self) -> set[str]:
         """Workers with batches not yet taken (a retiring worker must outlive them)."""
         return self.queue.workers()

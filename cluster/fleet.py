@@ -115,9 +115,15 @@ class WorkerFleet:
         return events
 
     def pause(self) -> None:
-        """Let every worker finish what it holds and stop serving (before an evaluation)."""
-        ray.get([m.handle.stop.remote() for m in self.members.values()])
-        ray.get([m.serving for m in self.members.values()])
+        """Let every worker finish what it holds and stop serving (before an evaluation). What
+        they hold may be more than the queue has room for, and only an update makes room:
+        the queue takes it all while they stop."""
+        ray.get(self.broker.accept_all.remote(True))
+        try:
+            ray.get([m.handle.stop.remote() for m in self.members.values()])
+            ray.get([m.serving for m in self.members.values()])
+        finally:
+            ray.get(self.broker.accept_all.remote(False))
 
     def resume(self) -> None:
         self._serve(list(self.members.values()))

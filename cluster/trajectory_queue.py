@@ -45,6 +45,8 @@ class TrajectoryQueue:
         self.seen: set[str] = set()
         self.changed = asyncio.Condition()
         self.duplicates = 0
+        self.unbounded = False
+        """While True, `put` does not wait for room (see `set_unbounded`)."""
 
     async def put(self, meta: BatchMeta, refs: list[Any]) -> bool:
         """Wait for room, then enqueue; False (nothing queued) when the batch holds an episode
@@ -53,11 +55,19 @@ class TrajectoryQueue:
             if self.seen.intersection(meta.episode_ids):
                 self.duplicates += 1
                 return False
-            await self.changed.wait_for(lambda: len(self.items) < self.capacity)
+            await self.changed.wait_for(lambda: self.unbounded or len(self.items) < self.capacity)
             self.seen.update(meta.episode_ids)
             self.items.append((meta, refs))
             self.changed.notify_all()
             return True
+
+    async def set_unbounded(self, unbounded: bool) -> None:
+        """Let puts through a full queue while the learner cannot make room: workers paused
+        for an evaluation finish what they hold, and their last puts must not wait for an
+        update that comes only after the evaluation."""
+        async with self.changed:
+            self.unbounded = unbounded
+            self.changed.notify_all()
 
     async def take(self, episodes: int, min_version: int, timeout_s: float | None = None) -> Taken:
         """Batches holding at least `episodes` episodes, none sampled before `min_version`,

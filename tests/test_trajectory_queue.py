@@ -60,6 +60,27 @@ def test_a_full_queue_makes_put_wait_until_the_learner_takes():
     assert run(scenario()) == (True, 2)
 
 
+def test_a_full_queue_takes_the_batches_of_workers_pausing_for_an_evaluation():
+    """Paused workers finish what they hold; only an update (after the evaluation) would make
+    room, so the queue takes their batches over its capacity until the pause is over."""
+    async def scenario():
+        queue = TrajectoryQueue(capacity=2)
+        await queue.put(meta(1), [])
+        await queue.put(meta(2), [])
+        blocked = asyncio.create_task(queue.put(meta(3), []))
+        await asyncio.sleep(0.05)
+        was_blocked = not blocked.done()
+        await queue.set_unbounded(True)
+        await asyncio.wait_for(blocked, 1.0)
+        await queue.put(meta(4), [])
+        await queue.set_unbounded(False)
+        after = asyncio.create_task(queue.put(meta(5), []))
+        await asyncio.sleep(0.05)
+        return was_blocked, queue.depth(), after.done()
+
+    assert run(scenario()) == (True, 4, False)
+
+
 def test_take_waits_for_enough_episodes_or_times_out():
     async def scenario():
         queue = TrajectoryQueue(capacity=4)
