@@ -116,13 +116,12 @@ class Study:
 
         return once(path, run)
 
-    def sft_arm(self, run: SFTRun) -> list[EvalPoint]:
-        points = []
+    def sft_arm(self, run: SFTRun) -> None:
+        """Each SFT-arm checkpoint's evaluation, done once (study.json reads them back)."""
         for step in self.config.point_steps():
             tokens = self.config.init.tokens + run.tokens[step]
-            points += self.evaluate(self.dir / "arms" / "sft" / f"step-{step}.json",
-                                    run.checkpoints[step], f"step-{step}", tokens, "sft")
-        return points
+            self.evaluate(self.dir / "arms" / "sft" / f"step-{step}.json",
+                          run.checkpoints[step], f"step-{step}", tokens, "sft")
 
     def rl_arm(self, name: str, steps: int, init: tuple[str, int],
                targets: list[float]) -> list[EvalPoint]:
@@ -162,7 +161,7 @@ class Study:
 def once(path: Path, make: Callable[[], list[EvalPoint]]) -> list[EvalPoint]:
     """The points stored at `path`, or made and stored there (the study's resume unit)."""
     if path.exists():
-        return [EvalPoint(**row) for row in json.loads(path.read_text())]
+        return read_points(path)
     points = make()
     write_atomically(path, json.dumps([p.model_dump() for p in points], indent=1))
     return points

@@ -45,14 +45,19 @@ def test_stale_episodes_are_dropped_and_reported():
     assert taken.stale_ids == ["2"]
 
 
+async def full_queue_with_a_waiting_put() -> tuple[TrajectoryQueue, asyncio.Task, bool]:
+    """A queue of capacity 2 holding 2 batches, a third put started, and whether it waits."""
+    queue = TrajectoryQueue(capacity=2)
+    await queue.put(meta(1), [])
+    await queue.put(meta(2), [])
+    blocked = asyncio.create_task(queue.put(meta(3), []))
+    await asyncio.sleep(0.05)
+    return queue, blocked, not blocked.done()
+
+
 def test_a_full_queue_makes_put_wait_until_the_learner_takes():
     async def scenario():
-        queue = TrajectoryQueue(capacity=2)
-        await queue.put(meta(1), [])
-        await queue.put(meta(2), [])
-        blocked = asyncio.create_task(queue.put(meta(3), []))
-        await asyncio.sleep(0.05)
-        was_blocked = not blocked.done()
+        queue, blocked, was_blocked = await full_queue_with_a_waiting_put()
         await queue.take(1, min_version=0)
         await asyncio.wait_for(blocked, 1.0)
         return was_blocked, queue.depth()
@@ -64,12 +69,7 @@ def test_a_full_queue_takes_the_batches_of_workers_pausing_for_an_evaluation():
     """Paused workers finish what they hold; only an update (after the evaluation) would make
     room, so the queue takes their batches over its capacity until the pause is over."""
     async def scenario():
-        queue = TrajectoryQueue(capacity=2)
-        await queue.put(meta(1), [])
-        await queue.put(meta(2), [])
-        blocked = asyncio.create_task(queue.put(meta(3), []))
-        await asyncio.sleep(0.05)
-        was_blocked = not blocked.done()
+        queue, blocked, was_blocked = await full_queue_with_a_waiting_put()
         await queue.set_unbounded(True)
         await asyncio.wait_for(blocked, 1.0)
         await queue.put(meta(4), [])
