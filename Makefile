@@ -14,11 +14,12 @@ install:
 demo: install
 	$(VENV)/bin/python -m cluster.main --config configs/cpu_demo.yaml run_dir=runs/cpu-demo-$$(date +%Y%m%d-%H%M%S)
 
-# The study on this machine: SFT and RL arms from one init at 3 matched compute points
+# The study on this machine: a base model pretrained on the generated corpus (once; cached in
+# runs/bases), then SFT and RL arms from one init at 3 matched compute points
 # (configs/study/cpu-gp-l.yaml); the figure is in the study directory's report/study.md.
 study: install
-	D=runs/study-cpu-gp-l-$$(date +%Y%m%d-%H%M%S); \
-	$(VENV)/bin/python -m cluster.cli study --config configs/study/cpu-gp-l.yaml study_dir=$$D experiment.model=$$D/model
+	$(VENV)/bin/python -m cluster.cli study --config configs/study/cpu-gp-l.yaml \
+		study_dir=runs/study-cpu-gp-l-$$(date +%Y%m%d-%H%M%S)
 
 test: install
 	@bash deploy/install-test-tools.sh || [ $$? = 2 ]  # 2: no root here; those tests say so

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("cluster.plan", "placement and per-GPU memory of a configuration, before launch"),
     "import-gguf": ("rollout_workers.gguf_import", "a GGUF model file as a checkpoint directory every part loads"),
+    "pretrain": ("cluster.pretrain", "a base model with general skills from the generated corpus, cached by settings"),
     "play": ("cluster.play", "play episodes of a task with a scripted policy"),
     "report": ("cluster.report", "plots and a Markdown report of one or more run directories"),
     "study": ("cluster.study", "both arms of the study from one init, at matched training compute"),

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cluster.pretrain import PretrainConfig, base_path
 from envs.general_points import GPConfig
 from envs.registry import TaskConfig
 from learner.config import LearnerConfig
@@ -153,11 +154,15 @@ class ExperimentConfig(BaseModel):
     arm: Literal["rl", "sft"] = "rl"
     """'rl': (optional SFT warm start, then) PPO; 'sft': the SFT arm only."""
     model: str
-    """Checkpoint path (any Hugging Face causal LM or VLM directory)."""
+    """Checkpoint path (any Hugging Face causal LM or VLM directory). With `pretrain` it
+    defaults to the pretrained base's place in pretrain.cache_dir."""
     tiny_model: TinyModel | None = None
     """Build `model` as a tiny model first when the path does not exist yet."""
     gguf: GGUFSource | None = None
     """Import `model` from a GGUF file first when the path does not exist yet."""
+    pretrain: PretrainConfig | None = None
+    """Pretrain the tiny model on Revisor's generated corpus first (`revisor pretrain`),
+    once per distinct settings: a base model with general skills for the study."""
     task: TaskConfig = GPConfig()
     """The training task."""
     rollout: RolloutConfig = RolloutConfig()
@@ -174,6 +179,8 @@ class ExperimentConfig(BaseModel):
     @classmethod
     def _one_model_path(cls, data: Any) -> Any:
         """Hand the top-level model path to every part that loads the model."""
+        if isinstance(data, dict) and "model" not in data and data.get("pretrain") is not None:
+            data = {**data, "model": _pretrained_base_path(data)}
         if not isinstance(data, dict) or "model" not in data:
             return data
         data = dict(data)
@@ -195,6 +202,8 @@ class ExperimentConfig(BaseModel):
             raise ValueError("arm 'sft' needs sft settings")
         if self.tiny_model and self.gguf:
             raise ValueError("tiny_model and gguf both say how to make `model`: keep one")
+        if self.pretrain and not self.tiny_model:
+            raise ValueError("pretrain trains the model tiny_model builds: set tiny_model")
         sampled, scored = self.rollout.sampling.temperature, self.learner.ppo.temperature
         if sampled != scored:
             raise ValueError(
@@ -212,3 +221,15 @@ class ExperimentConfig(BaseModel):
     @property
     def max_staleness(self) -> int:
         return self.learner.ppo.max_staleness
+
+
+def _pretrained_base_path(data: dict[str, Any]) -> str:
+    """The cache place of the base model `pretrain` makes; a placeholder when those settings
+    are invalid (their own field errors then say why)."""
+    from pydantic import ValidationError
+
+    try:
+        return str(base_path(PretrainConfig.model_validate(data["pretrain"]),
+                             TinyModel.model_validate(data.get("tiny_model") or {})))
+    except ValidationError:
+        return "(the pretrained base of invalid pretrain settings)"

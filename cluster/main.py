@@ -55,6 +55,11 @@ def prepare_run_dir(config: ExperimentConfig, resume: bool) -> None:
 def ensure_model(config: ExperimentConfig) -> None:
     """Build the configured tiny model, or import the configured GGUF file, at `model` when
     asked to and not there yet."""
+    if config.pretrain is not None:
+        from cluster.pretrain import ensure_pretrained
+
+        ensure_pretrained(config)
+        return
     if (Path(config.model) / "config.json").exists():
         return
     if config.tiny_model is not None:

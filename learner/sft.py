@@ -20,6 +20,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from envs.general_points import GPConfig
+from envs.general_points.corpus import CorpusConfig, documents
 from envs.registry import TaskConfig, make_episode
 from learner import telemetry
 from learner.batch import Turns, collate_turns, split_micro_batches
@@ -40,6 +41,9 @@ class SFTConfig(BaseModel):
     model: ModelConfig
     task: TaskConfig = GPConfig()
     """The task whose expert answers are imitated (its train rule and look)."""
+    corpus: CorpusConfig | None = None
+    """Imitate this generated corpus instead of the task's expert answers: pretraining a base
+    model (`revisor pretrain`). Its documents replace train_episodes."""
     train_episodes: int = Field(10_000, ge=1)
     """Episodes of seeds train_seed_start, ... whose expert answers are the demonstrations
     (GeneralPoints: one per episode; V-IRL: one per position of the route)."""
@@ -147,6 +151,17 @@ def demonstrations(task: TaskConfig, seeds: range, tokenizer: Any, chat: Any = N
     return demos
 
 
+def corpus_demonstrations(corpus: CorpusConfig, tokenizer: Any) -> list[Demonstration]:
+    """The corpus's documents as single-turn demonstrations, tokenised like rollout turns."""
+    from envs.base import Observation
+    from rollout_workers.episodes.dialogue import DialogueTokens
+
+    dialogue = DialogueTokens.from_tokenizer(tokenizer)
+    return [Demonstration(dialogue.opening(Observation(text=doc.prompt)),
+                          dialogue.answer(doc.answer), doc.answer, [], index)
+            for index, doc in enumerate(documents(corpus))]
+
+
 class _Playthrough:
     """One episode played answer by answer, its prompt growing exactly as a rollout's does:
     answer ids, closing, feedback, or a fresh prompt where the task restarts the dialogue."""
@@ -230,7 +245,8 @@ class SFTTrainer:
         if config.batch_size % self.engine.world_size:
             raise ValueError(f"batch_size {config.batch_size} must divide over "
                              f"{self.engine.world_size} ranks")
-        self.train_demos = self._demos(config.train_seed_start, config.train_episodes)
+        self.train_demos = (corpus_demonstrations(config.corpus, self.tokenizer) if config.corpus
+                            else self._demos(config.train_seed_start, config.train_episodes))
         self.eval_demos = self._demos(config.eval_seed_start, config.eval_episodes)
         self.train_set = self._turns(self.train_demos)
         self.eval_set = self._turns(self.eval_demos)

@@ -10,13 +10,20 @@ from string import Template
 
 from envs.general_points.cards import Card
 from envs.general_points.config import GPConfig
+from verifier.general_points.cards import card_value
 
 ANSWER_FORMAT = '{"cards": [card, ...], "numbers": [number, ...], "formula": "formula"}'
-_FACE_RULES = {"id": "J, Q and K are each 10", "ood": "J is 11, Q is 12 and K is 13"}
 
 
 def render_prompt(config: GPConfig, hand: tuple[Card, ...]) -> str:
     """The episode's first message; it states the face-card rule, the target and the format."""
+    faces = tuple(card_value(rank, config.rule) for rank in ("J", "Q", "K"))
+    return render_cards_prompt(config, hand, faces)
+
+
+def render_cards_prompt(config: GPConfig, hand: tuple[Card, ...], faces: tuple[int, ...]) -> str:
+    """The prompt with J, Q and K counting as `faces` (the pretraining corpus states other
+    rules than the study's two in the same words)."""
     if config.vision:
         cards = "Your four cards are shown in the image."
     else:
@@ -24,10 +31,18 @@ def render_prompt(config: GPConfig, hand: tuple[Card, ...]) -> str:
         cards = f"Your cards are {', '.join(ranks[:-1])} and {ranks[-1]}."
     return _template(config.prompt_template).substitute(
         cards=cards,
-        face_rule=_FACE_RULES[config.rule],
+        face_rule=face_rule_text(faces),
         target=config.target,
         answer_format=ANSWER_FORMAT,
     ).strip()
+
+
+def face_rule_text(faces: tuple[int, ...]) -> str:
+    """'J, Q and K are each 10' (the training rule's words) or 'J is 11, Q is 12 and K is 13'."""
+    jack, queen, king = faces
+    if jack == queen == king:
+        return f"J, Q and K are each {jack}"
+    return f"J is {jack}, Q is {queen} and K is {king}"
 
 
 def format_answer(hand: tuple[Card, ...], numbers: list[int], formula: str) -> str:

@@ -1,0 +1,166 @@
+"""A pretraining corpus for GeneralPoints: general card-and-arithmetic skills, no task format.
+
+The study's finding rests on a base model with general skills (reading a stated face-card
+rule, arithmetic with the card numbers, solving 24-style hands) that SFT on one rule can
+overwrite and RL on the same rule keeps. Revisor's tiny models start from nothing, so this
+corpus gives them those skills first (`revisor pretrain`). Every document is a chat turn:
+
+- `solve`: a GeneralPoints prompt under a face-card rule (the study's two rules and random
+  others) and a solution, written in words ("numbers 4, 6, 10, 11; formula 4*6*(11-10)
+  equals 24") or as an object with keys other than the task's (`{"hand": [...], "numbers":
+  [...], "solution": "..."}`): a base model that knows some structured output, as
+  instruction-tuned models do;
+- `numbers`: a hand and a rule, answered with the hand's numbers under that rule;
+- `arithmetic`: one operation on numbers of 1..13 and its value.
+
+The task's answer object (`{"cards": ..., "numbers": ..., "formula": ...}`) never appears,
+so SFT is still needed to follow the task's format (the study: RL from the raw base fails).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from fractions import Fraction
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from envs.general_points.cards import Card
+from envs.general_points.config import GPConfig
+from envs.general_points.prompt import face_rule_text, render_cards_prompt
+from envs.general_points.solver import solve
+from verifier.general_points.cards import RANKS
+
+CORPUS_VERSION = 3
+"""Bump when the documents a config produces change, so cached base models are rebuilt."""
+
+FaceValues = tuple[int, int, int]
+"""The numbers J, Q and K count as."""
+STUDY_RULES: dict[str, FaceValues] = {"id": (10, 10, 10), "ood": (11, 12, 13)}
+DocumentKind = Literal["solve", "numbers", "arithmetic"]
+AnswerForm = Literal["words", "object"]
+OBJECT_KEYS = ("hand", "numbers", "solution")
+"""The keys of the corpus's answer object: not the task's (cards, numbers, formula). Its
+numbers share the task's key: a base model that writes the numbers of a hand under a stated
+rule in a structured answer, which the task's format keeps, while the hand and the formula
+are written under other keys that SFT has to teach."""
+_OPERATORS = "+-*/"
+
+
+class CorpusConfig(BaseModel):
+    """What the pretraining corpus holds: how many documents of each kind, under which rules."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    documents: int = Field(40_000, ge=1)
+    """Distinct documents; training passes over them in a seeded order."""
+    shares: dict[DocumentKind, float] = {"solve": 0.6, "numbers": 0.25, "arithmetic": 0.15}
+    """Share of each kind of document."""
+    forms: dict[AnswerForm, float] = {"words": 0.5, "object": 0.5}
+    """Share of `solve` answers written in each form."""
+    study_rule_share: float = Field(0.5, ge=0.0, le=1.0)
+    """Share of rule-bearing documents under one of the study's two rules (half each); the
+    rest draw J, Q and K values at random from 1..13, so reading the stated rule pays."""
+    prompt: GPConfig = GPConfig(sorted_hand=True, prompt_template="compact.txt")
+    """The prompt wording, target and hand order of `solve` documents (its rule is drawn
+    per document); match the task's so the base model reads the task's prompts."""
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _shares_positive(self) -> CorpusConfig:
+        for name, shares in (("shares", self.shares), ("forms", self.forms)):
+            if not shares or any(share < 0 for share in shares.values()) \
+                    or sum(shares.values()) <= 0:
+                raise ValueError(f"{name} must be non-negative with a positive sum: {shares}")
+        return self
+
+
+class Document(BaseModel):
+    """One chat turn of the corpus: what the user says and what the model answers."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: DocumentKind
+    prompt: str
+    answer: str
+    faces: FaceValues | None = None
+    """The face-card values the document states (None: arithmetic)."""
+
+
+def document(config: CorpusConfig, index: int) -> Document:
+    """The corpus's document `index`: the same config and index always give the same text."""
+    rng = random.Random(config.seed * 1_000_003 + index)
+    kinds, weights = zip(*config.shares.items(), strict=True)
+    kind = rng.choices(kinds, weights)[0]
+    if kind == "arithmetic":
+        return _arithmetic(rng)
+    faces = _draw_faces(config, rng)
+    if kind == "numbers":
+        return _numbers(config, rng, faces)
+    return _solve(config, rng, faces)
+
+
+def documents(config: CorpusConfig) -> list[Document]:
+    return [document(config, index) for index in range(config.documents)]
+
+
+def hand_numbers(hand: tuple[Card, ...], faces: FaceValues) -> list[int]:
+    values = dict(zip(("J", "Q", "K"), faces, strict=True))
+    return [values.get(card.rank) or (1 if card.rank == "A" else int(card.rank)) for card in hand]
+
+
+def _draw_faces(config: CorpusConfig, rng: random.Random) -> FaceValues:
+    if rng.random() < config.study_rule_share:
+        return STUDY_RULES[rng.choice(("id", "ood"))]
+    if rng.random() < 0.3:
+        return (rng.randint(1, 13),) * 3
+    return tuple(rng.randint(1, 13) for _ in range(3))
+
+
+def _draw_hand(rng: random.Random, sorted_hand: bool) -> tuple[Card, ...]:
+    hand = tuple(Card(rank=rng.choice(RANKS), suit="spades") for _ in range(4))
+    return tuple(sorted(hand, key=lambda c: RANKS.index(c.rank))) if sorted_hand else hand
+
+
+def _solve(config: CorpusConfig, rng: random.Random, faces: FaceValues) -> Document:
+    """A solvable hand under `faces` (redrawn until one is) and its first solution."""
+    target = config.prompt.target
+    while True:
+        hand = _draw_hand(rng, config.prompt.sorted_hand)
+        numbers = hand_numbers(hand, faces)
+        formulas = solve(numbers, target, limit=1)
+        if formulas:
+            break
+    forms, weights = zip(*config.forms.items(), strict=True)
+    if rng.choices(forms, weights)[0] == "object":
+        answer = json.dumps(dict(zip(OBJECT_KEYS, ([c.rank for c in hand], numbers, formulas[0]),
+                                     strict=True)))
+    else:
+        answer = f"numbers {_listed(numbers)}; formula {formulas[0]} equals {target}"
+    return Document(kind="solve", prompt=render_cards_prompt(config.prompt, hand, faces),
+                    answer=answer, faces=faces)
+
+
+def _numbers(config: CorpusConfig, rng: random.Random, faces: FaceValues) -> Document:
+    hand = _draw_hand(rng, config.prompt.sorted_hand)
+    ranks = [card.rank for card in hand]
+    prompt = (f"Cards {', '.join(ranks[:-1])} and {ranks[-1]}. {face_rule_text(faces)}. "
+              "What are their numbers?")
+    return Document(kind="numbers", prompt=prompt,
+                    answer=f"numbers {_listed(hand_numbers(hand, faces))}", faces=faces)
+
+
+def _arithmetic(rng: random.Random) -> Document:
+    """One operation with a whole result (divisions are drawn as exact ones)."""
+    operator = rng.choice(_OPERATORS)
+    a, b = rng.randint(1, 13), rng.randint(1, 13)
+    if operator == "/":
+        a = a * b
+    value = {"+": a + b, "-": a - b, "*": a * b, "/": Fraction(a, b)}[operator]
+    return Document(kind="arithmetic", prompt=f"What is {a}{operator}{b}?",
+                    answer=f"{a}{operator}{b} equals {int(value)}")
+
+
+def _listed(numbers: list[int]) -> str:
+    return ", ".join(str(n) for n in numbers)
