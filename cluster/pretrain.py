@@ -45,14 +45,18 @@ class PretrainConfig(BaseModel):
     optim: OptimConfig = OptimConfig(lr=3e-3, schedule="cosine", warmup_ratio=0.03)
     engine: EngineConfig = EngineConfig(micro_batch_size=32)
     seed: int = 0
+    num_ranks: int | None = Field(None, ge=1)
+    """Data-parallel ranks; None: learner.num_ranks. Pretraining runs before any rollout
+    worker exists, so it may take every CPU (or GPU) the learner and workers later share."""
     cache_dir: Path = Path("runs/bases")
     """Where pretrained bases are kept, one directory per distinct settings."""
 
 
 def base_key(pretrain: PretrainConfig, tiny_model: BaseModel) -> str:
-    """A short hash of everything that shapes the base model (not where it is kept)."""
+    """A short hash of everything that shapes the base model (not where it is kept or how
+    many ranks share its batches)."""
     shape = {"corpus_version": CORPUS_VERSION, "tiny_model": tiny_model.model_dump(mode="json"),
-             "pretrain": pretrain.model_dump(mode="json", exclude={"cache_dir"})}
+             "pretrain": pretrain.model_dump(mode="json", exclude={"cache_dir", "num_ranks"})}
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -101,8 +105,9 @@ def _pretrain(config: ExperimentConfig, key: str) -> Path:
     start = time.perf_counter()
     learner = config.learner
     with ray_cluster(config.cluster):
-        result = run_sft_on_ranks(sft, learner.num_ranks, learner.cpus_per_rank,
-                                  learner.gpus_per_rank, metrics=config.metrics,
+        ranks = pretrain.num_ranks or learner.num_ranks
+        result = run_sft_on_ranks(sft, ranks, learner.cpus_per_rank, learner.gpus_per_rank,
+                                  metrics=config.metrics,
                                   on_progress=LogFollower(work / "train" / PROGRESS_LOG))
     final = Path(result.checkpoints[-1])
     record = {"key": key, "tiny_model": spec.model_dump(mode="json"),

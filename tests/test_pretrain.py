@@ -17,7 +17,7 @@ from tests.jobs import ROOT, run_job
 from verifier.general_points.parse import parse_answer
 
 STUDY_EXPERIMENT = ROOT / "configs" / "pretrained_gp_l.yaml"
-SHORT_PRETRAIN = ["pretrain.steps=240", "pretrain.corpus.documents=4000", "learner.num_ranks=2"]
+SHORT_PRETRAIN = ["pretrain.steps=240", "pretrain.corpus.documents=4000"]
 
 
 def answers(model: Path, count: int = 12) -> list[str]:
@@ -74,8 +74,8 @@ def test_the_cache_key_follows_every_setting_that_shapes_the_base(tmp_path: Path
     pretrain, tiny = config.pretrain, config.tiny_model
     assert Path(config.model) == base_path(pretrain, tiny)
     assert config.sft.model.path == config.learner.model.path == config.model
-    assert base_key(pretrain.model_copy(update={"cache_dir": tmp_path}), tiny) == \
-        base_key(pretrain, tiny), "where it is kept is not what it is"
+    assert base_key(pretrain.model_copy(update={"cache_dir": tmp_path, "num_ranks": 1}), tiny) \
+        == base_key(pretrain, tiny), "where it is kept and on how many ranks is not what it is"
     for changed in (pretrain.model_copy(update={"steps": pretrain.steps + 1}),
                     pretrain.model_copy(update={"corpus": pretrain.corpus.model_copy(
                         update={"seed": 1})})):
