@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cluster.pretrain import PretrainConfig, base_path
 from envs.general_points import GPConfig
@@ -226,8 +226,6 @@ class ExperimentConfig(BaseModel):
 def _pretrained_base_path(data: dict[str, Any]) -> str:
     """The cache place of the base model `pretrain` makes; a placeholder when those settings
     are invalid (their own field errors then say why)."""
-    from pydantic import ValidationError
-
     try:
         return str(base_path(PretrainConfig.model_validate(data["pretrain"]),
                              TinyModel.model_validate(data.get("tiny_model") or {})))

@@ -28,16 +28,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from envs.general_points.cards import Card
 from envs.general_points.config import GPConfig
-from envs.general_points.prompt import face_rule_text, render_cards_prompt
+from envs.general_points.prompt import FACE_ORDER, face_rule_text, render_cards_prompt, rule_faces
 from envs.general_points.solver import solve
-from verifier.general_points.cards import RANKS
+from verifier.general_points.cards import RANKS, card_value
 
 CORPUS_VERSION = 3
 """Bump when the documents a config produces change, so cached base models are rebuilt."""
 
 FaceValues = tuple[int, int, int]
 """The numbers J, Q and K count as."""
-STUDY_RULES: dict[str, FaceValues] = {"id": (10, 10, 10), "ood": (11, 12, 13)}
+STUDY_RULES: dict[str, FaceValues] = {rule: rule_faces(rule) for rule in ("id", "ood")}
 DocumentKind = Literal["solve", "numbers", "arithmetic"]
 AnswerForm = Literal["words", "object"]
 OBJECT_KEYS = ("hand", "numbers", "solution")
@@ -106,8 +106,9 @@ def documents(config: CorpusConfig) -> list[Document]:
 
 
 def hand_numbers(hand: tuple[Card, ...], faces: FaceValues) -> list[int]:
-    values = dict(zip(("J", "Q", "K"), faces, strict=True))
-    return [values.get(card.rank) or (1 if card.rank == "A" else int(card.rank)) for card in hand]
+    """The hand's numbers with J, Q and K counting as `faces` (other cards as printed, A = 1)."""
+    values = dict(zip(FACE_ORDER, faces, strict=True))
+    return [values.get(card.rank) or card_value(card.rank, "id") for card in hand]
 
 
 def _draw_faces(config: CorpusConfig, rng: random.Random) -> FaceValues:

@@ -10,15 +10,20 @@ from string import Template
 
 from envs.general_points.cards import Card
 from envs.general_points.config import GPConfig
-from verifier.general_points.cards import card_value
+from verifier.general_points.cards import Rule, card_value
 
+FACE_ORDER = ("J", "Q", "K")
 ANSWER_FORMAT = '{"cards": [card, ...], "numbers": [number, ...], "formula": "formula"}'
 
 
 def render_prompt(config: GPConfig, hand: tuple[Card, ...]) -> str:
     """The episode's first message; it states the face-card rule, the target and the format."""
-    faces = tuple(card_value(rank, config.rule) for rank in ("J", "Q", "K"))
-    return render_cards_prompt(config, hand, faces)
+    return render_cards_prompt(config, hand, rule_faces(config.rule))
+
+
+def rule_faces(rule: Rule) -> tuple[int, int, int]:
+    """The numbers J, Q and K count as under one of the study's rules."""
+    return tuple(card_value(rank, rule) for rank in FACE_ORDER)
 
 
 def render_cards_prompt(config: GPConfig, hand: tuple[Card, ...], faces: tuple[int, ...]) -> str:
