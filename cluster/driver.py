@@ -38,6 +38,7 @@ from cluster.results import (
 )
 from cluster.telemetry import write_prometheus_config
 from cluster.trajectory_queue import Taken
+from learner.checkpoint_manifest import choose_checkpoint
 from learner.group import LearnerGroup, UpdateResult
 from rollout_workers.telemetry import mark_actor_started, start_metrics_endpoint
 
@@ -68,10 +69,11 @@ class RLDriver:
         self.config, self.parameters, self.tokens = config, parameters, tokens
         self.run_dir = Path(config.run_dir)
         self.checkpoints = self.run_dir / "checkpoints"
+        choice = choose_checkpoint(self.checkpoints) if resume else None  # torn ones skipped
         self.learner = LearnerGroup(config.learner, metrics=config.metrics)
         self.endpoint = start_metrics_endpoint(config.metrics)
         mark_actor_started("driver", "driver")
-        state = self.learner.load(self.checkpoints) if resume else None
+        state = self.learner.load(self.checkpoints, choice.tag) if choice else None
         self.version = state.policy_version if state else 0
         if state:
             self.tokens = TokenCounts(**state.extra["tokens"])
@@ -86,6 +88,8 @@ class RLDriver:
                                  name_prefix=config.name)
         self.evaluations: list[EvalPoint] = []
         if resume:
+            if choice.note:
+                console.print(choice.note)
             console.print(f"resumed {self.run_dir} from checkpoint version {self.version}")
             self._publish(self.learner.publish(self.version))
             self._restore_history()

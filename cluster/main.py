@@ -23,7 +23,13 @@ from cluster.report import write_report
 from cluster.results import EvalPoint, success_change, write_evaluations
 from cluster.runtime import ray_cluster, run_command
 from cluster.settings import SettingsError, dump_settings, load_settings
-from learner.model import count_parameters
+from learner.checkpoint_manifest import (
+    CheckpointChoice,
+    CheckpointError,
+    choose_checkpoint,
+    model_mismatch,
+)
+from learner.model import count_parameters, meta_backbone, parameter_shapes
 
 console = Console()
 
@@ -39,8 +45,50 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def resolve_settings(args: argparse.Namespace) -> ExperimentConfig:
     if args.resume:
+        check_run_dir(args.resume)
         return load_settings(ExperimentConfig, args.resume / "config.yaml", args.overrides)
     return load_settings(ExperimentConfig, args.config, args.overrides)
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """`--resume` of a directory that no job made fails here in one line, before Ray starts."""
+    if not (run_dir / "config.yaml").is_file():
+        raise SettingsError(f"--resume {run_dir}: not a run directory (it has no config.yaml); "
+                            "give the run_dir of a job started with --config")
+
+
+def resume_point(config: ExperimentConfig) -> CheckpointChoice:
+    """The checkpoint a resume will load; a run without a complete one fails here, in one
+    line, before a model is built or any actor starts."""
+    try:
+        return choose_checkpoint(Path(config.run_dir) / "checkpoints")
+    except CheckpointError as error:
+        raise SettingsError(f"--resume {config.run_dir}: {error}") from None
+
+
+def check_checkpoint_fits(config: ExperimentConfig, choice: CheckpointChoice) -> None:
+    """A checkpoint of another model than the configured one (an edited config.yaml, an
+    override of the model) fails here in one line; the ranks would fail deep inside a load."""
+    shapes = parameter_shapes(meta_backbone(config.learner.model))
+    mismatch = model_mismatch(Path(choice.directory) / choice.tag, shapes, config.model)
+    if mismatch:
+        raise SettingsError(f"--resume {config.run_dir}: {mismatch}")
+
+
+def prepare_job(config: ExperimentConfig, resume: bool) -> None:
+    """The run directory and the model, checked against each other. A resume checks its
+    checkpoint before rewriting the run's config.yaml, so a refused resume changes nothing;
+    a new run refuses an existing run directory before building a model."""
+    if resume:
+        choice = resume_point(config)
+        ensure_model(config)
+        check_against_model(config)
+        check_checkpoint_fits(config, choice)
+        prepare_run_dir(config, resume)
+        return
+    prepare_run_dir(config, resume)
+    ensure_model(config)
+    check_against_model(config)
 
 
 def prepare_run_dir(config: ExperimentConfig, resume: bool) -> None:
@@ -86,9 +134,7 @@ def run_job(config: ExperimentConfig, resume: bool = False) -> dict:
     from cluster.phases import rl_phase, sft_phase
 
     run_dir = Path(config.run_dir)
-    prepare_run_dir(config, resume)
-    ensure_model(config)
-    check_against_model(config)
+    prepare_job(config, resume)
     parameters = count_parameters(config.learner.model)
     with ray_cluster(config.cluster):
         if config.sft and not resume:
@@ -158,10 +204,18 @@ def success_changes(points: list[EvalPoint]) -> dict:
             for split, run in by_split.items() if len(run) > 1}
 
 
+def job(args: argparse.Namespace) -> dict:
+    """The job the command line asks for. A checkpoint found unusable only once the ranks
+    load it is reported as a settings error too: one line, not an actor's traceback."""
+    try:
+        return run_job(resolve_settings(args), resume=args.resume is not None)
+    except CheckpointError as error:
+        raise SettingsError(f"--resume {args.resume}: {error}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    code, summary = run_command("revisor", lambda: run_job(resolve_settings(args),
-                                                           resume=args.resume is not None))
+    code, summary = run_command("revisor", lambda: job(args))
     if summary is not None:
         console.print_json(json.dumps(summary))
     return code

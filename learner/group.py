@@ -22,6 +22,7 @@ from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from learner.checkpoint import LearnerState
+from learner.checkpoint_manifest import CheckpointError, choose_checkpoint
 from learner.config import LearnerConfig
 from learner.engine import DEFAULT_EXTENSIONS_DIR, free_port
 from learner.export import WeightPublication
@@ -207,7 +208,17 @@ class LearnerGroup:
         return self.pool.call("save", str(directory), extra)[0]
 
     def load(self, directory: str | Path, tag: str | None = None) -> LearnerState:
-        return self.pool.call("load", str(directory), tag)[0]
+        """Restore every rank from one checkpoint: `tag`, or the one choose_checkpoint picks
+        here, once (ranks choosing on their own could disagree while files change). A
+        checkpoint that does not fit the model fails with its one-line CheckpointError, not
+        with a rank's traceback."""
+        tag = tag or choose_checkpoint(directory).tag
+        try:
+            return self.pool.call("load", str(directory), tag)[0]
+        except ray.exceptions.RayTaskError as error:
+            if isinstance(error.cause, CheckpointError):
+                raise CheckpointError(str(error.cause)) from None
+            raise
 
     def state(self) -> LearnerState:
         return ray.get(self.pool.ranks[0].state.remote())

@@ -138,11 +138,23 @@ def backbone_class(config: ModelConfig, hf_config: PretrainedConfig) -> type:
 
 def count_parameters(config: ModelConfig) -> int:
     """Parameters of the checkpoint's model (tied weights once), without loading its weights."""
+    return sum(p.numel() for p in meta_backbone(config).parameters())
+
+
+def meta_backbone(config: ModelConfig) -> PreTrainedModel:
+    """The checkpoint's backbone on the meta device: its structure, no weights allocated."""
     hf_config = AutoConfig.from_pretrained(config.path, trust_remote_code=config.trust_remote_code)
     with torch.device("meta"):
-        model = backbone_class(config, hf_config).from_config(
+        return backbone_class(config, hf_config).from_config(
             hf_config, trust_remote_code=config.trust_remote_code)
-    return sum(p.numel() for p in model.parameters())
+
+
+def parameter_shapes(module: nn.Module) -> dict[str, list[int]]:
+    """Every parameter's full shape by name: a learner checkpoint records its backbone's, so
+    resuming it with another model fails in one line instead of deep inside a load. Under
+    ZeRO-3 a rank holds a shard of each parameter; DeepSpeed keeps the full shape as ds_shape."""
+    return {name: list(getattr(param, "ds_shape", param.shape))
+            for name, param in module.named_parameters()}
 
 
 def load_backbone(config: ModelConfig, dtype: torch.dtype) -> PreTrainedModel:
