@@ -12,10 +12,11 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from envs.general_points import GPConfig
+from learner.checkpoint_manifest import CheckpointError, model_mismatch, read_latest
 from learner.config import LearnerConfig
 from learner.engine import EngineConfig
 from learner.group import LearnerGroup
-from learner.model import ModelConfig
+from learner.model import ModelConfig, meta_backbone, parameter_shapes
 from learner.optim import OptimConfig
 from learner.ppo import PPOConfig
 from rollout_workers.engine import EngineConfig as GenerationConfig
@@ -120,6 +121,11 @@ def test_zero3_export_is_the_full_state_dict_and_survives_a_checkpoint(
         group.save(tmp_path / "ckpt", extra={"next_seed": 9})
     finally:
         group.shutdown()
+    # the full shapes were recorded from the shards: the driver's check of a resume agrees
+    assert read_latest(tmp_path / "ckpt") == "version-1"
+    assert model_mismatch(tmp_path / "ckpt" / "version-1",
+                          parameter_shapes(meta_backbone(ModelConfig(path=str(lm_path)))),
+                          str(lm_path)) is None
     # a new group resumes from the sharded checkpoint: same version, same full weights
     resumed = LearnerGroup(_config(lm_path, ranks=2, stage=3))
     try:
@@ -130,3 +136,20 @@ def test_zero3_export_is_the_full_state_dict_and_survives_a_checkpoint(
             assert torch.equal(restored[name], value), name
     finally:
         resumed.shutdown()
+
+
+def test_loading_a_checkpoint_of_another_model_fails_in_one_line_on_the_driver(
+        cluster, lm_path: Path, tmp_path: Path) -> None:
+    """The rank's error comes back as the CheckpointError itself, not a Ray traceback."""
+    group = LearnerGroup(_config(lm_path, ranks=1, stage=2))
+    try:
+        group.save(tmp_path / "ckpt")
+    finally:
+        group.shutdown()
+    bigger = LearnerGroup(_config(save_tiny_model("lm", "5m", tmp_path / "lm5m"), ranks=1, stage=2))
+    try:
+        with pytest.raises(CheckpointError, match="holds another model") as error:
+            bigger.load(tmp_path / "ckpt")
+    finally:
+        bigger.shutdown()
+    assert "\n" not in str(error.value) and "version-0" in str(error.value)
