@@ -210,7 +210,8 @@ def job(args: argparse.Namespace) -> dict:
     try:
         return run_job(resolve_settings(args), resume=args.resume is not None)
     except CheckpointError as error:
-        raise SettingsError(f"--resume {args.resume}: {error}") from None
+        raise SettingsError(f"--resume {args.resume}: {error}" if args.resume
+                            else str(error)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
