@@ -135,7 +135,12 @@ class ClusterConfig(BaseModel):
     worker_resources: dict[str, float] = Field(default_factory=dict)
     """Custom Ray resources each rollout worker asks for, to pin workers to a node group."""
     max_worker_restarts: int = Field(10, ge=0)
-    """Replacements of dead rollout workers before the job gives up."""
+    """Replacements of dead or hung rollout workers before the job gives up."""
+    worker_timeout_s: float = Field(600.0, gt=0)
+    """A rollout worker that answers no liveness pulse for this long, or whose engine spends
+    this long inside one step or weight load, is declared hung: killed and replaced, its
+    episodes replayed. Sized for GPU engines (a first step that compiles, a 70B weight load);
+    a few tens of seconds suit tiny CPU models."""
     num_nodes: int = Field(1, ge=1)
     """Nodes of the cluster, for `revisor plan` (Ray itself reads nothing here)."""
     gpus_per_node: int = Field(8, ge=1)

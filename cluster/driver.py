@@ -13,7 +13,6 @@ interrupted run recorded after it are dropped from the run directory and done ag
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +35,15 @@ from cluster.results import (
     read_training_log,
     write_evaluations,
 )
+from cluster.runtime import JobFailed
 from cluster.telemetry import write_prometheus_config
 from cluster.trajectory_queue import Taken
-from learner.checkpoint_manifest import choose_checkpoint
-from learner.group import LearnerGroup, UpdateResult
+from cluster.update_clock import UpdateClock
+from learner.checkpoint_manifest import CheckpointError, choose_checkpoint
+from learner.group import LearnerGroup, LearnerRankLost, UpdateResult
+from learner.ppo_trainer import UpdateStats
 from rollout_workers.telemetry import mark_actor_started, start_metrics_endpoint
+from rollout_workers.trajectory import BatchMeta
 
 console = Console()
 HEALTH_CHECK_S = 2.0
@@ -54,6 +57,9 @@ class RLOutcome(BaseModel):
     tokens: TokenCounts
     policy_version: int
     restarts: int
+    """Rollout workers replaced because they died or hung."""
+    env_actor_restarts: int = 0
+    """Env/verifier actors restarted under the rollout workers serving at the end."""
     episodes: dict[str, int]
     """The broker's episode accounting: issued, completed, reissued, duplicates, stale."""
     engines: list[str] = []
@@ -85,8 +91,9 @@ class RLDriver:
         c = config.cluster
         self.fleet = WorkerFleet(self.broker, config.engine, config.rollout, c.cpus_per_worker,
                                  c.gpus_per_worker, c.worker_resources, c.max_worker_restarts,
-                                 name_prefix=config.name)
+                                 name_prefix=config.name, worker_timeout_s=c.worker_timeout_s)
         self.evaluations: list[EvalPoint] = []
+        self.clock = UpdateClock()
         if resume:
             if choice.note:
                 console.print(choice.note)
@@ -95,6 +102,21 @@ class RLDriver:
             self._restore_history()
 
     def run(self) -> RLOutcome:
+        """The phase; a learner rank that dies ends it with one line saying where to resume."""
+        try:
+            return self._run()
+        except LearnerRankLost as lost:
+            raise JobFailed(f"{lost}. {self._where_to_resume()}") from None
+
+    def _where_to_resume(self) -> str:
+        try:
+            choice = choose_checkpoint(self.checkpoints)
+        except CheckpointError:
+            return "No complete checkpoint was written yet: start the job again"
+        return (f"The last complete checkpoint is {self.checkpoints / choice.tag}; go on from it "
+                f"with: python -m cluster.main --resume {self.run_dir}")
+
+    def _run(self) -> RLOutcome:
         t = self.config.training
         # The scrape config first, then the targets: whoever sees the targets can start
         # Prometheus. The learner and the driver are listed while the workers' engines load.
@@ -107,25 +129,33 @@ class RLDriver:
         if self.version == 0 and t.evaluate_init:  # a resumed run keeps to the schedule
             self._evaluate("init")
         targets = sorted(g for g in t.eval_at_gflops if g > self.gflops)
+        self.clock.generated(self.fleet.stats())  # engine time so far is not the first update's
         for _ in range(self.version, t.updates):
             if t.eval_at_gflops and not targets:
                 break  # every compute point is evaluated
-            self._update()
+            self.clock.start()
+            metas, stats = self._update()
             if t.checkpoint_every and self.version % t.checkpoint_every == 0:
-                self._checkpoint()
+                with self.clock.timed("checkpoint"):
+                    self._checkpoint()
             if targets and self.gflops >= targets[0]:
                 targets = [g for g in targets if g > self.gflops]
-                self._evaluate(f"step-{self.version}")
+                with self.clock.timed("evaluate"):
+                    self._evaluate(f"step-{self.version}")
             elif t.eval_every and self.version % t.eval_every == 0 and self.version < t.updates:
-                self._evaluate(f"step-{self.version}")
+                with self.clock.timed("evaluate"):
+                    self._evaluate(f"step-{self.version}")
+            self._log(metas, stats)
         if t.updates and (not t.checkpoint_every or self.version % t.checkpoint_every):
             self._checkpoint()
         if self.version and (not self.evaluations or self.evaluations[-1].phase != f"step-{self.version}"):
             self._evaluate(f"step-{self.version}")
         ledger = ray.get(self.broker.stats.remote())["ledger"]
+        telemetry.record_ledger(ledger)
         return RLOutcome(evaluations=self.evaluations, tokens=self.tokens,
                          policy_version=self.version, restarts=self.fleet.restarts, episodes=ledger,
-                         engines=engines)
+                         engines=engines,
+                         env_actor_restarts=sum(s.env_actor_restarts for s in self.fleet.stats()))
 
     @property
     def gflops(self) -> float:
@@ -137,18 +167,22 @@ class RLDriver:
         self.fleet.shutdown()
         self.learner.shutdown()
 
-    def _update(self) -> None:
-        began = time.perf_counter()
+    def _update(self) -> tuple[list[BatchMeta], UpdateStats]:
+        """Take an update's episodes, train on them, publish; the batches' metadata and the
+        learner's statistics, for the log."""
         self._follow_control()
-        taken = self._take(self.config.training.episodes_per_update)
+        with self.clock.timed("wait"):
+            taken = self._take(self.config.training.episodes_per_update)
         result = self._train(taken)
+        self.clock.learner(result.stats.seconds, result.stats.score_seconds, result.export_seconds)
         self.version = result.stats.policy_version
         if result.weights is not None:
-            self._publish(result.weights)
+            with self.clock.timed("publish"):
+                self._publish(result.weights)
         metas = [meta for meta, _ in taken.batches]
         self.tokens = self.tokens + TokenCounts(
             rl=result.stats.tokens, generated=sum(m.generated_tokens for m in metas))
-        self._log(metas, result.stats, time.perf_counter() - began)
+        return metas, result.stats
 
     def _train(self, taken: Taken) -> UpdateResult:
         """A PPO update on `taken`. Batches that cannot be read (their worker died after
@@ -199,6 +233,7 @@ class RLDriver:
         stats = ray.get(self.broker.stats.remote())
         telemetry.record_queue(stats["queue"]["depth"], stats["queue"]["capacity"],
                                stats["queue"]["duplicates"])
+        telemetry.record_ledger(stats["ledger"])
         telemetry.record_workers("rollout", wanted or self.config.cluster.rollout_workers,
                                  len(self.fleet.members))
 
@@ -206,8 +241,11 @@ class RLDriver:
         events = self.fleet.check()
         for worker in events.restarted:
             telemetry.record_worker_restart("rollout", worker)
-            console.print(f"rollout worker {worker} died: replaced; its episodes are replayed "
-                          f"({len(events.replayed_episodes)} in all)")
+            why = (f"hung ({events.hung[worker]}; cluster.worker_timeout_s="
+                   f"{self.config.cluster.worker_timeout_s:g}): killed" if worker in events.hung
+                   else "died")
+            console.print(f"rollout worker {worker} {why} and replaced; its episodes are "
+                          f"replayed ({len(events.replayed_episodes)} in all)")
         if events.restarted:
             self._refresh_targets()
 
@@ -219,23 +257,29 @@ class RLDriver:
         telemetry.write_prometheus_targets(telemetry.default_targets_file(self.run_dir), endpoints,
                                            labels={"run": self.config.name})
 
-    def _log(self, metas: list, stats: Any, seconds: float) -> None:
+    def _log(self, metas: list[BatchMeta], stats: UpdateStats) -> None:
+        """One row of training.jsonl per update: its data, the learner's statistics, and
+        where its wall time went (update, checkpoint and evaluation after it included)."""
         episodes = sum(m.episodes for m in metas)
         turns = sum(m.turns for m in metas)
+        learner = stats.model_dump(exclude={"seconds", "score_seconds"})
         row = {
             "step": self.version, "episodes": episodes, "turns": turns,
             "mean_reward": sum(m.total_reward for m in metas) / max(turns, 1),
             "success": sum(m.successes for m in metas) / max(episodes, 1),
             "oldest_version": min(m.oldest_version for m in metas),
-            "seconds": round(seconds, 3), "workers": len(self.fleet.members),
-            "gflops": self.gflops,
-            **{k: v for k, v in stats.model_dump().items() if isinstance(v, int | float)},
+            "workers": len(self.fleet.members), "gflops": self.gflops,
+            **{k: v for k, v in learner.items() if isinstance(v, int | float)},
+            **self.clock.finish(self.fleet.stats()),
         }
+        telemetry.record_update_time(row["phases"], row["busy"])
         with open(self.run_dir / TRAINING_LOG, "a") as log:
             log.write(json.dumps(row) + "\n")
+        phases = "  ".join(f"{k} {v:.1f}" for k, v in row["phases"].items() if v >= 0.05)
         console.print(f"update {self.version}/{self.config.training.updates}: "
                       f"reward/turn {row['mean_reward']:+.3f}  success {row['success']:.1%}  "
-                      f"{episodes} episodes  {seconds:.1f} s  ({row['workers']} workers)")
+                      f"{episodes} episodes  {row['seconds']:.1f} s ({phases})  "
+                      f"({row['workers']} workers)")
 
     def _checkpoint(self) -> None:
         ledger = ray.get(self.broker.state.remote())
@@ -244,7 +288,7 @@ class RLDriver:
 
     def _evaluate(self, phase: str) -> None:
         self.fleet.pause()
-        points = run_evaluation(self.fleet.handles(), self.config.evaluation,
+        points = run_evaluation(self.fleet.evaluate, self.config.evaluation,
                                 self.config.rollout.sampling, self.config.arm, phase, self.gflops)
         self.evaluations += points
         write_evaluations(self.run_dir, self.evaluations)
@@ -254,6 +298,7 @@ class RLDriver:
             telemetry.record_evaluation(point.task, point.variant, point.split, point.success,
                                         point.episodes)
         self.fleet.resume()
+        self._check_workers()  # workers replaced while paused or evaluating
 
     def _restore_history(self) -> None:
         """Keep what the interrupted run recorded up to the checkpoint resumed from; drop the

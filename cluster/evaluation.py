@@ -8,6 +8,7 @@ two points or two runs differ only by the policy.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -27,21 +28,34 @@ def evaluation_specs(config: EvaluationConfig, split: str, task: TaskConfig) -> 
             for i in range(config.episodes)]
 
 
-def run_evaluation(workers: list[Any], config: EvaluationConfig, sampling: SamplingSettings,
+Play = Callable[[list[EpisodeSpec], SamplingSettings], list[pa.RecordBatch]]
+"""Plays episode specs with given sampling on some workers; returns their record batches."""
+
+
+def share_out(workers: list[Any]) -> Play:
+    """Play specs shared evenly over `workers` (rollout worker handles), all at once. The RL
+    driver uses its fleet's `evaluate` instead, which also replaces workers that fail."""
+
+    def play(specs: list[EpisodeSpec], sampling: SamplingSettings) -> list[pa.RecordBatch]:
+        shares = [specs[i :: len(workers)] for i in range(len(workers))]
+        calls = [w.evaluate.remote(share, sampling)
+                 for w, share in zip(workers, shares, strict=True) if share]
+        return [batch for result in ray.get(calls) for batch in result]
+
+    return play
+
+
+def run_evaluation(play: Play, config: EvaluationConfig, sampling: SamplingSettings,
                    arm: str, phase: str, gflops: float) -> list[EvalPoint]:
-    """One EvalPoint per split, the split's episodes shared out over `workers`."""
+    """One EvalPoint per split, the split's episodes played by `play`."""
     sampling = sampling.model_copy(update={
         "temperature": config.temperature, "seed": config.seed,
         **({"max_tokens": config.max_tokens} if config.max_tokens else {})})
     points = []
     for split, task in config.splits.items():
-        specs = evaluation_specs(config, split, task)
-        shares = [specs[i :: len(workers)] for i in range(len(workers))]
         temperature = config.split_temperatures.get(split, config.temperature)
         split_sampling = sampling.model_copy(update={"temperature": temperature})
-        calls = [w.evaluate.remote(share, split_sampling)
-                 for w, share in zip(workers, shares, strict=True) if share]
-        batches = [batch for result in ray.get(calls) for batch in result]
+        batches = play(evaluation_specs(config, split, task), split_sampling)
         points.append(summarise(batches, arm=arm, phase=phase, split=split, gflops=gflops,
                                 per_step=isinstance(task, VIRLConfig), temperature=temperature))
     return points

@@ -6,6 +6,10 @@ replacement under a new id, and the new worker loads the latest published weight
 asks for work. Scaling down stops a worker politely: it finishes the episodes it holds and
 ships them, and it is shut down only once the learner has taken all its batches (they live in
 the object store owned by the worker, and die with it).
+
+A worker that hangs instead of dying (a stopped process, a stuck engine) is found by its
+missed pulses (cluster.liveness): it is killed and replaced like a dead one. No call the fleet
+makes waits on a worker for longer than `worker_timeout_s` without hearing from it.
 """
 
 from __future__ import annotations
@@ -14,13 +18,19 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
 import ray
 from pydantic import BaseModel
 
+from cluster.liveness import LivenessWatch
+from cluster.runtime import JobFailed
 from cluster.weight_group import WeightGroup
+from envs.base import TaskInputError
 from rollout_workers.broadcast_messages import BroadcastPublication
 from rollout_workers.engine import EngineConfig
+from rollout_workers.engine.base import SamplingSettings
 from rollout_workers.episodes.config import RolloutConfig
+from rollout_workers.episodes.seeds import EpisodeSpec
 from rollout_workers.worker import remote_worker
 
 
@@ -43,8 +53,15 @@ class Publication(BaseModel):
     broadcast: BroadcastPublication | None = None
 
 
+WAIT_STEP_S = 2.0
+"""How often a call to every worker looks for hung or dead ones while it waits."""
+
+
 class FleetEvents(BaseModel):
     restarted: list[str] = []
+    """Workers replaced, whether they died or hung."""
+    hung: dict[str, str] = {}
+    """Of those, the ones killed for hanging, with what gave them away."""
     replayed_episodes: list[str] = []
 
 
@@ -54,7 +71,7 @@ class WorkerFleet:
     def __init__(self, broker: Any, engine: EngineConfig, rollout: RolloutConfig,
                  cpus_per_worker: float, gpus_per_worker: float = 0.0,
                  resources: dict[str, float] | None = None, max_restarts: int = 10,
-                 name_prefix: str = "revisor") -> None:
+                 name_prefix: str = "revisor", worker_timeout_s: float = 600.0) -> None:
         self.broker, self.engine, self.rollout = broker, engine, rollout
         self.options = {"num_cpus": cpus_per_worker, "num_gpus": gpus_per_worker,
                         "resources": resources or {}}
@@ -68,10 +85,14 @@ class WorkerFleet:
         self.name_prefix = name_prefix
         self.weight_group = WeightGroup(ranks_per_engine=engine.tensor_parallel_size)
         """Used only by NCCL publications (learner.weight_sync='nccl')."""
+        self.watch = LivenessWatch(worker_timeout_s)
+        self.events = FleetEvents()
+        """What happened to workers since the driver last asked (`check`)."""
 
     def scale_to(self, count: int) -> None:
         """Start or retire workers until `count` serve."""
         new = [self._start() for _ in range(count - len(self.members))]
+        _wait_until_started(new)
         self._serve(new)
         for member in list(self.members.values())[count:]:
             self.retire(member.worker_id)
@@ -79,51 +100,76 @@ class WorkerFleet:
     def engines(self) -> list[str]:
         """The distinct engine descriptions of the serving workers ('vllm (vllm
         implementation, in-process)', 'hf (cpu), instead of vllm: ...')."""
-        stats = ray.get([m.handle.stats.remote() for m in self.members.values()])
-        return sorted({s.engine.backend for s in stats})
+        return sorted({s.engine.backend for s in self.stats()})
+
+    def stats(self) -> list[Any]:
+        """The WorkerStats of every serving worker that answers."""
+        return list(self._call_all("stats").values())
 
     def publish(self, publication: Publication) -> None:
-        """Send new weights to every worker (each switches between two engine steps)."""
+        """Send new weights to every worker (each switches between two engine steps). A worker
+        that dies or hangs meanwhile is replaced, and its replacement loads `latest`."""
         self.latest = publication
         if publication.broadcast is not None:
             self.weight_group.publish(publication.version, publication.broadcast.layout,
                                       publication.broadcast.sender,
                                       {m.worker_id: m.handle for m in self.members.values()})
             return
-        pending = [m.handle.update_weights.remote(publication.ref, publication.version)
-                   for m in self.members.values()]
-        for ref in pending:
-            try:
-                ray.get(ref)
-            except ray.exceptions.RayActorError:
-                pass  # died mid-publication: `check` replaces it, and the new one loads `latest`
+        self._call_all("update_weights", publication.ref, publication.version)
 
     def check(self) -> FleetEvents:
-        """Replace every worker whose serve task ended in an error; returns what happened."""
-        events = FleetEvents()
-        refs = [m.serving for m in self.members.values()]
+        """Replace every worker whose serve task ended in an error or that hangs, and every
+        retiring one that hangs; returns what happened since the last call."""
+        refs = [m.serving for m in self.members.values() if m.serving is not None]
         done, _ = ray.wait(refs, num_returns=len(refs), timeout=0) if refs else ([], [])
-        for member in [m for m in self.members.values() if m.serving in done]:
+        ended = [m for m in self.members.values() if m.serving is not None and m.serving in done]
+        lost = 0
+        for member in ended:
             try:
                 ray.get(member.serving)
-            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError):
-                events.replayed_episodes += ray.get(self.broker.worker_lost.remote(member.worker_id))
-                events.restarted.append(member.worker_id)
-            del self.members[member.worker_id]
-        if events.restarted:
-            self._replace(len(events.restarted))
+            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as error:
+                _stop_on_broken_input(member.worker_id, error)
+                self._drop(member, "died")
+                lost += 1
+            else:
+                del self.members[member.worker_id]
+        lost += self._drop_hung()
+        if lost:
+            self._replace(lost)
+        events, self.events = self.events, FleetEvents()
         return events
 
     def pause(self) -> None:
         """Let every worker finish what it holds and stop serving (before an evaluation). What
         they hold may be more than the queue has room for, and only an update makes room:
-        the queue takes it all while they stop."""
+        the queue takes it all while they stop. A worker that hangs instead is replaced (by
+        one not yet serving: `resume` starts them all)."""
         ray.get(self.broker.accept_all.remote(True))
         try:
-            ray.get([m.handle.stop.remote() for m in self.members.values()])
-            ray.get([m.serving for m in self.members.values()])
+            self._call_all("stop", serve=False)
+            serving = {m.worker_id: m.serving for m in self.members.values()
+                       if m.serving is not None}
+            lost = len(serving) - len(self._gather(serving))
+            self._replace(lost, serve=False)
         finally:
             ray.get(self.broker.accept_all.remote(False))
+
+    def evaluate(self, specs: list[EpisodeSpec], sampling: SamplingSettings) -> list[pa.RecordBatch]:
+        """Play `specs` on the paused workers, shared out evenly; the share of a worker that
+        dies or hangs meanwhile is played again by its replacement, under the same seeds."""
+        batches: list[pa.RecordBatch] = []
+        todo = specs
+        while todo:
+            members = list(self.members.values())
+            shares = {m.worker_id: todo[i :: len(members)] for i, m in enumerate(members)}
+            calls = {worker_id: self.members[worker_id].handle.evaluate.remote(share, sampling)
+                     for worker_id, share in shares.items() if share}
+            results = self._gather(calls)
+            batches += [batch for result in results.values() for batch in result]
+            todo = [spec for worker_id in calls if worker_id not in results
+                    for spec in shares[worker_id]]
+            self._replace(len(calls) - len(results), serve=False)
+        return batches
 
     def resume(self) -> None:
         self._serve(list(self.members.values()))
@@ -157,12 +203,9 @@ class WorkerFleet:
             _shutdown(member.handle)
         return replayed
 
-    def handles(self) -> list[Any]:
-        return [m.handle for m in self.members.values()]
-
     def endpoints(self) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
-        for endpoints in ray.get([m.handle.metrics_endpoints.remote() for m in self.members.values()]):
+        for endpoints in self._call_all("metrics_endpoints").values():
             for role, addresses in endpoints.items():
                 found.setdefault(role, []).extend(addresses)
         return found
@@ -175,12 +218,71 @@ class WorkerFleet:
         self.members.clear()
         self.retiring.clear()
 
-    def _replace(self, count: int) -> None:
+    def _call_all(self, method: str, *args: Any, serve: bool = True) -> dict[str, Any]:
+        """`method(*args)` on every serving worker; worker id -> result, for those that
+        answered. The others died or hung: they are replaced (and the replacements serve at
+        once when `serve`)."""
+        calls = {m.worker_id: getattr(m.handle, method).remote(*args) for m in self.members.values()}
+        results = self._gather(calls)
+        self._replace(len(calls) - len(results), serve=serve)
+        return results
+
+    def _gather(self, calls: dict[str, Any]) -> dict[str, Any]:
+        """Wait for one call per worker (worker id -> ObjectRef) and return the results of
+        those that answered; a worker whose call fails, or that hangs while the others
+        answer, is dropped (`_drop`): never a wait without end on one worker."""
+        results: dict[str, Any] = {}
+        pending = dict(calls)
+        while pending:
+            done, _ = ray.wait(list(pending.values()), num_returns=len(pending), timeout=WAIT_STEP_S)
+            for worker_id, ref in list(pending.items()):
+                if ref in done:
+                    del pending[worker_id]
+                    try:
+                        results[worker_id] = ray.get(ref)
+                    except ray.exceptions.RayActorError:
+                        self._drop(self.members[worker_id], "died")
+            hung = self.watch.hung({w: self.members[w].handle for w in pending})
+            for worker_id, why in hung.items():
+                del pending[worker_id]
+                self._drop(self.members[worker_id], why, hung=why != "died")
+        return results
+
+    def _drop_hung(self) -> int:
+        """Drop the hung workers, serving or retiring; returns how many served."""
+        handles = {m.worker_id: m.handle for m in [*self.members.values(), *self.retiring]}
+        serving = 0
+        for worker_id, why in self.watch.hung(handles).items():
+            member = self.members.get(worker_id) or next(
+                m for m in self.retiring if m.worker_id == worker_id)
+            serving += worker_id in self.members
+            self._drop(member, why, hung=why != "died")
+        return serving
+
+    def _drop(self, member: Member, why: str, hung: bool = False) -> None:
+        """Forget a dead or hung worker: kill it (a hung process answers nothing else), and
+        put the episodes it held, and its batches nobody took, back in line."""
+        ray.kill(member.handle, no_restart=True)
+        if hung:
+            self.events.hung[member.worker_id] = why
+        self.members.pop(member.worker_id, None)
+        if member in self.retiring:
+            self.retiring.remove(member)
+        self.watch.forget({member.worker_id})
+        self.events.restarted.append(member.worker_id)
+        self.events.replayed_episodes += ray.get(self.broker.worker_lost.remote(member.worker_id))
+
+    def _replace(self, count: int, serve: bool = True) -> None:
+        if not count:
+            return
         self.restarts += count
         if self.restarts > self.max_restarts:
-            raise RuntimeError(f"rollout workers died {self.restarts} times (the limit is "
+            raise RuntimeError(f"rollout workers died or hung {self.restarts} times (the limit is "
                                f"cluster.max_worker_restarts={self.max_restarts}); see the Ray logs")
-        self._serve([self._start() for _ in range(count)])
+        new = [self._start() for _ in range(count)]
+        _wait_until_started(new)
+        if serve:
+            self._serve(new)
 
     def _start(self) -> Member:
         worker_id = f"rollout-{next(self._ids)}"
@@ -195,6 +297,22 @@ class WorkerFleet:
     def _serve(self, members: list[Member]) -> None:
         for member in members:
             member.serving = member.handle.serve.remote(self.broker)
+
+
+def _wait_until_started(members: list[Member]) -> None:
+    """Until every new worker has loaded its engine. Liveness pulses judge a worker only from
+    then on: an engine load takes from seconds to many minutes, and a worker that dies while
+    loading fails this call."""
+    ray.get([m.handle.pulse.remote() for m in members])
+
+
+def _stop_on_broken_input(worker_id: str, error: Exception) -> None:
+    """A worker that failed on a task input (a route file or photo gone while the job runs)
+    ends the job in one line: every replacement would fail the same way."""
+    cause = getattr(error, "cause", None)  # the exception as raised, not Ray's wrapper
+    if isinstance(cause, TaskInputError):
+        message = str(cause).strip().splitlines()[-1]
+        raise JobFailed(f"rollout worker {worker_id} cannot play the task: {message}") from None
 
 
 def _current_weights(publication: Publication) -> Any:

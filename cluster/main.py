@@ -153,6 +153,7 @@ def run_job(config: ExperimentConfig, resume: bool = False) -> dict:
     if config.arm == "rl":
         summary["episodes"] = rl.episodes
         summary["worker_restarts"] = rl.restarts
+        summary["env_actor_restarts"] = rl.env_actor_restarts
         summary["policy_version"] = rl.policy_version
         summary["rollout_engine"] = rl.engines
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))

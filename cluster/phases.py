@@ -11,7 +11,7 @@ from rich.console import Console
 from cluster.compute import TokenCounts, training_gflops
 from cluster.config import ExperimentConfig
 from cluster.driver import RLDriver, RLOutcome
-from cluster.evaluation import run_evaluation
+from cluster.evaluation import run_evaluation, share_out
 from cluster.results import EvalPoint
 from learner.group import run_sft_on_ranks
 from learner.sft import PROGRESS_LOG
@@ -78,7 +78,7 @@ def evaluate_model(config: ExperimentConfig, model: str, phase: str, gflops: flo
                              num_gpus=c.gpus_per_worker, resources=c.worker_resources)
                for i in range(c.rollout_workers)]
     try:
-        return run_evaluation(workers, config.evaluation, config.rollout.sampling,
+        return run_evaluation(share_out(workers), config.evaluation, config.rollout.sampling,
                               arm or config.arm, phase, gflops)
     finally:
         for worker in workers:

@@ -45,8 +45,13 @@ def ray_cluster(config: ClusterConfig) -> Iterator[None]:
         yield
 
 
+class JobFailed(RuntimeError):
+    """A failure the job can explain in one line, with what to do next (exit status 1)."""
+
+
 def run_command(prog: str, job: Callable[[], Result]) -> tuple[int, Result | None]:
-    """Run a job as a command: (0, its result), or (2, None) after printing a settings error.
+    """Run a job as a command: (0, its result), (2, None) after printing a settings error, or
+    (1, None) after printing why the job failed (JobFailed).
     `ray job stop` (SIGTERM) and Ctrl-C unwind it, so its actors and the embedded cluster
     are released."""
     if threading.current_thread() is threading.main_thread():
@@ -56,6 +61,9 @@ def run_command(prog: str, job: Callable[[], Result]) -> tuple[int, Result | Non
     except SettingsError as error:
         print(f"{prog}: {error}", file=sys.stderr)
         return 2, None
+    except JobFailed as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return 1, None
     finally:
         if ray.is_initialized():
             ray.shutdown()

@@ -57,6 +57,13 @@ EVAL_SUCCESS = CATALOGUE.gauge(
 EVAL_EPISODES = CATALOGUE.gauge(
     "revisor_eval_episodes", "Episodes behind the last evaluation's success rate.",
     ("task", "variant", "split"))
+UPDATE_SECONDS = CATALOGUE.gauge(
+    "revisor_update_seconds", "Seconds the last update spent in each part (wait for episodes, "
+    "score, PPO epochs, export and publish weights, checkpoint, evaluate, other).", ("part",))
+"""Labelled `part`, not `phase`: on episode series `phase` tells training from evaluation."""
+BUSY_FRACTION = CATALOGUE.gauge(
+    "revisor_busy_fraction", "Share of the last update's wall time the learner trained and the "
+    "rollout workers generated (mean over workers).", ("role",))
 
 _LEDGER_COUNTERS = {"issued": LEDGER_ISSUED, "completed": LEDGER_COMPLETED,
                     "reissued": LEDGER_REISSUED, "duplicates_rejected": LEDGER_DUPLICATES,
@@ -86,6 +93,15 @@ def record_ledger(counts: Any) -> None:
     values = counts if isinstance(counts, Mapping) else counts.model_dump()
     for field, counter in _LEDGER_COUNTERS.items():
         _advance(f"ledger.{field}", counter, values.get(field, 0))
+
+
+def record_update_time(phases: Mapping[str, float], busy: Mapping[str, float]) -> None:
+    """Where the last update's seconds went, and how busy each role was during it."""
+    for phase, seconds in phases.items():
+        UPDATE_SECONDS.labels(phase).set(seconds)
+    for role, share in busy.items():
+        _check_role(role)
+        BUSY_FRACTION.labels(role).set(share)
 
 
 def record_workers(role: str, desired: int, alive: int) -> None:

@@ -20,6 +20,11 @@ from pydantic import BaseModel, ConfigDict
 from verifier.base import Verdict
 
 
+class TaskInputError(ValueError):
+    """A task input that cannot be read (a route file, a photo table, a photo): the same for
+    every rollout worker, so the job ends naming it instead of replacing workers in vain."""
+
+
 class Observation(BaseModel):
     """What the model is shown at one point of an episode."""
 

@@ -40,6 +40,8 @@ class UpdateResult(BaseModel):
 
     stats: UpdateStats
     weights: WeightPublication | None = None
+    export_seconds: float = 0.0
+    """Time to gather and pack the weights it published (0 when none was due)."""
 
 
 class RankActor:
@@ -129,6 +131,16 @@ class RankActor:
         return SFTTrainer(config, hooks).run()
 
 
+class LearnerRankLost(RuntimeError):
+    """A learner rank's process died (the node lost, killed, out of memory): the update it
+    was part of cannot finish, and the job can only go on from a checkpoint."""
+
+    def __init__(self, rank: int, error: Exception) -> None:
+        self.rank = rank
+        why = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        super().__init__(f"learner rank {rank} died ({why[:200]})")
+
+
 class RankPool:
     """N rank actors placed together (PACK) and joined into one process group."""
 
@@ -154,7 +166,19 @@ class RankPool:
 
     def call(self, method: str, *args: Any) -> list[Any]:
         """Call `method` on every rank at once (collectives need all of them) and wait."""
-        return ray.get([getattr(r, method).remote(*args) for r in self.ranks])
+        return self.gather([getattr(r, method).remote(*args) for r in self.ranks])
+
+    def gather(self, refs: list[ray.ObjectRef]) -> list[Any]:
+        """The results of one call per rank, in rank order. A rank that dies ends the wait at
+        once with LearnerRankLost: its peers may be stuck in a collective waiting for it."""
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            try:
+                ray.get(done[0])
+            except ray.exceptions.RayActorError as error:
+                raise LearnerRankLost(refs.index(done[0]), error) from None
+        return ray.get(refs)
 
     def shutdown(self) -> None:
         for rank in self.ranks:
@@ -181,8 +205,11 @@ class LearnerGroup:
         """One PPO update on the referenced record batches, then a publication when due."""
         stats = self.pool.call("update", list(batch_refs))[0]
         self._updates += 1
-        due = self._updates % self.config.publish_every == 0
-        return UpdateResult(stats=stats, weights=self.publish() if due else None)
+        if self._updates % self.config.publish_every:
+            return UpdateResult(stats=stats)
+        began = time.perf_counter()
+        weights = self.publish()
+        return UpdateResult(stats=stats, weights=weights, export_seconds=time.perf_counter() - began)
 
     def publish(self, version: int | None = None) -> WeightPublication:
         """Gather the full weights (a collective under ZeRO-3) and leave them, packed, in the
@@ -199,7 +226,7 @@ class LearnerGroup:
             return WeightPublication(
                 broadcast=BroadcastPublication(layout=layout, sender=self.pool.ranks[0]), **info)
         calls = [r.export.options(num_returns=2).remote() for r in self.pool.ranks]
-        infos = ray.get([info for info, _ in calls])
+        infos = self.pool.gather([info for info, _ in calls])
         _check_version(version, infos[0]["version"])
         return WeightPublication(ref=calls[0][1], **infos[0])
 

@@ -58,6 +58,8 @@ class UpdateStats(BaseModel):
     on-policy (sampler and learner agree), grows with staleness or a temperature mismatch."""
     behaviour_logprob_gap_max: float
     seconds: float
+    score_seconds: float = 0.0
+    """Of `seconds`, the forwards for old log-probs, values and advantages before the epochs."""
     epoch_losses: list[float]
     """The full-batch loss of each epoch's minibatches, averaged: comparable across rank counts."""
 
@@ -90,6 +92,7 @@ class PPOTrainer:
             turns = self.vision.expand(turns)
         rows = shard_groups(turns, self.engine.rank, self.engine.world_size)
         scored = self.score(turns, rows)
+        score_seconds = time.perf_counter() - start
         epoch_losses, sums, steps, norms = [], {}, 0, []
         for epoch in range(self.config.ppo_epochs):
             epoch_loss = 0.0
@@ -104,7 +107,8 @@ class PPOTrainer:
         grad_norm = sum(norms) / len(norms) if norms else None
         return UpdateStats(policy_version=version + 1, **means, grad_norm=grad_norm,
                            lr=self.engine.lr, optimizer_steps=steps,
-                           seconds=time.perf_counter() - start, epoch_losses=epoch_losses,
+                           seconds=time.perf_counter() - start, score_seconds=score_seconds,
+                           epoch_losses=epoch_losses,
                            **self._behaviour_gap(turns, scored), **batch_stats(turns, version))
 
     def score(self, turns: Turns, rows: list[int]) -> Scored:

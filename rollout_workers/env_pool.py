@@ -11,6 +11,7 @@ no episode in flight is lost or counted twice.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
@@ -63,6 +64,8 @@ class EnvClient(Protocol):
 
     def endpoints(self) -> list[str]: ...
 
+    def restarts_seen(self) -> int: ...
+
     def close(self) -> None: ...
 
 
@@ -72,6 +75,11 @@ EpisodeFactory = Callable[[EpisodeSpec], Episode]
 def registered_episode(spec: EpisodeSpec) -> Episode:
     """The registered task's episode for `spec` (envs.registry)."""
     return make_episode(spec.task, spec.seed)
+
+
+class UnknownEpisode(KeyError):
+    """An answer for an episode this table does not hold: on an env actor, the sign that Ray
+    restarted it between two calls (its episodes died with the old process)."""
 
 
 class EpisodeTable:
@@ -89,7 +97,7 @@ class EpisodeTable:
         for answer in answers:
             episode = self._episodes.get(answer.episode_id)
             if episode is None:
-                raise KeyError(f"episode {answer.episode_id!r} is not in play here")
+                raise UnknownEpisode(f"episode {answer.episode_id!r} is not in play here")
             began = time.perf_counter()
             transition = episode.submit(answer.text)
             telemetry.record_env_step(episode.task, episode.variant, time.perf_counter() - began)
@@ -117,6 +125,10 @@ class EpisodeTable:
         """None of its own: in-process, verification is measured by the worker's endpoint."""
         return []
 
+    def restarts_seen(self) -> int:
+        """None: in-process episodes live and die with the rollout worker."""
+        return 0
+
     def close(self) -> None:
         self._episodes.clear()
 
@@ -139,6 +151,9 @@ class EnvActor(EpisodeTable):
     def endpoint(self) -> str | None:
         return self.address
 
+    def pid(self) -> int:
+        return os.getpid()
+
 
 class EnvPool:
     """Episodes spread over `size` env actors; one remote call per actor per batch call."""
@@ -154,6 +169,9 @@ class EnvPool:
         self._actors = [actor_class.remote(f"{name}-{k}", metrics) for k in range(size)]
         self._home: dict[str, int] = {}
         self._played: dict[str, tuple[EpisodeSpec, list[str]]] = {}
+        self._pids: list[int | None] = [None] * size
+        self._restarts = 0
+        self.restarts_seen()  # each actor's first process, to tell a restart by
 
     def start(self, specs: Sequence[EpisodeSpec]) -> list[EpisodeStart]:
         load = [0] * len(self._actors)
@@ -181,13 +199,36 @@ class EnvPool:
 
     def release(self, episode_ids: Sequence[str]) -> None:
         by_actor = _group(list(episode_ids), [self._home[i] for i in episode_ids])
-        ray.get([self._actors[k].release.remote(ids) for k, ids in by_actor.items()])
+        for ref in [self._actors[k].release.remote(ids) for k, ids in by_actor.items()]:
+            try:
+                ray.get(ref)
+            except RayActorError:
+                pass  # a restarted actor holds none of them; the next call restores the rest
         for episode_id in episode_ids:
             self._forget(episode_id)
 
+    def restarts_seen(self) -> int:
+        """Env actors Ray restarted so far, seen as a new process behind the same actor
+        (whether or not it held episodes when it died)."""
+        for k, ref in enumerate([actor.pid.remote() for actor in self._actors]):
+            try:
+                pid = ray.get(ref)
+            except RayActorError:
+                continue  # restarting now: counted next time
+            self._restarts += self._pids[k] is not None and pid != self._pids[k]
+            self._pids[k] = pid
+        return self._restarts
+
     def endpoints(self) -> list[str]:
-        """The env actors' metrics endpoints (host:port), for Prometheus' target list."""
-        return [a for a in ray.get([actor.endpoint.remote() for actor in self._actors]) if a]
+        """The env actors' metrics endpoints (host:port), for Prometheus' target list (an actor
+        restarting now is listed next time)."""
+        found = []
+        for ref in [actor.endpoint.remote() for actor in self._actors]:
+            try:
+                found.append(ray.get(ref))
+            except RayActorError:
+                pass
+        return [a for a in found if a]
 
     def close(self) -> None:
         for actor in self._actors:
@@ -211,11 +252,11 @@ class EnvPool:
         return ordered
 
     def _result(self, k: int, ref: Any, method: str, share: list[Any]) -> Any:
-        """The call's result; if the actor died, replay its episodes on the restarted actor
-        and make the call again."""
+        """The call's result; if the actor died (during the call, or before it and was
+        restarted empty), replay its episodes on the restarted actor and make the call again."""
         try:
             return ray.get(ref)
-        except RayActorError:
+        except (RayActorError, UnknownEpisode):
             pass
         played = [self._played[i] for i, home in self._home.items() if home == k]
         actor = self._actors[k]

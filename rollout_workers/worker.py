@@ -12,9 +12,11 @@ episodes play; the engine switches policy version between two engine steps, neve
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
@@ -38,6 +40,8 @@ from rollout_workers.weights import PackedWeights, WeightLayout, unpack_weights
 
 CONTROL_GROUP = "control"
 """Concurrency group of the calls served while rollouts stream (stats, weight updates)."""
+LIVENESS_GROUP = "liveness"
+"""Concurrency group of `pulse` alone: answered even while a weight load waits for the engine."""
 
 
 class WorkerStats(BaseModel):
@@ -46,6 +50,8 @@ class WorkerStats(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     worker_id: str
+    pid: int
+    """The worker's process (to inspect or signal it on its node)."""
     episodes: int
     successes: int
     turns: int
@@ -59,6 +65,8 @@ class WorkerStats(BaseModel):
     env_seconds: float
     """Time decoding answers and waiting for the verifier."""
     policy_version: int
+    env_actor_restarts: int = 0
+    """Env/verifier actors of this worker found dead, restarted, their episodes replayed."""
     engine: EngineReport
 
 
@@ -90,6 +98,8 @@ class RolloutWorker:
         """What the episodes played now are for (telemetry.PHASES)."""
         self._batches = 0
         self._rollout_seconds = 0.0
+        self._busy_since: float | None = None
+        """When the engine step (or weight load) now running began; None between them."""
 
     def rollouts(self, source: Any, max_episodes: int | None = None) -> Iterator[pa.RecordBatch]:
         """Play episodes from `source` (anything with `take(n)`, or an actor offering it) and
@@ -163,7 +173,7 @@ class RolloutWorker:
         counters = self.runner.counters
         while True:
             engine_seconds, turns = counters.engine_seconds, counters.turns
-            with self._engine_lock:
+            with self._engine_lock, self._busy():
                 finished = next(steps, None)
             if finished is None:
                 return
@@ -198,7 +208,7 @@ class RolloutWorker:
         else:
             pairs = weights.items() if isinstance(weights, dict) else weights
         loaded_bytes = _loaded_bytes(self.engine)
-        with self._engine_lock:
+        with self._engine_lock, self._busy():
             began = time.perf_counter()
             self.engine.update_weights(pairs, version)
             self.policy_version = version
@@ -216,7 +226,7 @@ class RolloutWorker:
         """weight_sync='nccl': take the weights of `layout` by broadcast from learner rank 0,
         between two engine steps, as policy `version`; returns the version now served."""
         engine = self._broadcast_engine()
-        with self._engine_lock:
+        with self._engine_lock, self._busy():
             began = time.perf_counter()
             engine.receive_weights(layout, version)
             self.policy_version = version
@@ -234,6 +244,22 @@ class RolloutWorker:
                                f"{self.worker_id} runs {type(self.engine).__name__}")
         return self.engine
 
+    @ray.method(concurrency_group=LIVENESS_GROUP)
+    def pulse(self) -> float:
+        """Seconds the current engine step or weight load has been running (0 between them):
+        the driver's liveness check (cluster.liveness). An unanswered pulse means a process
+        that cannot run at all; a long answer, an engine stuck inside one step."""
+        began = self._busy_since
+        return 0.0 if began is None else time.monotonic() - began
+
+    @contextmanager
+    def _busy(self) -> Iterator[None]:
+        self._busy_since = time.monotonic()
+        try:
+            yield
+        finally:
+            self._busy_since = None
+
     @ray.method(concurrency_group=CONTROL_GROUP)
     def metrics_endpoints(self) -> dict[str, list[str]]:
         """This worker's and its env actors' metrics endpoints, by role, for Prometheus."""
@@ -245,11 +271,12 @@ class RolloutWorker:
         c = self.runner.counters
         engine = self.engine.stats()
         return WorkerStats(
-            worker_id=self.worker_id, episodes=c.episodes, successes=c.successes, turns=c.turns,
+            worker_id=self.worker_id, pid=os.getpid(), episodes=c.episodes, successes=c.successes, turns=c.turns,
             engine_calls=c.engine_calls, generated_tokens=c.generated_tokens,
             record_batches=self._batches, rollout_seconds=self._rollout_seconds,
             engine_seconds=c.engine_seconds, env_seconds=c.env_seconds,
             policy_version=engine.policy_version, engine=engine,
+            env_actor_restarts=self.envs.restarts_seen(),
         )
 
     @ray.method(concurrency_group=CONTROL_GROUP)
@@ -263,7 +290,7 @@ class RolloutWorker:
 def remote_worker(worker_id: str, engine_config: EngineConfig, config: RolloutConfig,
                   num_cpus: float = 1, **options: Any) -> Any:
     """Start a RolloutWorker actor (a handle); extra `options` go to Ray (resources, name)."""
-    actor_class = ray.remote(concurrency_groups={CONTROL_GROUP: 1})(RolloutWorker).options(
+    actor_class = ray.remote(concurrency_groups={CONTROL_GROUP: 1, LIVENESS_GROUP: 1})(RolloutWorker).options(
         num_cpus=num_cpus, runtime_env=actor_runtime_env(), **options
     )
     return actor_class.remote(worker_id, engine_config, config)

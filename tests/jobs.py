@@ -172,3 +172,27 @@ class BatchMaker:
         assert ray.get(broker.put.remote(BatchMeta.of(batch), [ray.put(batch)]))
         return [s["episode_id"] for s in specs]
 
+
+def process_gone(pid: int, within_s: float = 60.0) -> bool:
+    """Whether process `pid` ends (or is left a zombie) within `within_s`."""
+    import psutil
+
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def process_title(process) -> str:
+    """A process's title as Ray sets it ('ray::RankActor'); '' for one that is gone."""
+    import psutil
+
+    try:
+        return " ".join(process.cmdline()).strip()
+    except psutil.Error:
+        return ""

@@ -102,6 +102,7 @@ def test_exported_series_are_the_names_the_processes_serve():
     driver.record_workers("rollout", 1, 1)
     driver.record_worker_restart("rollout", "w-dash")
     driver.record_evaluation("gp", "dash-check", "id", 0.5, 2)
+    driver.record_update_time({"wait": 1.0}, {"learner": 0.5})
     text = prometheus_client.generate_latest().decode()
     served = {sample.name for family in text_string_to_metric_families(text)
               if family.name.startswith("revisor_") for sample in family.samples}

@@ -67,6 +67,7 @@ def test_embedded_job_trains_on_policy_and_leaves_a_readable_run_directory(tmp_p
     # the engine once showed here as gaps of 0.1-0.3 from the second update on)
     assert all(row["behaviour_logprob_gap_max"] < 1e-2 for row in rows), rows
     assert all(row["episodes"] == 16 for row in rows)
+    _assert_rows_say_where_time_went(rows)
     points = read_evaluations(run)
     assert {(p.phase, p.split) for p in points} == {
         (phase, split) for phase in ("init", "step-2") for split in ("id", "id-greedy", "ood-rule")}
@@ -81,6 +82,21 @@ def test_embedded_job_trains_on_policy_and_leaves_a_readable_run_directory(tmp_p
     assert "Recall or skill" in (run / "report" / "report.md").read_text()
     assert (run / "checkpoints" / "version-2").is_dir() and (run / "sft").is_dir()
     assert (run / "config.yaml").exists() and (run / "report" / "report.md").exists()
+
+
+def _assert_rows_say_where_time_went(rows: list[dict]) -> None:
+    """Every update's wall time is split into its phases, and the learner's and the rollout
+    workers' busy shares are real shares."""
+    from cluster.update_clock import PHASES
+
+    for row in rows:
+        phases = row["phases"]
+        assert set(phases) == set(PHASES) and all(v >= 0 for v in phases.values()), row
+        assert sum(phases.values()) == pytest.approx(row["seconds"], abs=0.02), row
+        assert phases["ppo"] > 0 and phases["publish"] > 0 and phases["checkpoint"] > 0, phases
+        assert 0 < row["busy"]["learner"] <= 1 and 0 <= row["busy"]["rollout"] <= 1, row["busy"]
+    # the workers may have played update 1's episodes before it began, never update 2's
+    assert rows[-1]["phases"]["wait"] > 0 and rows[-1]["busy"]["rollout"] > 0, rows[-1]
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from tests.jobs import (
     finish,
     interrupt,
     logged_steps,
+    process_title,
     run_job,
     small_job,
     start_job,
@@ -72,20 +73,27 @@ def test_live_scaling_one_two_one_loses_and_repeats_no_episode(tmp_path):
     assert summary(run)["worker_restarts"] == 0
 
 
+RESUME_UPDATES, RESUME_EVERY = 6, 2
+RESUME_SETTINGS = [f"training.updates={RESUME_UPDATES}", f"training.checkpoint_every={RESUME_EVERY}",
+                   "cluster.rollout_workers=1"]
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    """A run of 6 updates, never interrupted: what every resumed run must end as."""
+    root = tmp_path_factory.mktemp("straight")
+    run_job(small_job(root / "a", "resume-a", *RESUME_SETTINGS), root / "a.log")
+    return root / "a"
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(2400)  # three jobs one after another
-def test_an_interrupted_and_resumed_run_matches_an_uninterrupted_one(tmp_path):
-    """Run A trains 6 updates straight. Run B is stopped with SIGTERM right after logging
-    update 3 (checkpoint 2 on disk), then resumed with --resume: the updates after the
-    checkpoint are done again, and the run ends exactly as A did."""
-    updates, every = 6, 2
-    settings = [f"training.updates={updates}", f"training.checkpoint_every={every}",
-                "cluster.rollout_workers=1"]
-    run_a, run_b = tmp_path / "a", tmp_path / "b"  # one tiny model, tmp_path/model
-    run_job(small_job(run_a, "resume-a", *settings), tmp_path / "a.log")
-
-    log_b = tmp_path / "b.log"
-    job = start_job(small_job(run_b, "resume-b", *settings), log_b)
+def test_an_interrupted_and_resumed_run_matches_an_uninterrupted_one(tmp_path, straight_run):
+    """Run B is stopped with SIGTERM right after logging update 3 (checkpoint 2 on disk), then
+    resumed with --resume: the updates after the checkpoint are done again, and the run ends
+    exactly as the straight run did."""
+    run_b, log_b = tmp_path / "b", tmp_path / "b.log"
+    job = start_job(small_job(run_b, "resume-b", *RESUME_SETTINGS), log_b)
     try:
         wait_for(lambda: len(logged_steps(run_b)) >= 3, job, log_b, "update 3")
     finally:
@@ -95,12 +103,42 @@ def test_an_interrupted_and_resumed_run_matches_an_uninterrupted_one(tmp_path):
     saved = sorted(p.name for p in (run_b / "checkpoints").iterdir())
     print(f"interrupted with updates {logged} logged and checkpoints {saved}")
     run_job(["--resume", str(run_b)], tmp_path / "b-resume.log")
+    _assert_resumed_exactly(straight_run, run_b)
 
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_a_dead_learner_rank_ends_the_job_naming_it_and_resume_goes_on_exactly(tmp_path, straight_run):
+    """The learner rank's process is killed after update 3: the job ends at once (exit 1) with
+    one line naming the rank and the last complete checkpoint, and --resume finishes the run
+    exactly as the straight run."""
+    import psutil
+
+    run, log = tmp_path / "c", tmp_path / "c.log"
+    job = start_job(small_job(run, "rank-lost", *RESUME_SETTINGS), log)
+    try:
+        wait_for(lambda: len(logged_steps(run)) >= 3, job, log, "update 3")
+        ranks = [p for p in psutil.Process(job.pid).children(recursive=True)
+                 if process_title(p) == "ray::RankActor"]
+        assert len(ranks) == 1, ranks
+        ranks[0].kill()
+        code = job.wait(timeout=300)
+    finally:
+        interrupt(job)
+    said = log.read_text()
+    assert code == 1, said[-3000:]
+    assert "revisor: learner rank 0 died" in said and "Traceback" not in said, said[-3000:]
+    assert f"{run / 'checkpoints'}/version-" in said and f"--resume {run}" in said, said[-3000:]
+    run_job(["--resume", str(run)], tmp_path / "c-resume.log")
+    _assert_resumed_exactly(straight_run, run)
+
+
+def _assert_resumed_exactly(run_a, run_b) -> None:
     a, b = summary(run_a), summary(run_b)
-    assert b["policy_version"] == a["policy_version"] == updates
+    assert b["policy_version"] == a["policy_version"] == RESUME_UPDATES
     assert b["episodes"] == a["episodes"]
     assert b["tokens"] == a["tokens"]
-    episodes = assert_every_episode_trained_once(run_b, updates, PER_UPDATE)
+    episodes = assert_every_episode_trained_once(run_b, RESUME_UPDATES, PER_UPDATE)
     assert episodes["reissued"] == 0
     # Sampling is seeded per episode and turn, minibatches per version: the resumed run
     # plays and learns exactly what the uninterrupted one did, update by update.

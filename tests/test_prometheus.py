@@ -253,18 +253,15 @@ def test_every_dashboard_query_shows_live_data(live_job):
     assert live_job.running(), "the dashboard was checked after the job ended"
 
 
-def test_the_job_finishes_and_succeeds(live_job):
-    """Last in the module: the job was only watched, never disturbed."""
-    try:
-        code = live_job.process.wait(timeout=900)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the job is still running after 15 minutes:\n{live_job.log_tail()}")
-    assert code == 0, live_job.log_tail()
-    assert [row["step"] for row in read_training_log(live_job.run_dir)] == \
-        list(range(1, UPDATES + 1))
-    summary = json.loads((live_job.run_dir / "summary.json").read_text())
-    assert summary["episodes"]["completed"] == UPDATES * 16
-    assert summary["policy_version"] == UPDATES
+def test_each_update_says_where_its_time_went(live_job):
+    """The parts of the last update and the busy shares of learner and rollout workers."""
+    parts = live_job.wait_for("update time by part", lambda: live_job.query(
+        'revisor_update_seconds{part="ppo"} > 0'))
+    assert parts and {row["metric"]["job"] for row in parts} == {"driver"}
+    seen = {row["metric"]["part"] for row in live_job.query("revisor_update_seconds")}
+    assert seen == {"wait", "score", "ppo", "export", "publish", "checkpoint", "evaluate", "other"}
+    busy = live_job.query('revisor_busy_fraction{role="learner"} > 0')
+    assert busy and all(0 < float(row["value"][1]) <= 1 for row in busy)
 
 
 def _workers(rows: list[dict]) -> set[str]:
@@ -285,3 +282,23 @@ def _dashboard_queries() -> list[str]:
                 expr = expr.replace(variable, value)
             queries.append(expr)
     return queries
+
+
+def test_the_job_finishes_and_succeeds(live_job):
+    """Last in the module: the job was only watched, never disturbed."""
+    try:
+        code = live_job.process.wait(timeout=900)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the job is still running after 15 minutes:\n{live_job.log_tail()}")
+    assert code == 0, live_job.log_tail()
+    assert [row["step"] for row in read_training_log(live_job.run_dir)] == \
+        list(range(1, UPDATES + 1))
+    summary = json.loads((live_job.run_dir / "summary.json").read_text())
+    assert summary["episodes"]["completed"] == UPDATES * 16
+    assert summary["policy_version"] == UPDATES
+    # the episode accounting reached Prometheus, up to the job's final counts
+    for field in ("issued", "completed", "reissued"):
+        scraped = live_job.query(f"max_over_time(revisor_episodes_{field}_total[15m])")
+        assert float(scraped[0]["value"][1]) == summary["episodes"][field], (field, scraped)
+
+

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
@@ -93,6 +94,39 @@ def test_env_pool_matches_local_play_and_survives_actor_death(cluster: None) -> 
             assert pool.submit(answers) == local.submit(answers)
         assert pid_of(pool._actors[0]) != first_pid, "the env actor was restarted"
         assert local.in_play() == 0 and not pool._played
+        assert pool.restarts_seen() == 1
+    finally:
+        pool.close()
+
+
+def _pid_once_restarted(actor: Any, old_pid: int, within_s: float = 60.0) -> int:
+    """The actor's new process id, once Ray has restarted it (ray.kill returns at once)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            pid = pid_of(actor)
+            if pid != old_pid:
+                return pid
+        except ray.exceptions.RayActorError:
+            pass
+        time.sleep(0.2)
+    return old_pid
+
+
+def test_an_env_actor_restarted_between_two_calls_gets_its_episodes_back(cluster: None) -> None:
+    """Killed while idle, Ray restarts it empty before the pool calls it again: the pool
+    must see the missing episodes as a restart, not fail the rollout worker."""
+    specs = SeedRange(task=GP_L, count=4).take(4)
+    local, pool = EpisodeTable(), EnvPool(1, cpus_per_actor=0.1)
+    try:
+        pool.start(specs)
+        local.start(specs)
+        first_pid = pid_of(pool._actors[0])
+        ray.kill(pool._actors[0], no_restart=False)
+        assert _pid_once_restarted(pool._actors[0], first_pid) != first_pid  # restarted, holding nothing
+        answers = [Answer(episode_id=s.episode_id, text='{"formula": "1+1"}') for s in specs]
+        assert pool.submit(answers) == local.submit(answers)
+        assert pool.restarts_seen() == 1
     finally:
         pool.close()
 

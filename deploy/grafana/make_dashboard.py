@@ -128,6 +128,10 @@ ROWS = [
             ("revisor_ppo_stale_weight", "mean weight"), ("revisor_ppo_stale_dropped", "dropped share")]),
         ("SFT loss", "short", [("revisor_sft_loss", "loss per answer token")]),
     ]),
+    ("Where an update's time goes", [
+        ("Update time by part", "s", [("revisor_update_seconds", "{{part}}")]),
+        ("Busy share of wall time", "percentunit", [("revisor_busy_fraction", "{{role}}")]),
+    ]),
     ("Workers", [
         ("Actors desired and alive", "short", [
             ("revisor_workers_desired", "desired {{role}}"), ("revisor_workers_alive", "alive {{role}}")]),

@@ -17,6 +17,7 @@ from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
 
+from envs.base import TaskInputError
 from envs.virl.cities import BENCHMARK_CITIES, TRAIN_CITY, Palette
 from envs.virl.geometry import signed_turn, wrap
 from envs.virl.imagery import find_photo
@@ -53,6 +54,14 @@ def view_of(bearing: float) -> str:
     return VIEWS[int(wrap(angle + 45.0) // 90.0) % 4]
 
 
+def _photo_tile(path: str, tile_px: int) -> Image.Image:
+    try:
+        with Image.open(path) as photo:
+            return photo.convert("RGB").resize((tile_px, tile_px))
+    except OSError as error:
+        raise TaskInputError(f"{path}: cannot read the photo: {error}") from None
+
+
 def render_grid(step: Step, city: str, tile_px: int = 224, ref: str = "",
                 photos: Sequence[ImageRef] = ()) -> Image.Image:
     """The 2x2 grid image for one position of the walk."""
@@ -64,8 +73,7 @@ def render_grid(step: Step, city: str, tile_px: int = 224, ref: str = "",
     use_photos = all(found.values())
     for view in VIEWS:
         if use_photos:
-            with Image.open(found[view].path) as photo:  # type: ignore[union-attr]
-                tile = photo.convert("RGB").resize((tile_px, tile_px))
+            tile = _photo_tile(found[view].path, tile_px)  # type: ignore[union-attr]
         else:
             rng = random.Random(f"{ref}:{view}")
             signs = [(s.name, b) for s, b in zip(step.sightings, step.bearings, strict=True)

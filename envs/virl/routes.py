@@ -41,6 +41,7 @@ from pydantic import (
     model_validator,
 )
 
+from envs.base import TaskInputError
 from envs.virl.geometry import SIDES, VIRL_SIDES, bearing, compass
 from envs.virl.geometry import distance_m as metres_between
 
@@ -223,7 +224,7 @@ class _FileRoute(_Model):
         return self
 
 
-class RouteFileError(ValueError):
+class RouteFileError(TaskInputError):
     """A route file that Revisor cannot use; the message names file, route and field."""
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from envs.base import TaskInputError
 from envs.registry import TaskConfig
 
 
@@ -105,4 +106,8 @@ class BrokerSource:
         import ray
 
         items = ray.get(self.broker.take_work.remote(self.worker_id, count, self.version()))
-        return [EpisodeSpec.model_validate(item) for item in items]
+        try:
+            return [EpisodeSpec.model_validate(item) for item in items]
+        except ValidationError as error:  # valid at launch: an input has changed since
+            problem = error.errors()[0]
+            raise TaskInputError(f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}") from None

@@ -1,0 +1,150 @@
+"""Hung rollout workers: alive, silent, and found out within `worker_timeout_s`.
+
+A worker process stopped with SIGSTOP answers nothing and never dies on its own; before
+liveness pulses, one such worker stalled a whole job for minutes. These tests stop real
+worker processes and check that every call the fleet makes still returns, the worker is
+killed and replaced on the current weights, and its episodes go back in line.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.jobs import process_gone
+
+TIMEOUT_S = 10.0
+
+
+@pytest.fixture
+def fleet_of_two(tmp_path):
+    """Two serving rollout workers of the tiny model (hf engine) with a 10 s timeout."""
+    import ray
+
+    from cluster.broker import RolloutBroker
+    from cluster.fleet import WorkerFleet
+    from rollout_workers.engine import EngineConfig
+    from rollout_workers.episodes.config import RolloutConfig
+    from rollout_workers.ray_runtime import actor_runtime_env, local_cluster
+    from tests.fixtures_models import save_model
+
+    model = save_model(tmp_path)
+    with local_cluster(2):
+        options = {"num_cpus": 0, "runtime_env": actor_runtime_env()}
+        broker = ray.remote(RolloutBroker).options(max_concurrency=8, **options).remote(
+            {"task": "gp"}, 4, 0, 8, 100)
+        fleet = WorkerFleet(broker, EngineConfig(kind="hf", model=model),
+                            RolloutConfig(episodes_in_flight=2, episodes_per_batch=2), 0.0,
+                            worker_timeout_s=TIMEOUT_S)
+        fleet.scale_to(2)
+        try:
+            yield fleet, model
+        finally:
+            fleet.shutdown()
+
+
+def _stop_one(fleet) -> tuple[str, int]:
+    import ray
+
+    member = next(iter(fleet.members.values()))
+    pid = ray.get(member.handle.stats.remote()).pid
+    os.kill(pid, signal.SIGSTOP)
+    return member.worker_id, pid
+
+
+@pytest.mark.slow
+def test_a_publication_does_not_wait_for_a_stopped_worker(fleet_of_two):
+    """The publication returns about `worker_timeout_s` after it began; the stopped worker is
+    killed, and its replacement serves the published version."""
+    import ray
+    from safetensors.torch import load_file
+
+    from cluster.fleet import Publication
+    from rollout_workers.weights import pack_weights
+
+    fleet, model = fleet_of_two
+    stopped, pid = _stop_one(fleet)
+    weights = pack_weights(load_file(str(model / "model.safetensors")), version=7)
+    began = time.monotonic()
+    fleet.publish(Publication(version=7, ref=ray.put(weights)))
+    took = time.monotonic() - began
+    events = fleet.check()
+    assert TIMEOUT_S <= took < TIMEOUT_S + 60, took
+    assert stopped in events.hung and events.restarted == [stopped], events
+    assert stopped not in fleet.members and len(fleet.members) == 2
+    versions = [ray.get(m.handle.stats.remote()).policy_version for m in fleet.members.values()]
+    assert versions == [7, 7]
+    assert process_gone(pid), "the stopped worker's process was not killed"
+
+
+@pytest.mark.slow
+def test_a_stopped_worker_is_found_while_the_driver_waits_and_during_an_evaluation(fleet_of_two):
+    """Found by `check` (what the driver calls while it waits for data), its held episodes
+    replayed; and a worker stopped during an evaluation has its share played by its
+    replacement, so every episode of the evaluation comes back."""
+    from envs.general_points import GPConfig
+    from rollout_workers.engine.base import SamplingSettings
+    from rollout_workers.episodes.seeds import EpisodeSpec
+
+    fleet, _ = fleet_of_two
+    stopped, pid = _stop_one(fleet)
+    deadline, events = time.monotonic() + TIMEOUT_S + 60, None
+    while time.monotonic() < deadline and not (events and events.restarted):
+        events = fleet.check()
+        time.sleep(1.0)
+    assert events.restarted == [stopped] and stopped in events.hung, events
+    assert process_gone(pid)
+
+    fleet.pause()
+    stopped, pid = _stop_one(fleet)
+    specs = [EpisodeSpec(episode_id=f"eval-{i}", task=GPConfig(), seed=i) for i in range(6)]
+    batches = fleet.evaluate(specs, SamplingSettings(temperature=0.0, max_tokens=8))
+    played = sorted(i for batch in batches for i in set(batch.column("episode_id").to_pylist()))
+    assert played == sorted(s.episode_id for s in specs)
+    fleet.resume()
+    assert stopped in fleet.check().hung and process_gone(pid)
+
+
+@pytest.mark.slow
+def test_a_route_file_gone_while_the_job_runs_ends_it_in_one_line(tmp_path):
+    """A worker that fails on a task input ends the job naming the file: replacing it would
+    fail the same way, max_worker_restarts times, and say nothing useful."""
+    import shutil
+
+    import ray
+
+    from cluster.broker import RolloutBroker
+    from cluster.fleet import WorkerFleet
+    from cluster.runtime import JobFailed
+    from rollout_workers.engine import EngineConfig
+    from rollout_workers.episodes.config import RolloutConfig
+    from rollout_workers.ray_runtime import actor_runtime_env, local_cluster
+    from tests.fixtures_models import save_model
+
+    routes = tmp_path / "routes.json"
+    shutil.copy(Path(__file__).parent / "data" / "virl_routes_example.json", routes)
+    model = save_model(tmp_path)
+    with local_cluster(2):
+        options = {"num_cpus": 0, "runtime_env": actor_runtime_env()}
+        broker = ray.remote(RolloutBroker).options(max_concurrency=8, **options).remote(
+            {"task": "virl", "route_source": str(routes)}, 4, 0, 8, 100)
+        ray.get(broker.stats.remote())  # it has read the task settings
+        routes.unlink()
+        fleet = WorkerFleet(broker, EngineConfig(kind="hf", model=model),
+                            RolloutConfig(episodes_in_flight=2, episodes_per_batch=2), 0.0,
+                            worker_timeout_s=TIMEOUT_S)
+        fleet.scale_to(1)
+        try:
+            with pytest.raises(JobFailed, match=f"rollout worker rollout-0 cannot play the task: "
+                                                f"task.virl.route_source: .*{routes}.* is neither"):
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline:
+                    fleet.check()
+                    time.sleep(0.5)
+            assert fleet.restarts == 0
+        finally:
+            fleet.shutdown()
