@@ -30,15 +30,14 @@ class _Pending:
 class LivenessWatch:
     """Pulse bookkeeping for a set of workers, by worker id."""
 
-    def __init__(self, timeout_s: float, clock: Any = time.monotonic) -> None:
+    def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
-        self.clock = clock
         self.pending: dict[str, _Pending] = {}
 
     def hung(self, handles: dict[str, Any]) -> dict[str, str]:
         """Worker id -> why it counts as hung (or dead), among `handles`; sends the next pulse
         to every other worker whose last one was answered."""
-        now = self.clock()
+        now = time.monotonic()
         found: dict[str, str] = {}
         for worker_id, handle in handles.items():
             why = self._check(worker_id, handle, now)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -107,10 +106,3 @@ def read_training_log(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write `path` whole or not at all: a reader (a report, a resumed study) never sees half
-    a file, even if the writer is killed while writing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)

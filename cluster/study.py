@@ -34,7 +34,7 @@ from rich.console import Console
 
 from cluster.compute import TokenCounts, training_gflops
 from cluster.config import ExperimentConfig
-from cluster.results import EvalPoint, write_atomically
+from cluster.results import EvalPoint
 from cluster.settings import SettingsError, dump_settings
 from cluster.study_config import (
     STUDY_SETTINGS,
@@ -42,6 +42,7 @@ from cluster.study_config import (
     load_study,
     with_verification_steps,
 )
+from learner.checkpoint_manifest import write_atomically
 
 console = Console()
 STUDY_RESULTS = "study.json"

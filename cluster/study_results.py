@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cluster.results import write_atomically
+from learner.checkpoint_manifest import write_atomically
 
 STUDY_FILE = "study.json"
 STDERR_TOLERANCE = 5e-4

@@ -11,7 +11,8 @@ missing file or a size that differs (a file truncated by a full disk, say) makes
 and the run resumes from the newest complete checkpoint instead, saying so. The model shapes
 let a resume of a checkpoint with another model fail in one line, before any rank loads it.
 
-This protects against a killed process, not a lost machine: files are not fsync'ed.
+This protects against a killed process, not a lost machine: DeepSpeed's files are not
+fsync'ed (the manifest and `latest` are).
 """
 
 from __future__ import annotations
@@ -72,7 +73,10 @@ def begin_rewrite(directory: Path, tag: str) -> None:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Readers see the old content or the new, never a part (write aside, then rename)."""
+    """Readers see the old content or the new, never a part (write aside, flush to disk,
+    then rename), even when the writer is killed while writing. The one writer of the
+    project's small state files (checkpoint manifests, a study's stored points)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     with open(temporary, "w") as out:
         out.write(text)
