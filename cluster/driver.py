@@ -151,7 +151,7 @@ class RLDriver:
         if self.version and (not self.evaluations or self.evaluations[-1].phase != f"step-{self.version}"):
             self._evaluate(f"step-{self.version}")
         ledger = ray.get(self.broker.stats.remote())["ledger"]
-        telemetry.record_ledger(ledger)
+        telemetry.record_ledger(ledger, run=str(self.run_dir))
         return RLOutcome(evaluations=self.evaluations, tokens=self.tokens,
                          policy_version=self.version, restarts=self.fleet.restarts, episodes=ledger,
                          engines=engines,
@@ -232,8 +232,8 @@ class RLDriver:
         self._check_workers()
         stats = ray.get(self.broker.stats.remote())
         telemetry.record_queue(stats["queue"]["depth"], stats["queue"]["capacity"],
-                               stats["queue"]["duplicates"])
-        telemetry.record_ledger(stats["ledger"])
+                               stats["queue"]["duplicates"], run=str(self.run_dir))
+        telemetry.record_ledger(stats["ledger"], run=str(self.run_dir))
         telemetry.record_workers("rollout", wanted or self.config.cluster.rollout_workers,
                                  len(self.fleet.members))
 

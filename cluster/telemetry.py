@@ -68,7 +68,8 @@ BUSY_FRACTION = CATALOGUE.gauge(
 _LEDGER_COUNTERS = {"issued": LEDGER_ISSUED, "completed": LEDGER_COMPLETED,
                     "reissued": LEDGER_REISSUED, "duplicates_rejected": LEDGER_DUPLICATES,
                     "dropped_stale": LEDGER_DROPPED_STALE}
-_last_counts: dict[str, float] = {}
+_last_counts: dict[tuple[str, str], float] = {}
+"""The totals last reported, by (run, counter): each run's broker counts from zero."""
 
 
 def catalogue() -> list[MetricSpec]:
@@ -76,23 +77,24 @@ def catalogue() -> list[MetricSpec]:
     return list(CATALOGUE.specs)
 
 
-def record_queue(depth: int, capacity: int, duplicates: int = 0) -> None:
+def record_queue(depth: int, capacity: int, duplicates: int = 0, run: str = "") -> None:
     """The queue's `stats()`: depth and capacity now, duplicates since it started."""
     QUEUE_DEPTH.set(depth)
     QUEUE_CAPACITY.set(capacity)
-    _advance("queue.duplicates", QUEUE_DUPLICATES, duplicates)
+    _advance(run, "queue.duplicates", QUEUE_DUPLICATES, duplicates)
 
 
-def record_ledger(counts: Any) -> None:
-    """The ledger's running counts (its `counts` model or a mapping of the same fields).
+def record_ledger(counts: Any, run: str = "") -> None:
+    """One run's ledger counts (its `counts` model or a mapping of the same fields).
 
     The ledger keeps totals; Prometheus counters only go up, so each call adds what changed
-    since the last one. A resumed ledger starts with its checkpoint's totals, which a fresh
-    driver process reports once as its first increase.
+    since the run's last call. A resumed ledger starts with its checkpoint's totals, which a
+    fresh driver process reports once as its first increase; another run in the same process
+    (a study's next arm) counts from zero.
     """
     values = counts if isinstance(counts, Mapping) else counts.model_dump()
     for field, counter in _LEDGER_COUNTERS.items():
-        _advance(f"ledger.{field}", counter, values.get(field, 0))
+        _advance(run, f"ledger.{field}", counter, values.get(field, 0))
 
 
 def record_update_time(phases: Mapping[str, float], busy: Mapping[str, float]) -> None:
@@ -120,11 +122,11 @@ def record_evaluation(task: str, variant: str, split: str, success: float, episo
     EVAL_EPISODES.labels(task, variant, split).set(episodes)
 
 
-def _advance(key: str, counter: Any, total: float) -> None:
-    increase = total - _last_counts.get(key, 0)
-    if increase > 0:
-        counter.inc(increase)
-    _last_counts[key] = max(total, _last_counts.get(key, 0))
+def _advance(run: str, name: str, counter: Any, total: float) -> None:
+    last = _last_counts.get((run, name), 0)
+    if total > last:
+        counter.inc(total - last)
+    _last_counts[(run, name)] = max(total, last)
 
 
 def _check_role(role: str) -> None:

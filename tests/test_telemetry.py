@@ -233,16 +233,16 @@ def test_sft_step_and_weight_publication():
 
 
 def test_ledger_totals_become_counter_increases():
+    totals = {"issued": 10, "completed": 8, "reissued": 2, "duplicates_rejected": 0,
+              "dropped_stale": 1}
     before = sample("revisor_episodes_reissued_total")
-    driver.record_ledger({"issued": 10, "completed": 8, "reissued": 2, "duplicates_rejected": 0,
-                          "dropped_stale": 1})
-    driver.record_ledger({"issued": 10, "completed": 8, "reissued": 2, "duplicates_rejected": 0,
-                          "dropped_stale": 1})
-    after_repeat = sample("revisor_episodes_reissued_total")
-    driver.record_ledger({"issued": 12, "completed": 9, "reissued": 5, "duplicates_rejected": 0,
-                          "dropped_stale": 1})
-    assert after_repeat - before <= 2  # the same totals twice add nothing
-    assert sample("revisor_episodes_reissued_total") == after_repeat + 3
+    driver.record_ledger(totals, run="runs/ledger-a")
+    driver.record_ledger(totals, run="runs/ledger-a")
+    assert sample("revisor_episodes_reissued_total") == before + 2  # the same totals twice add 2
+    driver.record_ledger({**totals, "reissued": 5}, run="runs/ledger-a")
+    assert sample("revisor_episodes_reissued_total") == before + 5
+    driver.record_ledger({**totals, "reissued": 1}, run="runs/ledger-b")  # another run: from zero
+    assert sample("revisor_episodes_reissued_total") == before + 6
 
 
 def test_queue_fleet_and_evaluation():
