@@ -1,8 +1,8 @@
 """The NCCL weight path's transport on a GPU machine: pack, broadcast, unpack, compare.
 
 `weight_sync: "nccl"` moves a publication from learner rank 0 to every engine as one
-broadcast per dtype buffer (rollout_workers.weight_broadcast). In a job the group is formed
-with vLLM's StatelessProcessGroup and PyNcclCommunicator; this script runs the very same
+broadcast per dtype buffer (rollout_workers.weight_transport.nccl_broadcast). In a job the
+group is formed with vLLM's StatelessProcessGroup and PyNcclCommunicator; this script runs the very same
 `send_packed` / `receive_packed` over a torch.distributed group instead, so it needs only
 torch and transformers (no Ray, vLLM, DeepSpeed or pydantic, hence plain dataclass settings).
 
@@ -46,7 +46,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from rollout_workers.weight_broadcast import TorchBroadcaster, receive_packed, send_packed
+from rollout_workers.weight_transport.nccl_broadcast import (
+    TorchBroadcaster,
+    receive_packed,
+    send_packed,
+)
 from rollout_workers.weights import WeightLayout, pack_weights
 
 

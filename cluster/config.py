@@ -22,6 +22,7 @@ from learner.sft import SFTConfig
 from rollout_workers.engine import EngineConfig
 from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.telemetry import MetricsConfig
+from rollout_workers.weight_transport import make_transport
 
 
 class TinyModel(BaseModel):
@@ -214,10 +215,10 @@ class ExperimentConfig(BaseModel):
             raise ValueError(
                 f"rollout.sampling.temperature ({sampled}) must equal learner.ppo.temperature "
                 f"({scored}): PPO's ratios compare log-probs of the distribution that sampled")
-        if self.learner.weight_sync == "nccl" and (self.engine.kind != "vllm"
-                                                   or not self.cluster.gpus_per_worker):
-            raise ValueError("learner.weight_sync='nccl' broadcasts into vLLM engines on GPUs: "
-                             "it needs engine.kind 'vllm' and cluster.gpus_per_worker >= 1")
+        transport = make_transport(self.learner.weight_sync)
+        if refusal := transport.engine_refusal(self.engine.kind, self.cluster.gpus_per_worker,
+                                               hf_only=None):
+            raise ValueError(refusal)
         if self.learner.ppo.advantage == "group" and self.training.group_size < 2:
             raise ValueError("learner.ppo.advantage='group' compares the episodes of one task "
                              "instance: set training.group_size >= 2")

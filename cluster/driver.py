@@ -26,7 +26,7 @@ from cluster.compute import TokenCounts, training_gflops
 from cluster.config import ExperimentConfig
 from cluster.control import read_control
 from cluster.evaluation import describe_points, run_evaluation
-from cluster.fleet import Publication, WorkerFleet
+from cluster.fleet import WorkerFleet
 from cluster.ledger import LedgerState
 from cluster.results import (
     TRAINING_LOG,
@@ -91,7 +91,8 @@ class RLDriver:
         c = config.cluster
         self.fleet = WorkerFleet(self.broker, config.engine, config.rollout, c.cpus_per_worker,
                                  c.gpus_per_worker, c.worker_resources, c.max_worker_restarts,
-                                 name_prefix=config.name, worker_timeout_s=c.worker_timeout_s)
+                                 name_prefix=config.name, worker_timeout_s=c.worker_timeout_s,
+                                 weight_sync=config.learner.weight_sync)
         self.evaluations: list[EvalPoint] = []
         self.clock = UpdateClock()
         if resume:
@@ -220,8 +221,7 @@ class RLDriver:
 
     def _publish(self, weights: Any) -> None:
         ray.get(self.broker.set_version.remote(weights.version))
-        self.fleet.publish(Publication(version=weights.version, ref=weights.ref,
-                                       broadcast=weights.broadcast))
+        self.fleet.publish(weights)
 
     def _follow_control(self) -> None:
         wanted = read_control(self.run_dir).rollout_workers

@@ -24,13 +24,13 @@ from pydantic import BaseModel
 
 from cluster.liveness import LivenessWatch
 from cluster.runtime import JobFailed
-from cluster.weight_group import WeightGroup
 from envs.base import TaskInputError
-from rollout_workers.broadcast_messages import BroadcastPublication
 from rollout_workers.engine import EngineConfig
 from rollout_workers.engine.base import SamplingSettings
 from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.episodes.seeds import EpisodeSpec
+from rollout_workers.weight_transport import WeightSync, make_transport
+from rollout_workers.weight_transport.base import WeightPublication
 from rollout_workers.worker import remote_worker
 
 
@@ -40,17 +40,6 @@ class Member:
     handle: Any
     serving: Any
     """The ObjectRef of its running `serve` task."""
-
-
-class Publication(BaseModel):
-    """The newest weights: a version and the object-store reference of the packed tensors,
-    or, with learner.weight_sync='nccl', what to broadcast them from instead."""
-
-    model_config = {"arbitrary_types_allowed": True}
-
-    version: int
-    ref: Any = None
-    broadcast: BroadcastPublication | None = None
 
 
 WAIT_STEP_S = 2.0
@@ -71,7 +60,8 @@ class WorkerFleet:
     def __init__(self, broker: Any, engine: EngineConfig, rollout: RolloutConfig,
                  cpus_per_worker: float, gpus_per_worker: float = 0.0,
                  resources: dict[str, float] | None = None, max_restarts: int = 10,
-                 name_prefix: str = "revisor", worker_timeout_s: float = 600.0) -> None:
+                 name_prefix: str = "revisor", worker_timeout_s: float = 600.0,
+                 weight_sync: WeightSync = "object_store") -> None:
         self.broker, self.engine, self.rollout = broker, engine, rollout
         self.options = {"num_cpus": cpus_per_worker, "num_gpus": gpus_per_worker,
                         "resources": resources or {}}
@@ -80,11 +70,11 @@ class WorkerFleet:
         self.retiring: list[Member] = []
         """Stopped workers kept alive until the learner has taken their last batches."""
         self.restarts = 0
-        self.latest: Publication | None = None
+        self.latest: WeightPublication | None = None
         self._ids = itertools.count()
         self.name_prefix = name_prefix
-        self.weight_group = WeightGroup(ranks_per_engine=engine.tensor_parallel_size)
-        """Used only by NCCL publications (learner.weight_sync='nccl')."""
+        self.transport = make_transport(weight_sync, engine.tensor_parallel_size)
+        """How publications reach the workers (rollout_workers.weight_transport)."""
         self.watch = LivenessWatch(worker_timeout_s)
         self.events = FleetEvents()
         """What happened to workers since the driver last asked (`check`)."""
@@ -106,16 +96,12 @@ class WorkerFleet:
         """The WorkerStats of every serving worker that answers."""
         return list(self._call_all("stats").values())
 
-    def publish(self, publication: Publication) -> None:
+    def publish(self, publication: WeightPublication) -> None:
         """Send new weights to every worker (each switches between two engine steps). A worker
         that dies or hangs meanwhile is replaced, and its replacement loads `latest`."""
         self.latest = publication
-        if publication.broadcast is not None:
-            self.weight_group.publish(publication.version, publication.broadcast.layout,
-                                      publication.broadcast.sender,
-                                      {m.worker_id: m.handle for m in self.members.values()})
-            return
-        self._call_all("update_weights", publication.ref, publication.version)
+        members = {m.worker_id: m.handle for m in self.members.values()}
+        self.transport.deliver(publication, members, self._call_all)
 
     def check(self) -> FleetEvents:
         """Replace every worker whose serve task ended in an error or that hangs, and every
@@ -289,7 +275,7 @@ class WorkerFleet:
         handle = remote_worker(worker_id, self.engine, self.rollout,
                                name=f"{self.name_prefix}-{worker_id}", **self.options)
         if self.latest is not None:
-            ray.get(handle.update_weights.remote(_current_weights(self.latest), self.latest.version))
+            self.transport.catch_up(self.latest, handle)
         member = Member(worker_id, handle, serving=None)
         self.members[worker_id] = member
         return member
@@ -313,15 +299,6 @@ def _stop_on_broken_input(worker_id: str, error: Exception) -> None:
     if isinstance(cause, TaskInputError):
         message = str(cause).strip().splitlines()[-1]
         raise JobFailed(f"rollout worker {worker_id} cannot play the task: {message}") from None
-
-
-def _current_weights(publication: Publication) -> Any:
-    """The object-store reference of the latest weights. On the NCCL path learner rank 0
-    hands out the copy it keeps: a new worker serves the current policy at once and joins
-    the broadcast group when the next publication forms it again (cluster.weight_group)."""
-    if publication.broadcast is None:
-        return publication.ref
-    return publication.broadcast.sender.latest_weights.remote()
 
 
 def _shutdown(handle: Any) -> None:

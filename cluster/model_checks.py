@@ -68,13 +68,16 @@ def _context_problems(config: ExperimentConfig, hf_config: Any) -> Iterator[str]
 
 
 def _engine_problems(config: ExperimentConfig) -> Iterator[str]:
-    """NCCL weight sync broadcasts into vLLM engines; a family only the HF engine serves
-    (rollout_workers/engine/factory.py) cannot take it."""
+    """A weight transport may need vLLM engines (NCCL broadcasts into them); a family only the
+    HF engine serves (rollout_workers/engine/factory.py) cannot take it."""
     from rollout_workers.engine.factory import vllm_unservable_reason
+    from rollout_workers.weight_transport import make_transport
 
-    if config.learner.weight_sync == "nccl" and (reason := vllm_unservable_reason(config.model)):
-        yield (f"learner.weight_sync: 'nccl' needs vLLM rollout engines, and the HF engine "
-               f"serves this model ({reason.split(':')[0]}); use 'object_store'")
+    transport = make_transport(config.learner.weight_sync)
+    hf_only = vllm_unservable_reason(config.model)
+    if refusal := transport.engine_refusal(config.engine.kind, config.cluster.gpus_per_worker,
+                                           hf_only):
+        yield refusal
 
 
 def _placeholder_problems(config: ExperimentConfig) -> Iterator[str]:

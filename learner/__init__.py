@@ -23,7 +23,7 @@ _EXPORTS = {
     "run_sft_on_ranks": "learner.group",
     "UpdateResult": "learner.group",
     "UpdateStats": "learner.ppo_trainer",
-    "WeightPublication": "learner.export",
+    "WeightPublication": "rollout_workers.weight_transport.base",
     "LearnerState": "learner.checkpoint",
 }
 

@@ -8,7 +8,7 @@ from learner.engine import EngineConfig
 from learner.model import ModelConfig
 from learner.optim import OptimConfig
 from learner.ppo import PPOConfig
-from rollout_workers.broadcast_messages import WeightSync
+from rollout_workers.weight_transport import WeightSync, make_transport
 
 
 class LearnerConfig(BaseModel):
@@ -36,13 +36,12 @@ class LearnerConfig(BaseModel):
     """How published weights reach the rollout engines. 'object_store': rank 0 packs them into
     the Ray object store and every worker loads them from there (CPU and GPU). 'nccl': rank 0
     broadcasts the packed buffers to every vLLM engine over NCCL, GPU to GPU (needs GPU
-    learner ranks and GPU vLLM workers; see rollout_workers.weight_broadcast)."""
+    learner ranks and GPU vLLM workers; see rollout_workers.weight_transport)."""
 
     @model_validator(mode="after")
-    def _nccl_needs_a_gpu(self) -> LearnerConfig:
-        if self.weight_sync == "nccl" and not self.gpus_per_rank:
-            raise ValueError("learner.weight_sync='nccl' broadcasts from learner rank 0's GPU: "
-                             "set learner.gpus_per_rank (>= 1) or use 'object_store'")
+    def _ranks_can_send(self) -> LearnerConfig:
+        if refusal := make_transport(self.weight_sync).learner_refusal(self.gpus_per_rank):
+            raise ValueError(refusal)
         return self
 
     @property

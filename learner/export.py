@@ -1,45 +1,28 @@
-"""Full policy weights for the rollout workers, gathered from ZeRO shards, published once.
+"""Full policy weights for the rollout workers, gathered from ZeRO shards.
 
-A publication is one object in the Ray object store (the backbone's tensors in its own Hugging
-Face naming, value head left out, packed by rollout_workers.weights) plus its version: a worker
-fetches it with one `ray.get` and hands the unpacked pairs to its engine's reload path; nobody
-makes one call per tensor.
+Rank 0 gathers the backbone's tensors (in its own Hugging Face naming, value head left out)
+straight into the buffers it packs them in (rollout_workers.weights.WeightPacker): after the
+first publication, one memory copy per publication. How they then travel is the business of
+rollout_workers.weight_transport.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict
 from torch import nn
-
-from rollout_workers.broadcast_messages import BroadcastPublication
 
 _GATHER_NUMEL = 1 << 26
 """Elements gathered at once under ZeRO-3 (256 MiB in fp32): bounds the peak memory."""
 
 
-class WeightPublication(BaseModel):
-    """A published set of policy weights."""
-
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
-
-    version: int
-    """Policy version: the number of PPO updates these weights have had."""
-    ref: Any = None
-    """ray.ObjectRef of a rollout_workers.weights.PackedWeights; `unpack_weights` gives the
-    (name, tensor) pairs in the backbone's naming. None on the NCCL path."""
-    num_tensors: int
-    num_bytes: int
-    broadcast: BroadcastPublication | None = None
-    """weight_sync='nccl': the layout and sender to broadcast from, instead of `ref`."""
-
-
-def gathered_state_dict(module: nn.Module, keep: bool = True) -> dict[str, torch.Tensor]:
-    """Every parameter and persistent buffer of `module` as full CPU tensors.
+def gathered_state_dict(module: nn.Module, keep: bool = True,
+                        into: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """Every parameter and persistent buffer of `module` as full CPU tensors: copied into the
+    tensor of its name in `into` when given (the packer's buffers), else into new ones.
 
     Under ZeRO-3 parameters are sharded and gathering them is a collective: every rank must
     call this, and ranks with `keep=False` join the gathers but copy nothing. Tied weights
@@ -49,10 +32,17 @@ def gathered_state_dict(module: nn.Module, keep: bool = True) -> dict[str, torch
     for chunk in _chunks(list(module.named_parameters())):
         with _gathered([param for _, param in chunk]):
             if keep:
-                out.update((name, p.detach().to("cpu", copy=True)) for name, p in chunk)
+                out.update((name, _cpu_copy(p, name, into)) for name, p in chunk)
     if keep:
-        out.update(_persistent_buffers(module))
+        out.update((name, _cpu_copy(b, name, into)) for name, b in _persistent_buffers(module))
     return out
+
+
+def _cpu_copy(tensor: torch.Tensor, name: str, into: Mapping[str, torch.Tensor] | None
+              ) -> torch.Tensor:
+    if into is None:
+        return tensor.detach().to("cpu", copy=True)
+    return into[name].copy_(tensor.detach().reshape(into[name].shape))
 
 
 def with_tied_aliases(module: nn.Module, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -97,5 +87,5 @@ def _persistent_buffers(module: nn.Module) -> Iterator[tuple[str, torch.Tensor]]
     for name, buffer in module.named_buffers():
         owner, _, attr = name.rpartition(".")
         if attr not in module.get_submodule(owner)._non_persistent_buffers_set:
-            yield name, buffer.detach().to("cpu", copy=True)
+            yield name, buffer
 

@@ -3,9 +3,8 @@
 The driver hands the group object refs of trajectory record batches; every rank fetches them
 from the object store itself, so token data never passes through the driver. After an update
 the group publishes the new weights: rank 0 packs the gathered state dict into one buffer per
-dtype (rollout_workers.weights.PackedWeights) and returns it as the result of one remote call,
-which leaves it in the object store; the driver hands on only its ref, and every reader on a
-node maps the same buffers without copying.
+dtype (rollout_workers.weights.PackedWeights, the same buffers every time) and keeps it; the
+transport of `learner.weight_sync` (rollout_workers.weight_transport) says how it travels on.
 """
 
 from __future__ import annotations
@@ -25,10 +24,10 @@ from learner.checkpoint import LearnerState
 from learner.checkpoint_manifest import CheckpointError, choose_checkpoint
 from learner.config import LearnerConfig
 from learner.engine import DEFAULT_EXTENSIONS_DIR, free_port
-from learner.export import WeightPublication
 from learner.ppo_trainer import UpdateStats
-from rollout_workers.broadcast_messages import BroadcastPublication
 from rollout_workers.telemetry import MetricsConfig
+from rollout_workers.weight_transport import make_transport
+from rollout_workers.weight_transport.base import WeightPublication
 
 PROGRESS_POLL_S = 3.0
 
@@ -48,7 +47,7 @@ class RankActor:
     """The Ray actor body: joins the process group, then trains (PPO or SFT) as one rank."""
 
     def __init__(self, rank: int, world_size: int) -> None:
-        from learner.weight_sender import WeightSender
+        from rollout_workers.weight_transport.nccl_sender import WeightSender
 
         self.rank_index, self.world_size = rank, world_size
         self.learner: Any = None
@@ -83,28 +82,21 @@ class RankActor:
         batches = ray.get(batch_refs)
         return self.learner.update(batches)
 
-    def export(self) -> tuple[dict[str, int], Any]:
-        """Gather and pack the weights (all ranks); rank 0 returns them, to the object store."""
+    def export(self, ship: bool) -> tuple[dict[str, Any], Any]:
+        """Gather and pack the weights (all ranks). Rank 0 keeps them and returns what a
+        transport needs: their version, size and layout, and the packed weights themselves
+        when `ship` (Ray copies them into the object store as the call returns)."""
         from learner.telemetry import record_weight_publish
-        from rollout_workers.weights import pack_weights
 
         start = time.perf_counter()
-        weights = self.learner.export_weights()
-        if weights is None:
-            return {}, None
-        packed = pack_weights(weights, self.learner.state.policy_version)
-        record_weight_publish(packed.version, time.perf_counter() - start, packed.nbytes)
-        return {"version": packed.version, "num_tensors": len(weights),
-                "num_bytes": packed.nbytes}, packed
-
-    def export_for_broadcast(self) -> dict[str, Any]:
-        """weight_sync='nccl': as `export`, but rank 0 keeps the packed weights and returns
-        their layout, for `broadcast_weights`."""
-        info, packed = self.export()
+        packed = self.learner.pack_weights()
         if packed is None:
-            return info
+            return {}, None
         self.sender.keep(packed)
-        return {**info, "layout": packed.layout.to_dict()}
+        record_weight_publish(packed.version, time.perf_counter() - start, packed.nbytes)
+        info = {"version": packed.version, "num_tensors": len(packed.entries),
+                "num_bytes": packed.nbytes, "layout": packed.layout.to_dict()}
+        return info, packed if ship else None
 
     def open_weight_group(self, rendezvous: dict[str, Any]) -> None:
         self.sender.open(rendezvous)
@@ -113,7 +105,8 @@ class RankActor:
         return self.sender.send(version)
 
     def latest_weights(self) -> Any:
-        """The kept packed weights, for a worker that joins between two broadcasts."""
+        """The kept packed weights (into the object store), for a worker that starts between
+        two NCCL broadcasts."""
         return self.sender.latest()
 
     def save(self, directory: str, extra: dict[str, Any] | None) -> str:
@@ -195,6 +188,7 @@ class LearnerGroup:
         self.pool = RankPool(config.num_ranks, config.cpus_per_rank, config.gpus_per_rank,
                              metrics, env_vars)
         self.pool.call("start_ppo", config)
+        self.transport = make_transport(config.weight_sync)
         self._updates = 0
 
     @property
@@ -212,23 +206,13 @@ class LearnerGroup:
         return UpdateResult(stats=stats, weights=weights, export_seconds=time.perf_counter() - began)
 
     def publish(self, version: int | None = None) -> WeightPublication:
-        """Gather the full weights (a collective under ZeRO-3) and leave them, packed, in the
-        object store, owned by the driver. `version`, when given, is checked against the
-        learner's own: publishing weights under the wrong version would mislabel every
-        trajectory sampled with them.
-
-        With `weight_sync: "nccl"` rank 0 keeps the packed weights instead, and the
-        publication carries their layout and rank 0's handle: the fleet has them broadcast."""
-        if self.config.weight_sync == "nccl":
-            info = self.pool.call("export_for_broadcast")[0]
-            _check_version(version, info["version"])
-            layout = info.pop("layout")
-            return WeightPublication(
-                broadcast=BroadcastPublication(layout=layout, sender=self.pool.ranks[0]), **info)
-        calls = [r.export.options(num_returns=2).remote() for r in self.pool.ranks]
-        infos = self.pool.gather([info for info, _ in calls])
-        _check_version(version, infos[0]["version"])
-        return WeightPublication(ref=calls[0][1], **infos[0])
+        """Gather the full weights (a collective under ZeRO-3) and publish them the way
+        `learner.weight_sync` says (rollout_workers.weight_transport). `version`, when given,
+        is checked against the learner's own: publishing weights under the wrong version
+        would mislabel every trajectory sampled with them."""
+        publication = self.transport.publish(self.pool)
+        _check_version(version, publication.version)
+        return publication
 
     def save(self, directory: str | Path, extra: dict[str, Any] | None = None) -> str:
         """Checkpoint every rank's state (sharded optimizer included) under the policy version."""

@@ -22,6 +22,7 @@ from learner.export import gathered_state_dict, with_tied_aliases
 from learner.model import is_vision, load_policy, load_reference, text_config
 from learner.ppo_trainer import PPOTrainer, UpdateStats
 from learner.vision import VisionInputs
+from rollout_workers.weights import PackedWeights, WeightPacker
 
 
 class LearnerRank:
@@ -42,6 +43,7 @@ class LearnerRank:
         self.trainer = PPOTrainer(self.engine, config.ppo, pad_id=pad_token_id(backbone_config),
                                   seed=config.seed, reference=reference, vision=vision)
         self.state = LearnerState()
+        self.packer = WeightPacker()
 
     def update(self, batches: list[pa.RecordBatch]) -> UpdateStats:
         """One PPO update on finished episodes; the policy version goes up by one."""
@@ -59,11 +61,21 @@ class LearnerRank:
             telemetry.record_ppo_update(stats)
         return stats
 
-    def export_weights(self) -> dict[str, torch.Tensor] | None:
-        """The policy backbone's full weights on rank 0 (None elsewhere); all ranks call it."""
+    def export_weights(self, into: dict[str, torch.Tensor] | None = None
+                       ) -> dict[str, torch.Tensor] | None:
+        """The policy backbone's full weights on rank 0 (None elsewhere), copied into `into`
+        when given; all ranks call it."""
         backbone = self.engine.module.backbone
-        weights = gathered_state_dict(backbone, keep=self.engine.rank == 0)
+        weights = gathered_state_dict(backbone, keep=self.engine.rank == 0, into=into)
         return with_tied_aliases(backbone, weights) if self.engine.rank == 0 else None
+
+    def pack_weights(self) -> PackedWeights | None:
+        """The weights packed for publication on rank 0 (None elsewhere), gathered straight
+        into the buffers of the previous publication; all ranks call it."""
+        weights = self.export_weights(into=self.packer.targets())
+        if weights is None:
+            return None
+        return self.packer.pack(weights, self.state.policy_version)
 
     def save(self, directory: str | Path, extra: dict[str, Any] | None = None) -> str:
         """Checkpoint the learner (every rank must call this); `extra` is the driver's own

@@ -9,6 +9,7 @@ update, never one remote call per tensor.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,10 +94,45 @@ def pack_weights(state_dict: Mapping[str, torch.Tensor], version: int) -> Packed
     return PackedWeights(version=version, entries=entries, buffers=buffers)
 
 
+class WeightPacker:
+    """Packs one model's weights again and again into the same buffers.
+
+    The layout is made, and the buffers allocated, by the first `pack`; each later one copies
+    every tensor straight into its place (`targets`), so a publication costs one memory copy
+    and no allocation (fresh pages cost more than the copy itself). The PackedWeights returned
+    is overwritten by the next pack: hand it on first (Ray copies a returned value into the
+    object store when the call returns).
+    """
+
+    def __init__(self) -> None:
+        self.packed: PackedWeights | None = None
+
+    def targets(self) -> dict[str, torch.Tensor] | None:
+        """name -> writable view of its place in the kept buffers (None before the first pack)."""
+        if self.packed is None:
+            return None
+        views = {dtype: torch.from_numpy(buffer) for dtype, buffer in self.packed.buffers.items()
+                 if buffer.nbytes}
+        return dict(tensor_views(self.packed.entries, views))
+
+    def pack(self, state_dict: Mapping[str, torch.Tensor], version: int) -> PackedWeights:
+        """`state_dict` packed as `version`. Its tensors are copied in, unless they already are
+        the `targets` views (a caller that gathered straight into them)."""
+        if self.packed is None or [e.name for e in self.packed.entries] != list(state_dict):
+            self.packed = pack_weights(state_dict, version)
+            return self.packed
+        for name, target in self.targets().items():
+            source = state_dict[name]
+            if source.data_ptr() != target.data_ptr():
+                target.copy_(source.detach().reshape(target.shape))
+        self.packed = dataclasses.replace(self.packed, version=version)
+        return self.packed
+
+
 def unpack_weights(packed: PackedWeights) -> Iterator[tuple[str, torch.Tensor]]:
-    """(name, tensor) pairs viewing the packed buffers (no copy where the buffer is writable)."""
-    views = {dtype: torch.frombuffer(_writable(buffer), dtype=torch.uint8)
-             for dtype, buffer in packed.buffers.items() if buffer.nbytes}
+    """(name, tensor) pairs viewing the packed buffers, never copying them: an engine's reload
+    copies them into the model, and that is the only copy a worker makes."""
+    views = {dtype: _byte_view(buffer) for dtype, buffer in packed.buffers.items() if buffer.nbytes}
     return tensor_views(packed.entries, views)
 
 
@@ -113,6 +149,13 @@ def tensor_views(entries: list[TensorEntry], buffers: Mapping[str, torch.Tensor]
         yield entry.name, raw.view(dtype).reshape(entry.shape)
 
 
-def _writable(buffer: np.ndarray) -> np.ndarray:
-    """Object-store buffers are read-only; torch wants writable memory, so copy only then."""
-    return buffer if buffer.flags.writeable else buffer.copy()
+def _byte_view(buffer: np.ndarray) -> torch.Tensor:
+    """A uint8 tensor over `buffer`. Object-store buffers are read-only shared memory; torch
+    warns that it cannot mark a tensor read-only but views them fine, and the tensors are only
+    read (engines copy out of them), so the warning is silenced here and nowhere else."""
+    if buffer.flags.writeable:
+        return torch.from_numpy(buffer)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable",
+                                category=UserWarning)
+        return torch.from_numpy(buffer)

@@ -36,7 +36,8 @@ from rollout_workers.episodes.runner import EpisodeRunner
 from rollout_workers.episodes.seeds import BrokerSource, EpisodeSpec, SeedList
 from rollout_workers.ray_runtime import actor_runtime_env
 from rollout_workers.trajectory import BatchMeta, EpisodeRecord, to_record_batch
-from rollout_workers.weights import PackedWeights, WeightLayout, unpack_weights
+from rollout_workers.weight_transport import WeightSync, make_transport
+from rollout_workers.weight_transport.nccl import broadcast_engine
 
 CONTROL_GROUP = "control"
 """Concurrency group of the calls served while rollouts stream (stats, weight updates)."""
@@ -200,49 +201,45 @@ class RolloutWorker:
         return to_record_batch(episodes, self.worker_id)
 
     @ray.method(concurrency_group=CONTROL_GROUP)
+    def receive_weights(self, kind: WeightSync, message: Any, version: int) -> int:
+        """Load one publication as transport `kind` delivered it (`message`: its part for
+        the worker; rollout_workers.weight_transport), between two engine steps, as policy
+        `version`; returns the version now served."""
+        transport = make_transport(kind)
+        with self._loading(version) as loaded:
+            loaded.append(transport.receive(self.engine, message, version))
+        return version
+
+    @ray.method(concurrency_group=CONTROL_GROUP)
     def update_weights(self, weights: Any, version: int) -> int:
-        """Load `weights` (a packed publication, name -> tensor, or (name, tensor) pairs) as
-        policy `version`, between two engine steps; returns the version now served."""
-        if isinstance(weights, PackedWeights):
-            pairs = unpack_weights(weights)
-        else:
-            pairs = weights.items() if isinstance(weights, dict) else weights
-        loaded_bytes = _loaded_bytes(self.engine)
+        """Load `weights` (name -> tensor, or (name, tensor) pairs) as policy `version`,
+        between two engine steps; returns the version now served."""
+        pairs = list(weights.items() if isinstance(weights, dict) else weights)
+        with self._loading(version) as loaded:
+            self.engine.update_weights(pairs, version)
+            loaded.append(sum(tensor.numel() * tensor.element_size() for _, tensor in pairs))
+        return version
+
+    @contextmanager
+    def _loading(self, version: int) -> Iterator[list[int]]:
+        """A weight load, under the engine lock (generation waits for it) and timed; the
+        body appends the bytes it loaded."""
+        loaded: list[int] = []
         with self._engine_lock, self._busy():
             began = time.perf_counter()
-            self.engine.update_weights(pairs, version)
+            yield loaded
             self.policy_version = version
         telemetry.record_weight_sync(self.worker_id, version, time.perf_counter() - began,
-                                     _loaded_bytes(self.engine) - loaded_bytes)
-        return version
+                                     sum(loaded))
 
     @ray.method(concurrency_group=CONTROL_GROUP)
     def join_weight_group(self, rendezvous: dict[str, Any], rank_offset: int) -> None:
-        """weight_sync='nccl': join the learner's weight group (see rollout_workers.weight_broadcast)."""
-        self._broadcast_engine().join_weight_group(rendezvous, rank_offset)
-
-    @ray.method(concurrency_group=CONTROL_GROUP)
-    def receive_weights(self, layout: dict[str, Any], version: int) -> int:
-        """weight_sync='nccl': take the weights of `layout` by broadcast from learner rank 0,
-        between two engine steps, as policy `version`; returns the version now served."""
-        engine = self._broadcast_engine()
-        with self._engine_lock, self._busy():
-            began = time.perf_counter()
-            engine.receive_weights(layout, version)
-            self.policy_version = version
-        telemetry.record_weight_sync(self.worker_id, version, time.perf_counter() - began,
-                                     WeightLayout.from_dict(layout).nbytes)
-        return version
+        """weight_sync='nccl': join the learner's weight group (rollout_workers.weight_transport.nccl)."""
+        broadcast_engine(self.engine).join_weight_group(rendezvous, rank_offset)
 
     @ray.method(concurrency_group=CONTROL_GROUP)
     def leave_weight_group(self) -> None:
-        self._broadcast_engine().leave_weight_group()
-
-    def _broadcast_engine(self) -> Any:
-        if not hasattr(self.engine, "receive_weights"):
-            raise RuntimeError(f"weight_sync='nccl' needs the vLLM engine; worker "
-                               f"{self.worker_id} runs {type(self.engine).__name__}")
-        return self.engine
+        broadcast_engine(self.engine).leave_weight_group()
 
     @ray.method(concurrency_group=LIVENESS_GROUP)
     def pulse(self) -> float:
@@ -294,11 +291,6 @@ def remote_worker(worker_id: str, engine_config: EngineConfig, config: RolloutCo
         num_cpus=num_cpus, runtime_env=actor_runtime_env(), **options
     )
     return actor_class.remote(worker_id, engine_config, config)
-
-
-def _loaded_bytes(engine: Any) -> int:
-    """Bytes of weights the engine has loaded so far (engines that count them)."""
-    return getattr(engine.stats(), "weight_update_bytes", 0)
 
 
 def _chat_template_owner(tokenizer: Any, engine_config: EngineConfig) -> Any:

@@ -201,7 +201,8 @@ def test_an_on_policy_job_equals_the_synchronous_loop(tmp_path):
                 metas = [BatchMeta.of(batch) for batch in ray.get(refs)]
                 assert all(m.oldest_version == m.newest_version == update for m in metas)
                 result = learner.update(refs)
-                ray.get(worker.update_weights.remote(result.weights.ref, result.weights.version))
+                ray.get(worker.receive_weights.remote("object_store", result.weights.ref,
+                                                     result.weights.version))
                 loop_rows.append(result.stats.model_dump())
         finally:
             learner.shutdown()
@@ -264,10 +265,11 @@ def test_a_worker_that_dies_while_weights_are_published_is_replaced_on_the_new_w
     from safetensors.torch import load_file
 
     from cluster.broker import RolloutBroker
-    from cluster.fleet import Publication, WorkerFleet
+    from cluster.fleet import WorkerFleet
     from rollout_workers.engine import EngineConfig
     from rollout_workers.episodes.config import RolloutConfig
     from rollout_workers.ray_runtime import actor_runtime_env, local_cluster
+    from rollout_workers.weight_transport.object_store import ObjectStorePublication
     from rollout_workers.weights import pack_weights
     from tests.fixtures_models import save_model
 
@@ -282,7 +284,9 @@ def test_a_worker_that_dies_while_weights_are_published_is_replaced_on_the_new_w
         fleet.scale_to(2)
         doomed = next(iter(fleet.members.values()))
         ray.kill(doomed.handle, no_restart=True)
-        fleet.publish(Publication(version=7, ref=ray.put(weights)))
+        fleet.publish(ObjectStorePublication(version=7, ref=ray.put(weights),
+                                            num_tensors=len(weights.entries),
+                                            num_bytes=weights.nbytes))
         restarted, deadline = [], time.monotonic() + 120
         while not restarted and time.monotonic() < deadline:
             restarted = fleet.check().restarted

@@ -118,6 +118,10 @@ def test_zero3_export_is_the_full_state_dict_and_survives_a_checkpoint(
         assert all(new_weights[n].shape == p.shape for n, p in expected.items())
         assert not torch.equal(new_weights["model.embed_tokens.weight"],
                                weights["model.embed_tokens.weight"])
+        # rank 0 packed the update into the first publication's buffers; the first
+        # publication's object kept its own values all the same
+        for name, param in expected.items():
+            assert torch.equal(_weights(initial)[name], param.detach()), name
         group.save(tmp_path / "ckpt", extra={"next_seed": 9})
     finally:
         group.shutdown()

@@ -63,14 +63,16 @@ def test_a_publication_does_not_wait_for_a_stopped_worker(fleet_of_two):
     import ray
     from safetensors.torch import load_file
 
-    from cluster.fleet import Publication
+    from rollout_workers.weight_transport.object_store import ObjectStorePublication
     from rollout_workers.weights import pack_weights
 
     fleet, model = fleet_of_two
     stopped, pid = _stop_one(fleet)
     weights = pack_weights(load_file(str(model / "model.safetensors")), version=7)
     began = time.monotonic()
-    fleet.publish(Publication(version=7, ref=ray.put(weights)))
+    fleet.publish(ObjectStorePublication(version=7, ref=ray.put(weights),
+                                            num_tensors=len(weights.entries),
+                                            num_bytes=weights.nbytes))
     took = time.monotonic() - began
     events = fleet.check()
     assert TIMEOUT_S <= took < TIMEOUT_S + 60, took

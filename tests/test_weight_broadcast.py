@@ -13,11 +13,11 @@ import torch
 from benchmarks.weight_sync_gpu import GpuSyncSettings
 from benchmarks.weight_sync_gpu import run as run_broadcast
 from cluster.config import ExperimentConfig
-from cluster.weight_group import WeightGroup
 from learner.config import LearnerConfig
 from learner.model import ModelConfig
-from learner.weight_sender import WeightSender
-from rollout_workers.weight_broadcast import require_cuda
+from rollout_workers.weight_transport import make_transport
+from rollout_workers.weight_transport.nccl_broadcast import require_cuda
+from rollout_workers.weight_transport.nccl_sender import WeightSender
 from rollout_workers.weights import WeightLayout, pack_weights, unpack_weights
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without CUDA")
@@ -83,7 +83,7 @@ def test_experiment_allows_nccl_only_into_gpu_vllm_engines(engine: str, gpus_per
 
 def test_group_ranks_follow_the_learner_engine_by_engine() -> None:
     """Rank 0 is the learner; each engine's tensor-parallel workers take consecutive ranks."""
-    group = WeightGroup(ranks_per_engine=2)
+    group = make_transport("nccl", ranks_per_engine=2).group
     assert [group.rank_offset(i) for i in range(3)] == [1, 3, 5]
     assert group.rendezvous("10.0.0.1", 29500, engines=3)["world_size"] == 7
 
@@ -128,19 +128,23 @@ def test_vllm_engine_refuses_to_join_a_weight_group_without_cuda(tmp_path: Path)
         assert len(out[0].token_ids) >= 1
 
 
-def test_fleet_takes_the_path_the_publication_names(tmp_path: Path) -> None:
-    """A broadcast publication goes to the weight group (no workers yet: no group is formed)
-    and a worker started later would load from the object store; a plain one keeps its ref."""
-    from cluster.fleet import Publication, WorkerFleet, _current_weights
-    from rollout_workers.broadcast_messages import BroadcastPublication
+def test_fleet_delivers_through_the_transport_of_its_weight_sync(tmp_path: Path) -> None:
+    """An NCCL fleet hands a publication to its weight group (no workers yet: no group is
+    formed); each setting makes its own transport, and a worker receives through the same one."""
+    from cluster.fleet import WorkerFleet
     from rollout_workers.engine import EngineConfig
     from rollout_workers.episodes.config import RolloutConfig
+    from rollout_workers.weight_transport.nccl import NcclPublication, NcclTransport
+    from rollout_workers.weight_transport.object_store import ObjectStoreTransport
 
     fleet = WorkerFleet(broker=None, engine=EngineConfig(model=tmp_path, tensor_parallel_size=2),
-                        rollout=RolloutConfig(), cpus_per_worker=1)
-    assert fleet.weight_group.ranks_per_engine == 2
-    layout = pack_weights(_mixed_state_dict(), version=2).layout.to_dict()
-    fleet.publish(Publication(version=2, broadcast=BroadcastPublication(layout=layout,
-                                                                        sender=None)))
-    assert fleet.latest.version == 2 and fleet.weight_group.generation == 0
-    assert _current_weights(Publication(version=1, ref="the-ref")) == "the-ref"
+                        rollout=RolloutConfig(), cpus_per_worker=1, weight_sync="nccl")
+    assert isinstance(fleet.transport, NcclTransport)
+    assert fleet.transport.group.ranks_per_engine == 2
+    packed = pack_weights(_mixed_state_dict(), version=2)
+    fleet.publish(NcclPublication(version=2, layout=packed.layout.to_dict(), sender=None,
+                                  num_tensors=len(packed.entries), num_bytes=packed.nbytes))
+    assert fleet.latest.version == 2 and fleet.transport.group.generation == 0
+    assert isinstance(make_transport("object_store"), ObjectStoreTransport)
+    with pytest.raises(RuntimeError, match="weight_sync='nccl' needs the vLLM engine"):
+        make_transport("nccl").receive(object(), packed.layout.to_dict(), 2)

@@ -41,3 +41,43 @@ def test_a_tensor_under_two_names_is_packed_once_and_unpacked_under_both() -> No
     unpacked = dict(unpack_weights(packed))
     assert list(unpacked) == ["embed.weight", "bias", "head.weight"]
     assert torch.equal(unpacked["head.weight"], shared) and torch.equal(unpacked["embed.weight"], shared)
+
+
+def test_the_packer_reuses_its_buffers_and_each_pack_carries_the_new_values() -> None:
+    """The second pack copies into the first one's memory (no new buffers) and holds the
+    updated values, tied names included; gathering straight into `targets` needs no copy."""
+    from rollout_workers.weights import WeightPacker
+
+    embed = torch.randn(6, 4)
+    weights = {"embed.weight": embed, "norm.weight": torch.ones(4).to(torch.bfloat16),
+               "lm_head.weight": embed}
+    packer = WeightPacker()
+    assert packer.targets() is None
+    first = packer.pack(weights, version=0)
+    addresses = {dtype: buffer.ctypes.data for dtype, buffer in first.buffers.items()}
+    embed.mul_(2)
+    second = packer.pack(weights, version=1)
+    assert second.version == 1
+    assert {dtype: b.ctypes.data for dtype, b in second.buffers.items()} == addresses
+    unpacked = dict(unpack_weights(second))
+    assert torch.equal(unpacked["embed.weight"], embed)
+    assert torch.equal(unpacked["lm_head.weight"], embed)
+    targets = packer.targets()
+    targets["norm.weight"].fill_(3)
+    third = packer.pack(targets, version=2)
+    assert torch.equal(dict(unpack_weights(third))["norm.weight"],
+                       torch.full((4,), 3, dtype=torch.bfloat16))
+
+
+def test_read_only_buffers_unpack_without_a_copy_or_a_warning() -> None:
+    """Object-store buffers are read-only: the tensors view them (no copy, no warning)."""
+    import warnings
+
+    packed = pack_weights({"w": torch.arange(6.0).reshape(2, 3)}, version=1)
+    for buffer in packed.buffers.values():
+        buffer.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (name, tensor), = unpack_weights(packed)
+    assert tensor.data_ptr() == packed.buffers["float32"].ctypes.data
+    assert torch.equal(tensor, torch.arange(6.0).reshape(2, 3))

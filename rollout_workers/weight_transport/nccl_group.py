@@ -1,4 +1,4 @@
-"""The NCCL weight group of a job (`learner.weight_sync: "nccl"`), kept by the fleet.
+"""The NCCL weight group of a job (`learner.weight_sync: "nccl"`), kept by the driver's transport.
 
 An NCCL group has a fixed set of ranks, while workers die, are replaced and are scaled. The
 choice here: a worker that starts between two publications loads the current weights from
@@ -12,9 +12,20 @@ from __future__ import annotations
 
 from typing import Any
 
-import ray
+from pydantic import BaseModel, ConfigDict, Field
 
-from rollout_workers.broadcast_messages import Rendezvous
+
+class Rendezvous(BaseModel):
+    """Where a weight group meets: rank 0 (learner rank 0) serves the TCP store."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str
+    port: int
+    world_size: int = Field(ge=2)
+    """1 (the learner) + every engine's tensor-parallel workers."""
+    generation: int = 0
+    """Counts re-formations: a group is formed again whenever the workers change."""
 
 
 class WeightGroup:
@@ -30,15 +41,19 @@ class WeightGroup:
                 members: dict[str, Any]) -> None:
         """Broadcast `version` from `sender` (learner rank 0) to every member (worker id ->
         actor handle), forming the group again first when the members changed."""
+        import ray
+
         if not members:
             return
         if tuple(members) != self.worker_ids:
             self.form(sender, members)
         ray.get([sender.broadcast_weights.remote(version)]
-                + [handle.receive_weights.remote(layout, version) for handle in members.values()])
+                + [handle.receive_weights.remote("nccl", layout, version) for handle in members.values()])
 
     def form(self, sender: Any, members: dict[str, Any]) -> None:
         """Every member leaves the old group; rank 0 and the members meet in a new one."""
+        import ray
+
         ray.get([handle.leave_weight_group.remote() for worker_id, handle in members.items()
                  if worker_id in self.worker_ids])
         host, port = ray.get(sender.address.remote())

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from rollout_workers.broadcast_messages import Rendezvous
-from rollout_workers.weight_broadcast import (
+from rollout_workers.weight_transport.nccl_broadcast import (
     close_group,
     open_group,
     receive_packed,
     require_cuda,
 )
+from rollout_workers.weight_transport.nccl_group import Rendezvous
 from rollout_workers.weights import WeightLayout
 
 

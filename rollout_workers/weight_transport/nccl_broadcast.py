@@ -6,8 +6,8 @@ so the receiver needs only the layout (names, dtypes, shapes, offsets, buffer si
 allocate its buffers, take one broadcast per dtype from rank 0 of the weight group, and cut
 them into tensors for the engine's usual reload path. Nothing passes through the object store
 or host memory of the workers. Only torch here (and vLLM inside `open_group`), so the
-transport runs on machines without Ray or pydantic; the messages are in
-rollout_workers.broadcast_messages.
+broadcast runs on machines without Ray; the rest of the path is in
+rollout_workers.weight_transport.nccl.
 
 The weight group is separate from the learner's own process group and from vLLM's: learner
 rank 0 is its rank 0, engine k's tensor-parallel workers follow. It is formed with vLLM's

@@ -1,8 +1,8 @@
 """Learner rank 0's half of `weight_sync: "nccl"`: keep the latest packed weights, send them.
 
-The packed publication stays in rank 0's host memory (it is made there anyway, by the same
-export and packing as the object-store path). Each publication broadcasts it to the weight
-group; a worker that joins between two publications gets the same copy through the object
+Rank 0 keeps every publication's packed weights in its host memory (the packer reuses their
+buffers anyway, whatever the transport). Each NCCL publication broadcasts them to the weight
+group; a worker that starts between two publications gets the same copy through the object
 store (`latest`), and joins the group when the fleet forms it again at the next publication.
 """
 
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from rollout_workers.broadcast_messages import Rendezvous
-from rollout_workers.weight_broadcast import (
+from rollout_workers.weight_transport.nccl_broadcast import (
     close_group,
     open_group,
     require_cuda,
     send_packed,
 )
+from rollout_workers.weight_transport.nccl_group import Rendezvous
 from rollout_workers.weights import PackedWeights
 
 
