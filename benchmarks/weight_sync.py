@@ -1,26 +1,30 @@
-"""Weight sync: seconds per weight publication on the CPU path vs one memory copy of its bytes.
+"""Weight sync: seconds per weight publication on the CPU paths vs one memory copy of its bytes.
 
 A publication is what the driver does after an update, with the real pieces on a private
-local Ray cluster and the object-store transport (rollout_workers.weight_transport):
-`LearnerGroup.publish()` (rank 0 gathers the state dict straight into the buffers it packs
-it in, one per dtype, kept from the previous publication, and returns them into the object
-store), then the transport's `deliver`: `RolloutWorker.receive_weights` on every worker (the
-buffers are mapped from the object store, viewed as tensors without a copy and loaded into
-the worker's vLLM CPU engine, whose prefix cache is reset).
+local Ray cluster, for each CPU transport (rollout_workers.weight_transport):
+`LearnerGroup.publish()` (rank 0 gathers the state dict straight into the buffers it packs it
+in, one per dtype, kept from the previous publication; object_store returns them into the
+object store, shared_memory keeps them in a shared-memory segment), then the transport's
+`deliver`: `RolloutWorker.receive_weights` on every worker (the buffers are mapped from the
+object store or the segment, viewed as tensors without a copy and loaded into the worker's
+vLLM CPU engine, whose prefix cache is reset).
 
 For each model the run reports, medians over `publications` after one warm-up:
 - sync_s: the whole publication, learner export to the last worker serving the weights;
-- breakdown: publish_s (export + pack + object-store put, `LearnerGroup.publish`),
-  transfer_s (the worker call minus the engine load: fetch, unpack, call overhead) and
+- breakdown: publish_s (gather + pack, and the object-store put where there is one:
+  `LearnerGroup.publish`), transfer_s (the worker call minus the engine load: map, unpack,
+  call overhead) and
   load_s (the engine's own `update_weights`: vLLM reload + cache resets);
 - copy_limit_s: the best of several NumPy copies of a buffer of the same size, measured in
   this run: the time one memcpy of the publication takes on this machine;
 - sync_over_copy = sync_s / copy_limit_s: how many memory copies of its bytes a publication
-  costs (1.0 would be a sync as fast as copying the weights once; the path copies them three
-  times - into the packed buffers, into the object store, into the engine - and vLLM's CPU
-  engine repacks every linear layer's weights for oneDNN on each load, so expect more).
+  costs (1.0 would be a sync as fast as copying the weights once; the object-store path copies
+  them three times - into the packed buffers, into the object store, into the engine - the
+  shared-memory path twice, and vLLM's CPU engine repacks every linear layer's weights for
+  oneDNN on each load, so expect more).
 
 Usage: .venv/bin/python benchmarks/weight_sync.py [--sizes 0.5m,50m] [--publications 5]
+       [--weight_syncs object_store,shared_memory]
 """
 # ruff: noqa: E402  (the checkout goes on sys.path, and one thread is set, before any import)
 
@@ -61,6 +65,8 @@ class WeightSyncBenchmark(BaseModel):
 
     sizes: str = "0.5m,50m"
     """Tiny model presets (rollout_workers.tiny_models), comma-separated."""
+    weight_syncs: str = "object_store,shared_memory"
+    """Transports measured (learner.weight_sync values), comma-separated."""
     publications: int = Field(5, ge=1)
     """Timed publications per model (after one warm-up); medians are reported."""
     workers: int = Field(1, ge=1)
@@ -108,9 +114,13 @@ def _load_seconds(workers: list[Any]) -> list[float]:
     return [s.engine.weight_update_seconds for s in ray.get([w.stats.remote() for w in workers])]
 
 
-def measure_model(bench: WeightSyncBenchmark, size: str, scratch: Path) -> dict[str, Any]:
-    path = save_tiny_model("lm", size, scratch / size)
-    learner = LearnerGroup(LearnerConfig(model=ModelConfig(path=str(path))))
+def measure_model(bench: WeightSyncBenchmark, size: str, weight_sync: str, scratch: Path
+                  ) -> dict[str, Any]:
+    path = scratch / size
+    if not path.exists():
+        path = save_tiny_model("lm", size, path)
+    learner = LearnerGroup(LearnerConfig(model=ModelConfig(path=str(path)),
+                                         weight_sync=weight_sync))
     engine = EngineConfig(model=path, kv_cache_bytes=64 << 20, max_model_len=512)
     workers = [remote_worker(f"sync-{size}-{i}", engine, RolloutConfig())
                for i in range(bench.workers)]
@@ -127,7 +137,7 @@ def measure_model(bench: WeightSyncBenchmark, size: str, scratch: Path) -> dict[
     median = {key: statistics.median(r[key] for r in runs)
               for key in ("sync_s", "publish_s", "transfer_s", "load_s")}
     return {
-        "model": size, "bytes": num_bytes, "tensors": runs[0]["tensors"],
+        "model": size, "weight_sync": weight_sync, "bytes": num_bytes, "tensors": runs[0]["tensors"],
         "workers": bench.workers, "sync_s": round(median["sync_s"], 4),
         "copy_limit_s": round(limit, 5), "copy_gb_per_s": round(num_bytes / limit / 1e9, 2),
         "sync_over_copy": round(median["sync_s"] / limit, 1),
@@ -141,15 +151,14 @@ def main() -> None:
     # One CPU for the learner rank and one per worker.
     with tempfile.TemporaryDirectory(prefix="rv-bench-") as scratch, \
             local_cluster(num_cpus=1 + bench.workers):
-        results = [measure_model(bench, size.strip(), Path(scratch))
-                   for size in bench.sizes.split(",")]
+        results = [measure_model(bench, size.strip(), sync.strip(), Path(scratch))
+                   for size in bench.sizes.split(",") for sync in bench.weight_syncs.split(",")]
     report = {"models": results, "settings": bench.model_dump(mode="json")}
     bench.out.parent.mkdir(parents=True, exist_ok=True)
     bench.out.write_text(json.dumps(report, indent=2) + "\n")
     for r in results:
-        print(json.dumps({k: r[k] for k in ("model", "bytes", "sync_s", "copy_limit_s",
-                                             "sync_over_copy",
-                                             "breakdown")}))
+        print(json.dumps({k: r[k] for k in ("model", "weight_sync", "bytes", "sync_s",
+                                             "copy_limit_s", "sync_over_copy", "breakdown")}))
     print(f"written to {bench.out}")
 
 

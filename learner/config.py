@@ -34,9 +34,11 @@ class LearnerConfig(BaseModel):
     """Seeds value-head init and minibatch shuffling."""
     weight_sync: WeightSync = "object_store"
     """How published weights reach the rollout engines. 'object_store': rank 0 packs them into
-    the Ray object store and every worker loads them from there (CPU and GPU). 'nccl': rank 0
-    broadcasts the packed buffers to every vLLM engine over NCCL, GPU to GPU (needs GPU
-    learner ranks and GPU vLLM workers; see rollout_workers.weight_transport)."""
+    the Ray object store and every worker loads them from there (CPU and GPU, any nodes).
+    'shared_memory': rank 0 packs them into a shared-memory segment that the workers on its
+    node map (faster on one CPU machine; workers on other nodes fall back to the object
+    store). 'nccl': rank 0 broadcasts the packed buffers to every vLLM engine over NCCL, GPU
+    to GPU (needs GPU learner ranks and GPU vLLM workers). See rollout_workers.weight_transport."""
 
     @model_validator(mode="after")
     def _ranks_can_send(self) -> LearnerConfig:

@@ -82,20 +82,23 @@ class RankActor:
         batches = ray.get(batch_refs)
         return self.learner.update(batches)
 
-    def export(self, ship: bool) -> tuple[dict[str, Any], Any]:
-        """Gather and pack the weights (all ranks). Rank 0 keeps them and returns what a
-        transport needs: their version, size and layout, and the packed weights themselves
-        when `ship` (Ray copies them into the object store as the call returns)."""
+    def export(self, ship: bool, share: bool = False) -> tuple[dict[str, Any], Any]:
+        """Gather and pack the weights (all ranks), into shared memory when `share`. Rank 0
+        keeps them and returns what a transport needs: their version, size, layout and place
+        (node, shared-memory segment), and the packed weights themselves when `ship` (Ray
+        copies them into the object store as the call returns)."""
         from learner.telemetry import record_weight_publish
 
         start = time.perf_counter()
-        packed = self.learner.pack_weights()
+        packed = self.learner.pack_weights(share)
         if packed is None:
             return {}, None
         self.sender.keep(packed)
         record_weight_publish(packed.version, time.perf_counter() - start, packed.nbytes)
         info = {"version": packed.version, "num_tensors": len(packed.entries),
-                "num_bytes": packed.nbytes, "layout": packed.layout.to_dict()}
+                "num_bytes": packed.nbytes, "layout": packed.layout.to_dict(),
+                "node_id": ray.get_runtime_context().get_node_id(),
+                "segment": getattr(self.learner.packer.allocate, "path", None)}
         return info, packed if ship else None
 
     def open_weight_group(self, rendezvous: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ from learner.export import gathered_state_dict, with_tied_aliases
 from learner.model import is_vision, load_policy, load_reference, text_config
 from learner.ppo_trainer import PPOTrainer, UpdateStats
 from learner.vision import VisionInputs
+from rollout_workers.weight_transport.shared_memory import SharedSegment
 from rollout_workers.weights import PackedWeights, WeightPacker
 
 
@@ -69,9 +70,12 @@ class LearnerRank:
         weights = gathered_state_dict(backbone, keep=self.engine.rank == 0, into=into)
         return with_tied_aliases(backbone, weights) if self.engine.rank == 0 else None
 
-    def pack_weights(self) -> PackedWeights | None:
+    def pack_weights(self, share: bool = False) -> PackedWeights | None:
         """The weights packed for publication on rank 0 (None elsewhere), gathered straight
-        into the buffers of the previous publication; all ranks call it."""
+        into the buffers of the previous publication; all ranks call it. With `share` the
+        buffers are made in shared memory (rollout_workers.weight_transport.shared_memory)."""
+        if share and not isinstance(self.packer.allocate, SharedSegment):
+            self.packer = WeightPacker(SharedSegment())
         weights = self.export_weights(into=self.packer.targets())
         if weights is None:
             return None

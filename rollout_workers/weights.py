@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,8 +70,14 @@ class PackedWeights:
         return WeightLayout(self.entries, {k: b.nbytes for k, b in self.buffers.items()})
 
 
-def pack_weights(state_dict: Mapping[str, torch.Tensor], version: int) -> PackedWeights:
-    """Copy every tensor once into one contiguous buffer per dtype, keeping the names' order.
+Allocate = Callable[[dict[str, int]], dict[str, np.ndarray]]
+"""dtype name -> size in bytes, to dtype name -> flat uint8 buffer of that size."""
+
+
+def pack_weights(state_dict: Mapping[str, torch.Tensor], version: int,
+                 allocate: Allocate | None = None) -> PackedWeights:
+    """Copy every tensor once into one contiguous buffer per dtype (from `allocate`, else the
+    heap), keeping the names' order.
 
     A tensor listed under several names (tied input and output embeddings) is stored once and
     indexed under each name, so an engine that loads weights by name sees all of them.
@@ -86,7 +92,7 @@ def pack_weights(state_dict: Mapping[str, torch.Tensor], version: int) -> Packed
         entry = TensorEntry(name, dtype, tuple(tensor.shape), sizes.get(dtype, 0), nbytes)
         entries.append(first_entry.setdefault(id(tensor), entry))
         sizes[dtype] = sizes.get(dtype, 0) + nbytes
-    buffers = {dtype: np.empty(size, dtype=np.uint8) for dtype, size in sizes.items()}
+    buffers = (allocate or _heap)(sizes)
     for entry, tensor in zip(entries, state_dict.values(), strict=True):
         if first_entry[id(tensor)] is entry:
             flat = tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
@@ -104,7 +110,9 @@ class WeightPacker:
     object store when the call returns).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, allocate: Allocate | None = None) -> None:
+        self.allocate = allocate
+        """Where the buffers are made (the heap when None; shared memory for some transports)."""
         self.packed: PackedWeights | None = None
 
     def targets(self) -> dict[str, torch.Tensor] | None:
@@ -119,7 +127,7 @@ class WeightPacker:
         """`state_dict` packed as `version`. Its tensors are copied in, unless they already are
         the `targets` views (a caller that gathered straight into them)."""
         if self.packed is None or [e.name for e in self.packed.entries] != list(state_dict):
-            self.packed = pack_weights(state_dict, version)
+            self.packed = pack_weights(state_dict, version, self.allocate)
             return self.packed
         for name, target in self.targets().items():
             source = state_dict[name]
@@ -147,6 +155,10 @@ def tensor_views(entries: list[TensorEntry], buffers: Mapping[str, torch.Tensor]
             continue
         raw = buffers[entry.dtype][entry.offset : entry.offset + entry.nbytes]
         yield entry.name, raw.view(dtype).reshape(entry.shape)
+
+
+def _heap(sizes: dict[str, int]) -> dict[str, np.ndarray]:
+    return {dtype: np.empty(size, dtype=np.uint8) for dtype, size in sizes.items()}
 
 
 def _byte_view(buffer: np.ndarray) -> torch.Tensor:

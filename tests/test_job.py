@@ -16,7 +16,7 @@ import pytest
 
 from cluster.main import main as job_main
 from cluster.results import read_evaluations, read_training_log
-from tests.jobs import DEMO, ROOT, SHORT_RUN
+from tests.jobs import DEMO, ROOT, SHORT_RUN, small_job
 from tests.prometheus_server import free_port
 
 
@@ -82,6 +82,20 @@ def test_embedded_job_trains_on_policy_and_leaves_a_readable_run_directory(tmp_p
     assert "Recall or skill" in (run / "report" / "report.md").read_text()
     assert (run / "checkpoints" / "version-2").is_dir() and (run / "sft").is_dir()
     assert (run / "config.yaml").exists() and (run / "report" / "report.md").exists()
+
+
+@pytest.mark.slow
+def test_a_job_publishing_through_shared_memory_samples_with_the_learners_weights(tmp_path):
+    """learner.weight_sync=shared_memory: the workers (on the learner's node) map rank 0's
+    segment, which every publication rewrites; each update's samples still come from exactly
+    the policy the learner scores them with."""
+    run = tmp_path / "run"
+    assert job_main(small_job(run, "shm", "training.updates=2",
+                              "learner.weight_sync=shared_memory")) == 0
+    rows = read_training_log(run)
+    assert [row["step"] for row in rows] == [1, 2]
+    assert [row["oldest_version"] for row in rows] == [0, 1]
+    assert all(row["behaviour_logprob_gap_max"] < 1e-2 for row in rows), rows
 
 
 def _assert_rows_say_where_time_went(rows: list[dict]) -> None:

@@ -55,8 +55,9 @@ def batch_refs(cluster, lm_path: Path) -> list[ray.ObjectRef]:
     return [ray.put(batch) for batch in batches]
 
 
-def _config(path: Path, ranks: int, stage: int, advantage: str = "gae") -> LearnerConfig:
-    return LearnerConfig(
+def _config(path: Path, ranks: int, stage: int, advantage: str = "gae",
+            weight_sync: str = "object_store") -> LearnerConfig:
+    return LearnerConfig(weight_sync=weight_sync,
         model=ModelConfig(path=str(path)), optim=OptimConfig(lr=1e-3, value_head_lr_scale=10),
         engine=EngineConfig(zero_stage=stage, micro_batch_size=2),
         ppo=PPOConfig(ppo_epochs=3, num_minibatches=1, temperature=1.0, advantage=advantage),
@@ -140,6 +141,41 @@ def test_zero3_export_is_the_full_state_dict_and_survives_a_checkpoint(
             assert torch.equal(restored[name], value), name
     finally:
         resumed.shutdown()
+
+
+def test_shared_memory_publications_reach_an_engine_on_the_learners_node(
+        lm_path: Path, batch_refs) -> None:
+    """weight_sync='shared_memory': an engine on rank 0's node loads each version from rank
+    0's segment, the same segment rewritten by the next publication: after an update the
+    engine holds the new weights (those rank 0 keeps), not the old ones."""
+    from rollout_workers.engine import make_engine
+    from rollout_workers.weight_transport import make_transport
+    from rollout_workers.weight_transport.shared_memory import map_segment, worker_message
+    from rollout_workers.weights import WeightLayout
+
+    group = LearnerGroup(_config(lm_path, ranks=1, stage=2, weight_sync="shared_memory"))
+    engine = make_engine(GenerationConfig(kind="hf", model=lm_path))
+    transport = make_transport("shared_memory")
+    try:
+        first = group.publish()
+        reference = AutoModelForCausalLM.from_pretrained(lm_path).state_dict()
+        assert first.node_id == ray.get_runtime_context().get_node_id()  # so it maps the segment
+        mapped = unpack_weights(map_segment(first.segment, WeightLayout.from_dict(first.layout), 0))
+        assert all(torch.equal(tensor, reference[name]) for name, tensor in mapped)
+        transport.receive(engine, worker_message(first), first.version)
+        for name, param in engine.model.state_dict().items():
+            assert torch.equal(param, reference[name]), name
+        second = group.update(batch_refs).weights
+        assert second.segment == first.segment and second.version == 1
+        transport.receive(engine, worker_message(second), second.version)
+        kept = dict(unpack_weights(ray.get(second.sender.latest_weights.remote())))
+        for name, param in engine.model.state_dict().items():
+            assert torch.equal(param, kept[name]), name
+        embed = "model.embed_tokens.weight"
+        assert not torch.equal(engine.model.state_dict()[embed], reference[embed])
+    finally:
+        engine.shutdown()
+        group.shutdown()
 
 
 def test_loading_a_checkpoint_of_another_model_fails_in_one_line_on_the_driver(

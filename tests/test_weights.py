@@ -81,3 +81,23 @@ def test_read_only_buffers_unpack_without_a_copy_or_a_warning() -> None:
         (name, tensor), = unpack_weights(packed)
     assert tensor.data_ptr() == packed.buffers["float32"].ctypes.data
     assert torch.equal(tensor, torch.arange(6.0).reshape(2, 3))
+
+
+def test_a_shared_segment_is_mapped_by_path_and_shows_each_new_pack() -> None:
+    """The packer's buffers in a memfd segment: another mapping of its /proc path (what a
+    worker on the node makes) reads the packed tensors, and the next pack's values in place."""
+    from rollout_workers.weight_transport.shared_memory import SharedSegment, map_segment
+    from rollout_workers.weights import WeightPacker
+
+    weights = {"a": torch.arange(5.0), "b": torch.ones(3, dtype=torch.bfloat16),
+               "c": torch.arange(4)}
+    segment = SharedSegment()
+    packer = WeightPacker(segment)
+    packed = packer.pack(weights, version=0)
+    mapped = map_segment(segment.path, packed.layout, 0)
+    assert all(not buffer.flags.writeable for buffer in mapped.buffers.values())
+    assert {n: t.tolist() for n, t in unpack_weights(mapped)} == {
+        n: t.tolist() for n, t in weights.items()}
+    weights["a"].mul_(-1)
+    packer.pack(weights, version=1)
+    assert dict(unpack_weights(mapped))["a"].tolist() == [-0.0, -1.0, -2.0, -3.0, -4.0]

@@ -1,8 +1,9 @@
 """How published weights travel from the learner to the rollout engines.
 
 One WeightTransport per way (`learner.weight_sync`), made by `make_transport`, the only place
-that chooses: object_store (the Ray object store; CPU and GPU) and nccl (a GPU broadcast from
-learner rank 0 into vLLM). The learner group, the fleet and the workers call the transport's
+that chooses: object_store (the Ray object store; CPU and GPU, any number of nodes),
+shared_memory (rank 0's packed buffers mapped by the workers of its node; CPU) and nccl (a GPU
+broadcast from learner rank 0 into vLLM). The learner group, the fleet and the workers call the transport's
 methods and never branch on the way themselves (see base.WeightTransport). Implementations are
 imported when made, so importing this package (or nccl_broadcast, the torch-only part that
 benchmarks/weight_sync_gpu.py runs) pulls in neither Ray, pydantic nor vLLM.
@@ -16,10 +17,11 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from rollout_workers.weight_transport.base import WeightTransport
 
-WeightSync = Literal["object_store", "nccl"]
+WeightSync = Literal["object_store", "shared_memory", "nccl"]
 """How published weights reach the rollout engines (`LearnerConfig.weight_sync`)."""
 
 _TRANSPORTS = {"object_store": ("object_store", "ObjectStoreTransport"),
+               "shared_memory": ("shared_memory", "SharedMemoryTransport"),
                "nccl": ("nccl", "NcclTransport")}
 
 

@@ -55,6 +55,8 @@ class WeightTransport(ABC):
     kind: ClassVar[WeightSync]
     ships_weights: ClassVar[bool]
     """Whether rank 0 returns its packed weights into the object store at each publication."""
+    shares_weights: ClassVar[bool] = False
+    """Whether rank 0 packs them into shared memory (that workers on its node map)."""
 
     def __init__(self, ranks_per_engine: int = 1) -> None:
         self.ranks_per_engine = ranks_per_engine
@@ -73,14 +75,15 @@ class WeightTransport(ABC):
     def publish(self, learner: LearnerRanks) -> WeightPublication:
         """Every rank gathers (a collective under ZeRO-3); rank 0 packs and keeps the weights,
         and returns them into the object store, owned by the caller, when `ships_weights`."""
-        calls = [rank.export.options(num_returns=2).remote(self.ships_weights)
+        calls = [rank.export.options(num_returns=2).remote(self.ships_weights, self.shares_weights)
                  for rank in learner.ranks]
         infos = learner.gather([info for info, _ in calls])
         return self.publication(infos[0], calls[0][1], learner.ranks[0])
 
     @abstractmethod
     def publication(self, info: dict[str, Any], packed_ref: Any, sender: Any) -> WeightPublication:
-        """The publication of rank 0's export `info` (version, num_tensors, num_bytes, layout);
+        """The publication of rank 0's export `info` (version, num_tensors, num_bytes, layout,
+        node_id, segment: the shared-memory segment's name when `shares_weights`);
         `packed_ref` holds the packed weights when shipped, `sender` is rank 0's actor."""
 
     @abstractmethod

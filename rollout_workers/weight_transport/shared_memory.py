@@ -1,0 +1,123 @@
+"""Weights through shared memory (`weight_sync: "shared_memory"`; CPU machines, one node).
+
+Learner rank 0 packs its weights into buffers that live in one anonymous shared-memory file
+(a memfd), kept from one publication to the next; a worker on the same node maps it read-only
+through /proc and hands views of it to its engine. A publication thus costs one memory copy on the
+learner (into the segment) and the engine's own load: nothing is copied into the object store,
+whose fresh pages cost more than the copy itself (see benchmarks/weight_sync.py). A worker on
+another node takes rank 0's copy through the object store instead.
+
+The segment holds one version at a time: rank 0 rewrites it at the next export, which the
+driver makes only after every worker has loaded the last one (an update is published before
+the fleet is touched again). The segment goes with rank 0's process, however it ends; other
+processes open it through /proc/<pid>/fd, which Linux allows between processes of one user.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from typing import Any
+
+import numpy as np
+
+from rollout_workers.weight_transport.base import CallAll, WeightPublication, WeightTransport
+from rollout_workers.weights import PackedWeights, WeightLayout, unpack_weights
+
+_ALIGN = 64
+"""Each dtype's buffer starts on a cache line."""
+
+
+class SharedSegment:
+    """Rank 0's allocator (rollout_workers.weights.Allocate): every buffer in one anonymous
+    shared-memory file (memfd), which workers of the node open as /proc/<pid>/fd/<fd>.
+
+    Anonymous, so it can never outlive rank 0's process, however that ends (a named /dev/shm
+    file would stay behind a killed process), and not bound by the size of /dev/shm."""
+
+    def __init__(self) -> None:
+        self.path: str | None = None
+        """Where other processes of the node open it."""
+        self._fd: int | None = None
+
+    def __call__(self, sizes: dict[str, int]) -> dict[str, np.ndarray]:
+        if self._fd is not None:
+            os.close(self._fd)  # mappings already made stay valid until they are dropped
+        offsets, total = segment_offsets(sizes)
+        self._fd = os.memfd_create("revisor-weights")
+        os.ftruncate(self._fd, max(total, 1))
+        self.path = f"/proc/{os.getpid()}/fd/{self._fd}"
+        whole = np.frombuffer(mmap.mmap(self._fd, max(total, 1)), dtype=np.uint8)
+        return {dtype: whole[offsets[dtype] : offsets[dtype] + size]
+                for dtype, size in sizes.items()}
+
+
+def segment_offsets(sizes: dict[str, int]) -> tuple[dict[str, int], int]:
+    """Where each dtype's buffer starts in the segment, and the segment's size."""
+    offsets, total = {}, 0
+    for dtype, size in sizes.items():
+        offsets[dtype] = total
+        total += -(-size // _ALIGN) * _ALIGN
+    return offsets, total
+
+
+def map_segment(path: str, layout: WeightLayout, version: int) -> PackedWeights:
+    """The packed weights in rank 0's segment at `path`, mapped read-only (no copy)."""
+    whole = np.memmap(path, dtype=np.uint8, mode="r")
+    offsets, _ = segment_offsets(layout.sizes)
+    buffers = {dtype: whole[offsets[dtype] : offsets[dtype] + size]
+               for dtype, size in layout.sizes.items()}
+    return PackedWeights(version=version, entries=layout.entries, buffers=buffers)
+
+
+class SharedMemoryPublication(WeightPublication):
+    segment: str
+    """Where workers on rank 0's node open its shared-memory segment (/proc/<pid>/fd/<fd>)."""
+    node_id: str
+    """Ray node of learner rank 0: only workers on it can map the segment."""
+    layout: dict[str, Any]
+    """WeightLayout.to_dict() of the buffers in the segment."""
+    sender: Any
+    """Learner rank 0's actor (`latest_weights`, for workers on other nodes)."""
+
+
+class SharedMemoryTransport(WeightTransport):
+    kind = "shared_memory"
+    ships_weights = False
+    shares_weights = True
+
+    def publication(self, info: dict[str, Any], packed_ref: Any, sender: Any
+                    ) -> SharedMemoryPublication:
+        return SharedMemoryPublication(segment=info["segment"], node_id=info["node_id"],
+                                       layout=info["layout"], sender=sender,
+                                       version=info["version"], num_tensors=info["num_tensors"],
+                                       num_bytes=info["num_bytes"])
+
+    def deliver(self, publication: SharedMemoryPublication, members: dict[str, Any],
+                call_all: CallAll) -> None:
+        call_all("receive_weights", self.kind, worker_message(publication), publication.version)
+
+    def catch_up(self, publication: SharedMemoryPublication, worker: Any) -> None:
+        import ray
+
+        ray.get(worker.receive_weights.remote(self.kind, worker_message(publication),
+                                              publication.version))
+
+    def receive(self, engine: Any, message: dict[str, Any], version: int) -> int:
+        """Map the segment on rank 0's node; elsewhere fetch rank 0's copy from the object
+        store (one copy per such worker)."""
+        import ray
+
+        if message["node_id"] == ray.get_runtime_context().get_node_id():
+            packed = map_segment(message["segment"], WeightLayout.from_dict(message["layout"]),
+                                 version)
+        else:
+            packed = ray.get(message["sender"].latest_weights.remote())
+        engine.update_weights(unpack_weights(packed), version)
+        return packed.nbytes
+
+
+def worker_message(publication: SharedMemoryPublication) -> dict[str, Any]:
+    """What `deliver` sends each worker."""
+    return {"segment": publication.segment, "node_id": publication.node_id,
+            "layout": publication.layout, "sender": publication.sender}
