@@ -275,7 +275,7 @@ class WorkerFleet:
         handle = remote_worker(worker_id, self.engine, self.rollout,
                                name=f"{self.name_prefix}-{worker_id}", **self.options)
         if self.latest is not None:
-            self.transport.catch_up(self.latest, handle)
+            ray.get(self.transport.catch_up(self.latest, handle))
         member = Member(worker_id, handle, serving=None)
         self.members[worker_id] = member
         return member

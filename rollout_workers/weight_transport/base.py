@@ -92,8 +92,9 @@ class WeightTransport(ABC):
         """Bring every serving worker (worker id -> actor handle) onto `publication`."""
 
     @abstractmethod
-    def catch_up(self, publication: WeightPublication, worker: Any) -> None:
-        """Load `publication` into one worker started after it was delivered."""
+    def catch_up(self, publication: WeightPublication, worker: Any) -> Any:
+        """Start loading `publication` into one worker started after it was delivered; the
+        ObjectRef of that call, for the caller to wait on (with others)."""
 
     @abstractmethod
     def receive(self, engine: Any, message: Any, version: int) -> int:

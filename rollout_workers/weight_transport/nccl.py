@@ -6,7 +6,7 @@ nccl_group (the driver's weight group, formed again whenever the workers change)
 (rank 0's half) and nccl_receiver (the methods mixed into vLLM's worker). A worker started
 between two publications loads rank 0's kept copy through the object store, and joins the
 group when the next publication forms it again. Ray and torch are imported where they are
-used: a config that names this transport is checked without them.
+used (nccl_group): a config that names this transport is checked without them.
 """
 
 from __future__ import annotations
@@ -56,12 +56,10 @@ class NcclTransport(WeightTransport):
                 call_all: CallAll) -> None:
         self.group.publish(publication.version, publication.layout, publication.sender, members)
 
-    def catch_up(self, publication: NcclPublication, worker: Any) -> None:
+    def catch_up(self, publication: NcclPublication, worker: Any) -> Any:
         """From the object store: rank 0 hands out the copy it keeps."""
-        import ray
-
         packed = publication.sender.latest_weights.remote()
-        ray.get(worker.receive_weights.remote("object_store", packed, publication.version))
+        return worker.receive_weights.remote("object_store", packed, publication.version)
 
     def receive(self, engine: Any, message: dict[str, Any], version: int) -> int:
         """`message` is the layout: the bytes come by broadcast from rank 0."""

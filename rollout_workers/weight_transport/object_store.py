@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import ray
-
 from rollout_workers.weight_transport.base import CallAll, WeightPublication, WeightTransport
 from rollout_workers.weights import PackedWeights, unpack_weights
 
@@ -36,8 +34,8 @@ class ObjectStoreTransport(WeightTransport):
                 call_all: CallAll) -> None:
         call_all("receive_weights", self.kind, publication.ref, publication.version)
 
-    def catch_up(self, publication: ObjectStorePublication, worker: Any) -> None:
-        ray.get(worker.receive_weights.remote(self.kind, publication.ref, publication.version))
+    def catch_up(self, publication: ObjectStorePublication, worker: Any) -> Any:
+        return worker.receive_weights.remote(self.kind, publication.ref, publication.version)
 
     def receive(self, engine: Any, message: PackedWeights, version: int) -> int:
         """`message` is the packed weights themselves: Ray resolves the reference passed as

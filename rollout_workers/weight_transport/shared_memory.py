@@ -97,11 +97,9 @@ class SharedMemoryTransport(WeightTransport):
                 call_all: CallAll) -> None:
         call_all("receive_weights", self.kind, worker_message(publication), publication.version)
 
-    def catch_up(self, publication: SharedMemoryPublication, worker: Any) -> None:
-        import ray
-
-        ray.get(worker.receive_weights.remote(self.kind, worker_message(publication),
-                                              publication.version))
+    def catch_up(self, publication: SharedMemoryPublication, worker: Any) -> Any:
+        return worker.receive_weights.remote(self.kind, worker_message(publication),
+                                             publication.version)
 
     def receive(self, engine: Any, message: dict[str, Any], version: int) -> int:
         """Map the segment on rank 0's node; elsewhere fetch rank 0's copy from the object
