@@ -90,10 +90,15 @@ class PPOTrainer:
         start = time.perf_counter()
         if self.vision is not None:
             turns = self.vision.expand(turns)
+        # Each rank takes whole episodes (GAE runs along an episode's turns).
         rows = shard_groups(turns, self.engine.rank, self.engine.world_size)
+        # Score once with the weights as they are now: the "old" log-probs the ratio starts
+        # from, values, then turn-level GAE and normalised advantages.
         scored = self.score(turns, rows)
         score_seconds = time.perf_counter() - start
         epoch_losses, sums, steps, norms = [], {}, 0, []
+        # Several epochs over the same episodes, reshuffled into minibatches each time; one
+        # optimizer step per minibatch. The clipped ratio keeps the later steps honest.
         for epoch in range(self.config.ppo_epochs):
             epoch_loss = 0.0
             for minibatch in self._minibatches(rows, version, epoch):
