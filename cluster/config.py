@@ -141,6 +141,10 @@ class ClusterConfig(BaseModel):
     this long inside one step or weight load, is declared hung: killed and replaced, its
     episodes replayed. Sized for GPU engines (a first step that compiles, a 70B weight load);
     a few tens of seconds suit tiny CPU models."""
+    worker_start_timeout_s: float = Field(1800.0, gt=0)
+    """A rollout worker that has not loaded its engine (and the current weights) this long
+    after it was started ends the job, naming it: without a bound a stuck load (a model
+    directory on a hung network mount, a GPU that never frees) would stall the job forever."""
     num_nodes: int = Field(1, ge=1)
     """Nodes of the cluster, for `revisor plan` (Ray itself reads nothing here)."""
     gpus_per_node: int = Field(8, ge=1)

@@ -91,7 +91,8 @@ class RLDriver:
         c = config.cluster
         self.fleet = WorkerFleet(self.broker, config.engine, config.rollout, c.cpus_per_worker,
                                  c.gpus_per_worker, c.worker_resources, c.max_worker_restarts,
-                                 name_prefix=config.name, worker_timeout_s=c.worker_timeout_s)
+                                 name_prefix=config.name, worker_timeout_s=c.worker_timeout_s,
+                                 worker_start_timeout_s=c.worker_start_timeout_s)
         self.evaluations: list[EvalPoint] = []
         self.clock = UpdateClock()
         if resume:

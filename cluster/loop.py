@@ -50,6 +50,8 @@ def synchronous_loop(config: ExperimentConfig) -> tuple[list[UpdateStats], list[
             # 4. Publish: the new weights reach the engine before it plays another episode.
             ray.get(worker.update_weights.remote(result.weights.ref, result.weights.version))
             history.append(result.stats)
+            print(f"update {result.stats.policy_version}: reward {result.stats.mean_reward:.2f}, "
+                  f"success {result.stats.success_rate:.1%}, loss {result.stats.loss:.4f}")
             generated = sum(BatchMeta.of(batch).generated_tokens for batch in ray.get(batches))
             tokens += TokenCounts(rl=result.stats.tokens, generated=generated)
         # 5. Evaluate: every split's fixed seeds, greedy by default, on the final weights.
@@ -72,10 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     config = load_settings(ExperimentConfig, args.config, args.overrides)
     ensure_model(config)
     with ray_cluster(config.cluster):
-        history, points = synchronous_loop(config)
-    for stats in history:
-        print(f"update {stats.policy_version}: mean reward {stats.mean_reward:.2f}, "
-              f"success {stats.success_rate:.1%}, loss {stats.loss:.4f}")
+        _, points = synchronous_loop(config)
     print("\n".join(describe_points(points)))
 
 

@@ -148,3 +148,35 @@ def test_a_route_file_gone_while_the_job_runs_ends_it_in_one_line(tmp_path):
             assert fleet.restarts == 0
         finally:
             fleet.shutdown()
+
+
+@pytest.mark.slow
+def test_a_worker_still_loading_after_the_start_timeout_ends_the_job_naming_it(tmp_path):
+    """A start-up that never ends (a model on a hung mount) must not stall the job: the fleet
+    waits `worker_start_timeout_s` for the engine, then fails in one line."""
+    import ray
+
+    from cluster.broker import RolloutBroker
+    from cluster.fleet import WorkerFleet
+    from cluster.runtime import JobFailed
+    from rollout_workers.engine import EngineConfig
+    from rollout_workers.episodes.config import RolloutConfig
+    from rollout_workers.ray_runtime import actor_runtime_env, local_cluster
+    from tests.fixtures_models import save_model
+
+    model = save_model(tmp_path)
+    with local_cluster(2):
+        options = {"num_cpus": 0, "runtime_env": actor_runtime_env()}
+        broker = ray.remote(RolloutBroker).options(max_concurrency=8, **options).remote(
+            {"task": "gp"}, 4, 0, 8, 100)
+        fleet = WorkerFleet(broker, EngineConfig(kind="hf", model=model),
+                            RolloutConfig(episodes_in_flight=2, episodes_per_batch=2), 0.0,
+                            worker_timeout_s=TIMEOUT_S, worker_start_timeout_s=0.2)
+        began = time.monotonic()
+        try:
+            with pytest.raises(JobFailed, match=r"rollout worker rollout-0 did not load its "
+                                                r"engine .* cluster.worker_start_timeout_s=0.2 s"):
+                fleet.scale_to(1)
+            assert time.monotonic() - began < 5  # a process and an engine take longer than that
+        finally:
+            fleet.shutdown()
