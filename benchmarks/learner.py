@@ -37,7 +37,7 @@ from transformers import AutoModelForCausalLM
 
 from learner.batch import Turns, collate_turns, split_micro_batches, turns_from_record_batches
 from learner.config import LearnerConfig
-from learner.engine import EngineConfig, prepare_environment
+from learner.engine import DeepSpeedConfig, prepare_environment
 from learner.model import ModelConfig
 from learner.optim import OptimConfig
 from learner.ppo import PPOConfig
@@ -126,7 +126,7 @@ def measure(b: LearnerBenchmark, path: Path) -> dict[str, float | int | str]:
     tokens = sum(turns.length(i) for i in range(len(turns)))
     learner = LearnerRank(LearnerConfig(
         model=ModelConfig(path=str(path)), optim=OptimConfig(lr=1e-5),
-        engine=EngineConfig(zero_stage=b.zero_stage, micro_batch_size=b.micro_batch_size),
+        engine=DeepSpeedConfig(zero_stage=b.zero_stage, micro_batch_size=b.micro_batch_size),
         ppo=PPOConfig(ppo_epochs=b.epochs, num_minibatches=b.minibatches, temperature=1.0)))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     ppo_seconds(learner, batch), raw_seconds(model, optimizer, turns, b)  # warm-up

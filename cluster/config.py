@@ -19,7 +19,7 @@ from envs.general_points import GPConfig
 from envs.registry import TaskConfig
 from learner.config import LearnerConfig
 from learner.sft import SFTConfig
-from rollout_workers.engine import EngineConfig
+from rollout_workers.engine import RolloutEngineConfig
 from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.telemetry import MetricsConfig
 
@@ -171,7 +171,7 @@ class ExperimentConfig(BaseModel):
     task: TaskConfig = GPConfig()
     """The training task."""
     rollout: RolloutConfig = RolloutConfig()
-    engine: EngineConfig
+    engine: RolloutEngineConfig
     learner: LearnerConfig
     sft: SFTConfig | None = None
     """SFT warm start before RL (the study requires one), or the SFT arm itself."""

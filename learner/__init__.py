@@ -13,7 +13,7 @@ _EXPORTS = {
     "LearnerConfig": "learner.config",
     "ModelConfig": "learner.model",
     "OptimConfig": "learner.optim",
-    "EngineConfig": "learner.engine",
+    "DeepSpeedConfig": "learner.engine",
     "PPOConfig": "learner.ppo",
     "SFTConfig": "learner.sft",
     "SFTTrainer": "learner.sft",

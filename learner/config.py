@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from learner.engine import EngineConfig
+from learner.engine import DeepSpeedConfig
 from learner.model import ModelConfig
 from learner.optim import OptimConfig
 from learner.ppo import PPOConfig
@@ -18,7 +18,7 @@ class LearnerConfig(BaseModel):
 
     model: ModelConfig
     optim: OptimConfig = OptimConfig()
-    engine: EngineConfig = EngineConfig()
+    engine: DeepSpeedConfig = DeepSpeedConfig()
     ppo: PPOConfig = PPOConfig()
     num_ranks: int = Field(1, ge=1)
     """Data-parallel DeepSpeed ranks, one Ray actor each, placed together."""

@@ -25,7 +25,7 @@ from learner.checkpoint_manifest import (
     read_latest,
 )
 from learner.config import LearnerConfig
-from learner.engine import EngineConfig
+from learner.engine import DeepSpeedConfig
 from learner.model import ModelConfig, meta_backbone, parameter_shapes
 from learner.optim import OptimConfig
 from learner.rank import LearnerRank
@@ -71,7 +71,7 @@ def bigger_lm_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _learner(path: Path) -> LearnerRank:
     return LearnerRank(LearnerConfig(
         model=ModelConfig(path=str(path)), optim=OptimConfig(lr=1e-3), total_updates=4,
-        engine=EngineConfig(zero_stage=2, micro_batch_size=4)))
+        engine=DeepSpeedConfig(zero_stage=2, micro_batch_size=4)))
 
 
 @pytest.fixture(scope="module")

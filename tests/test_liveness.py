@@ -27,7 +27,7 @@ def fleet_of_two(tmp_path):
 
     from cluster.broker import RolloutBroker
     from cluster.fleet import WorkerFleet
-    from rollout_workers.engine import EngineConfig
+    from rollout_workers.engine import RolloutEngineConfig
     from rollout_workers.episodes.config import RolloutConfig
     from rollout_workers.ray_runtime import actor_runtime_env, local_cluster
     from tests.fixtures_models import save_model
@@ -37,7 +37,7 @@ def fleet_of_two(tmp_path):
         options = {"num_cpus": 0, "runtime_env": actor_runtime_env()}
         broker = ray.remote(RolloutBroker).options(max_concurrency=8, **options).remote(
             {"task": "gp"}, 4, 0, 8, 100)
-        fleet = WorkerFleet(broker, EngineConfig(kind="hf", model=model),
+        fleet = WorkerFleet(broker, RolloutEngineConfig(kind="hf", model=model),
                             RolloutConfig(episodes_in_flight=2, episodes_per_batch=2), 0.0,
                             worker_timeout_s=TIMEOUT_S)
         fleet.scale_to(2)
@@ -120,7 +120,7 @@ def test_a_route_file_gone_while_the_job_runs_ends_it_in_one_line(tmp_path):
     from cluster.broker import RolloutBroker
     from cluster.fleet import WorkerFleet
     from cluster.runtime import JobFailed
-    from rollout_workers.engine import EngineConfig
+    from rollout_workers.engine import RolloutEngineConfig
     from rollout_workers.episodes.config import RolloutConfig
     from rollout_workers.ray_runtime import actor_runtime_env, local_cluster
     from tests.fixtures_models import save_model
@@ -134,7 +134,7 @@ def test_a_route_file_gone_while_the_job_runs_ends_it_in_one_line(tmp_path):
             {"task": "virl", "route_source": str(routes)}, 4, 0, 8, 100)
         ray.get(broker.stats.remote())  # it has read the task settings
         routes.unlink()
-        fleet = WorkerFleet(broker, EngineConfig(kind="hf", model=model),
+        fleet = WorkerFleet(broker, RolloutEngineConfig(kind="hf", model=model),
                             RolloutConfig(episodes_in_flight=2, episodes_per_batch=2), 0.0,
                             worker_timeout_s=TIMEOUT_S)
         fleet.scale_to(1)
