@@ -22,7 +22,7 @@ _EXPORTS = {
     "RankPool": "learner.group",
     "run_sft_on_ranks": "learner.group",
     "UpdateResult": "learner.group",
-    "UpdateStats": "learner.ppo_trainer",
+    "UpdateStats": "learner.stats",
     "WeightPublication": "learner.export",
     "LearnerState": "learner.checkpoint",
 }

@@ -30,6 +30,7 @@ from learner.model import ModelConfig, PolicyValueModel, is_vision, load_backbon
 from learner.optim import OptimConfig
 from learner.rank import disable_dropout, pad_token_id
 from learner.sft_eval import EvalHook, evaluate_generation
+from learner.stats import SFTStepStats
 from rollout_workers.engine.multimodal import excluded_token_ids
 
 
@@ -109,21 +110,6 @@ class Demonstration:
 
 PROGRESS_LINES = 10
 PROGRESS_LOG = "progress.log"
-
-
-class SFTStepStats(BaseModel):
-    """One optimizer step, over all ranks."""
-
-    step: int
-    loss: float
-    """Mean negative log-likelihood per answer token."""
-    lr: float
-    grad_norm: float | None
-    tokens: int
-    """Tokens through the model (prompts and answers, all ranks)."""
-    answer_tokens: int
-    """Tokens the loss covers."""
-    seconds: float
 
 
 class SFTResult(BaseModel):
