@@ -4,7 +4,6 @@ one line (never a traceback from inside an actor)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -31,31 +30,10 @@ from learner.optim import OptimConfig
 from learner.rank import LearnerRank
 from rollout_workers.tiny_models import save_tiny_model
 from tests.jobs import DEMO, ROOT, job_env
+from tests.process_group import own_process_group  # noqa: F401 (ends the learners' group)
 
 torch.set_num_threads(1)
 MODEL_STATES = "mp_rank_00_model_states.pt"
-
-
-DIST_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def own_process_group():
-    """The learners here are in-process, so they make this process a (one-rank) process
-    group; it ends with the module. Left behind, the next in-process vLLM engine takes it
-    over and destroys it, and every DeepSpeed learner after that fails."""
-    saved = {key: os.environ.get(key) for key in DIST_ENV}
-    yield
-    import deepspeed.comm as ds_comm
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        ds_comm.destroy_process_group()  # DeepSpeed forgets its cached groups too
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 @pytest.fixture(scope="module")
