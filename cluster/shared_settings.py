@@ -155,7 +155,8 @@ def disagreements(config: BaseModel) -> list[InitErrorDetails]:
                    "source_value": str(source), "why": link.why}
         errors.append(InitErrorDetails(
             type=PydanticCustomError("shared_setting", template, context),
-            loc=tuple(link.copy.split(".")), input=str(copy)))
+            loc=tuple(link.copy.split(".")),
+            input=str(copy) if isinstance(copy, Path) else copy))
     return errors
 
 
