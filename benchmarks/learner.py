@@ -52,7 +52,7 @@ from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
 from learner.batch import Turns, collate_turns, split_micro_batches, turns_from_record_batches
 from learner.config import LearnerConfig
-from learner.engine import EngineConfig, prepare_environment, resolve_dtype, use_gpu
+from learner.engine import DeepSpeedConfig, prepare_environment, resolve_dtype, use_gpu
 from learner.model import ModelConfig
 from learner.optim import OptimConfig
 from learner.ppo import PPOConfig
@@ -186,7 +186,7 @@ def run(b: LearnerBenchmark) -> dict[str, float | int | str | None]:
 
 
 def measure(b: LearnerBenchmark, path: Path) -> dict[str, float | int | str | None]:
-    engine = EngineConfig(zero_stage=b.zero_stage, micro_batch_size=b.micro_batch_size)
+    engine = DeepSpeedConfig(zero_stage=b.zero_stage, micro_batch_size=b.micro_batch_size)
     dtype, device = resolve_dtype(engine), "cuda" if use_gpu() else "cpu"
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
     batch = synthetic_batch(b, model.config.vocab_size)

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from benchmarks.cli import parse_settings
 from envs.general_points import GPConfig
-from rollout_workers.engine import EngineConfig, make_engine
+from rollout_workers.engine import RolloutEngineConfig, make_engine
 from rollout_workers.engine.base import GenerationRequest, SamplingSettings
 from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.episodes.seeds import SeedRange
@@ -69,7 +69,7 @@ class RolloutBenchmark(BaseModel):
 class EngineReplay:
     """A raw engine that generates for recorded engine calls and times only `generate`."""
 
-    def __init__(self, engine_config: EngineConfig, rollout_config: RolloutConfig) -> None:
+    def __init__(self, engine_config: RolloutEngineConfig, rollout_config: RolloutConfig) -> None:
         self.engine = make_engine(engine_config)
         self.config = rollout_config
 
@@ -93,7 +93,7 @@ class EngineReplay:
 def main() -> None:
     bench = parse_settings(RolloutBenchmark, __doc__)
     with tempfile.TemporaryDirectory(prefix="rv-bench-") as model_dir, local_cluster(num_cpus=2):
-        engine_config = EngineConfig(model=save_tiny_model("lm", bench.model_size, model_dir),
+        engine_config = RolloutEngineConfig(model=save_tiny_model("lm", bench.model_size, model_dir),
                                      seed=bench.seed, kv_cache_bytes=128 << 20)
         rollout_config = RolloutConfig(
             episodes_in_flight=bench.episodes_in_flight, episodes_per_batch=8,

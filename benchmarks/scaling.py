@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from benchmarks.cli import parse_settings
 from envs.general_points import GPConfig
-from rollout_workers.engine import EngineConfig
+from rollout_workers.engine import RolloutEngineConfig
 from rollout_workers.engine.base import SamplingSettings
 from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.episodes.seeds import SeedRange
@@ -146,7 +146,7 @@ def report(bench: ScalingBenchmark, rounds: dict[str, list[dict[str, float]]]) -
 def main() -> None:
     bench = parse_settings(ScalingBenchmark, __doc__)
     with tempfile.TemporaryDirectory(prefix="rv-bench-") as model_dir, local_cluster(num_cpus=2):
-        engine = EngineConfig(model=save_tiny_model("lm", bench.model_size, model_dir),
+        engine = RolloutEngineConfig(model=save_tiny_model("lm", bench.model_size, model_dir),
                               seed=bench.seed, kv_cache_bytes=64 << 20, max_model_len=1024)
         rollout = RolloutConfig(
             episodes_in_flight=bench.episodes_in_flight, episodes_per_batch=8,

@@ -44,7 +44,7 @@ from benchmarks.cli import parse_settings
 from learner.config import LearnerConfig
 from learner.group import LearnerGroup
 from learner.model import ModelConfig
-from rollout_workers.engine import EngineConfig
+from rollout_workers.engine import RolloutEngineConfig
 from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.ray_runtime import local_cluster
 from rollout_workers.tiny_models.build import save_tiny_model
@@ -101,7 +101,7 @@ def _load_seconds(workers: list[Any]) -> list[float]:
 def measure_model(bench: WeightSyncBenchmark, size: str, scratch: Path) -> dict[str, Any]:
     path = save_tiny_model("lm", size, scratch / size)
     learner = LearnerGroup(LearnerConfig(model=ModelConfig(path=str(path))))
-    engine = EngineConfig(model=path, kv_cache_bytes=64 << 20, max_model_len=512)
+    engine = RolloutEngineConfig(model=path, kv_cache_bytes=64 << 20, max_model_len=512)
     workers = [remote_worker(f"sync-{size}-{i}", engine, RolloutConfig())
                for i in range(bench.workers)]
     try:

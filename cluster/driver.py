@@ -41,7 +41,7 @@ from cluster.trajectory_queue import Taken
 from cluster.update_clock import UpdateClock
 from learner.checkpoint_manifest import CheckpointError, choose_checkpoint
 from learner.group import LearnerGroup, LearnerRankLost, UpdateResult
-from learner.ppo_trainer import UpdateStats
+from learner.stats import UpdateStats
 from rollout_workers.telemetry import mark_actor_started, start_metrics_endpoint
 from rollout_workers.trajectory import BatchMeta
 

@@ -27,7 +27,7 @@ from cluster.runtime import JobFailed
 from cluster.weight_group import WeightGroup
 from envs.base import TaskInputError
 from rollout_workers.broadcast_messages import BroadcastPublication
-from rollout_workers.engine import EngineConfig
+from rollout_workers.engine import RolloutEngineConfig
 from rollout_workers.engine.base import SamplingSettings
 from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.episodes.seeds import EpisodeSpec
@@ -68,7 +68,7 @@ class FleetEvents(BaseModel):
 class WorkerFleet:
     """Driver-side manager of the RolloutWorker actors."""
 
-    def __init__(self, broker: Any, engine: EngineConfig, rollout: RolloutConfig,
+    def __init__(self, broker: Any, engine: RolloutEngineConfig, rollout: RolloutConfig,
                  cpus_per_worker: float, gpus_per_worker: float = 0.0,
                  resources: dict[str, float] | None = None, max_restarts: int = 10,
                  name_prefix: str = "revisor", worker_timeout_s: float = 600.0,

@@ -26,7 +26,7 @@ from cluster.runtime import ray_cluster
 from cluster.settings import load_settings
 from learner.group import LearnerGroup
 from learner.model import count_parameters
-from learner.ppo_trainer import UpdateStats
+from learner.stats import UpdateStats
 from rollout_workers.episodes.seeds import EpisodeSpec, SeedList
 from rollout_workers.trajectory import BatchMeta
 from rollout_workers.worker import remote_worker

@@ -26,7 +26,7 @@ from learner.checkpoint_manifest import CheckpointError, choose_checkpoint
 from learner.config import LearnerConfig
 from learner.engine import DEFAULT_EXTENSIONS_DIR, free_port
 from learner.export import WeightPublication
-from learner.ppo_trainer import UpdateStats
+from learner.stats import UpdateStats
 from rollout_workers.broadcast_messages import BroadcastPublication
 from rollout_workers.telemetry import MetricsConfig
 

@@ -51,7 +51,8 @@ class PPOConfig(BaseModel):
     longer the answer's log-probability and the ratio stops measuring a policy change."""
     temperature: float = Field(0.2, gt=0.0)
     """The rollout sampling temperature: log-probs are log_softmax(logits / temperature) so
-    that they match the sampler's. Keep it equal to the rollout setting."""
+    that they match the sampler's. In a job it is one setting with rollout.sampling.temperature
+    (either fills the other; set apart, they are refused)."""
     entropy_coef: float = Field(0.0, ge=0.0)
     """Entropy bonus. The study computed no entropy; Revisor always measures it (a collapse
     warning) and adds a bonus only when this is > 0."""

@@ -245,7 +245,7 @@ def test_a_worker_that_dies_while_weights_are_published_is_replaced_on_the_new_w
 
     from cluster.broker import RolloutBroker
     from cluster.fleet import Publication, WorkerFleet
-    from rollout_workers.engine import EngineConfig
+    from rollout_workers.engine import RolloutEngineConfig
     from rollout_workers.episodes.config import RolloutConfig
     from rollout_workers.ray_runtime import actor_runtime_env, local_cluster
     from rollout_workers.weights import pack_weights
@@ -257,7 +257,7 @@ def test_a_worker_that_dies_while_weights_are_published_is_replaced_on_the_new_w
         options = {"num_cpus": 0, "runtime_env": actor_runtime_env()}
         broker = ray.remote(RolloutBroker).options(max_concurrency=8, **options).remote(
             {"task": "gp"}, 4, 0, 8, 100)
-        fleet = WorkerFleet(broker, EngineConfig(kind="hf", model=model),
+        fleet = WorkerFleet(broker, RolloutEngineConfig(kind="hf", model=model),
                             RolloutConfig(episodes_in_flight=2, episodes_per_batch=2), 0.0)
         fleet.scale_to(2)
         doomed = next(iter(fleet.members.values()))

@@ -35,10 +35,10 @@ def _broker(task: dict):
 def _fleet(broker, model, **timeouts):
     """A fleet of hf-engine rollout workers of the tiny model (none started yet)."""
     from cluster.fleet import WorkerFleet
-    from rollout_workers.engine import EngineConfig
+    from rollout_workers.engine import RolloutEngineConfig
     from rollout_workers.episodes.config import RolloutConfig
 
-    return WorkerFleet(broker, EngineConfig(kind="hf", model=model),
+    return WorkerFleet(broker, RolloutEngineConfig(kind="hf", model=model),
                        RolloutConfig(episodes_in_flight=2, episodes_per_batch=2), 0.0,
                        **{"worker_timeout_s": TIMEOUT_S, **timeouts})
 

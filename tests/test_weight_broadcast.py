@@ -110,11 +110,11 @@ def test_nccl_is_refused_without_cuda_naming_the_fix() -> None:
 @pytest.mark.slow
 def test_vllm_engine_refuses_to_join_a_weight_group_without_cuda(tmp_path: Path) -> None:
     """Through the real worker extension of a vLLM CPU engine, which keeps serving."""
-    from rollout_workers.engine import EngineConfig, make_engine
+    from rollout_workers.engine import RolloutEngineConfig, make_engine
     from rollout_workers.engine.base import GenerationRequest, SamplingSettings
     from rollout_workers.tiny_models import save_tiny_model
 
-    config = EngineConfig(model=save_tiny_model("lm", "0.5m", tmp_path / "lm"),
+    config = RolloutEngineConfig(model=save_tiny_model("lm", "0.5m", tmp_path / "lm"),
                           kv_cache_bytes=16 << 20, max_model_len=256)
     with make_engine(config) as engine:
         with pytest.raises(Exception, match="needs CUDA on the rollout engine"):
@@ -133,10 +133,10 @@ def test_fleet_takes_the_path_the_publication_names(tmp_path: Path) -> None:
     and a worker started later would load from the object store; a plain one keeps its ref."""
     from cluster.fleet import Publication, WorkerFleet, _current_weights
     from rollout_workers.broadcast_messages import BroadcastPublication
-    from rollout_workers.engine import EngineConfig
+    from rollout_workers.engine import RolloutEngineConfig
     from rollout_workers.episodes.config import RolloutConfig
 
-    fleet = WorkerFleet(broker=None, engine=EngineConfig(model=tmp_path, tensor_parallel_size=2),
+    fleet = WorkerFleet(broker=None, engine=RolloutEngineConfig(model=tmp_path, tensor_parallel_size=2),
                         rollout=RolloutConfig(), cpus_per_worker=1)
     assert fleet.weight_group.ranks_per_engine == 2
     layout = pack_weights(_mixed_state_dict(), version=2).layout.to_dict()
