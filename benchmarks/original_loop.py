@@ -54,7 +54,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from benchmarks.cli import parse_settings
 from benchmarks.rollout import _play as play_worker
 from envs.general_points import GPConfig
-from rollout_workers.engine import EngineConfig
+from rollout_workers.engine import RolloutEngineConfig
 from rollout_workers.engine.base import SamplingSettings
 from rollout_workers.env_pool import Answer, EpisodeTable
 from rollout_workers.episodes.config import RolloutConfig
@@ -150,7 +150,7 @@ def main() -> None:
     sampling = SamplingSettings(temperature=bench.temperature, max_tokens=bench.max_tokens,
                                 seed=bench.seed)
     with tempfile.TemporaryDirectory(prefix="rv-bench-") as model_dir, local_cluster(num_cpus=2):
-        engine_config = EngineConfig(kind="vllm", seed=bench.seed, kv_cache_bytes=128 << 20,
+        engine_config = RolloutEngineConfig(kind="vllm", seed=bench.seed, kv_cache_bytes=128 << 20,
                                      model=save_tiny_model("lm", bench.model_size, model_dir))
         rollout_config = RolloutConfig(episodes_in_flight=bench.episodes_in_flight,
                                        episodes_per_batch=8, sampling=sampling)

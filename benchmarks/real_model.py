@@ -27,7 +27,7 @@ import time
 
 import torch
 
-from rollout_workers.engine import EngineConfig, make_engine
+from rollout_workers.engine import RolloutEngineConfig, make_engine
 from rollout_workers.engine.base import SamplingSettings
 from rollout_workers.gguf_import import import_gguf, packaged_gguf
 from tests.fixtures_models import gp_request, reference_logprobs
@@ -38,7 +38,7 @@ def measure(model: Path, prompts: int, max_tokens: int) -> dict:
 
     tokenizer = AutoTokenizer.from_pretrained(model)
     start = time.perf_counter()
-    engine = make_engine(EngineConfig(kind="vllm", model=str(model), max_model_len=2048,
+    engine = make_engine(RolloutEngineConfig(kind="vllm", model=str(model), max_model_len=2048,
                                       kv_cache_bytes=256 << 20))
     load_s = time.perf_counter() - start
     requests = [gp_request(tokenizer, seed) for seed in range(prompts)]

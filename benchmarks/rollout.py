@@ -8,8 +8,9 @@ gives a stable ratio. Each round:
    very same prompts (every turn's prompt, read from the trajectories), grouped into the
    same engine calls and with the same sampling seeds, so it samples the same answers.
 worker tokens/s = generated tokens / wall time from the first request to the last batch
-received; engine tokens/s = the same tokens / time inside `generate`. The ratio
-worker/engine is the share of the engine's speed the rollout system keeps.
+received; engine tokens/s = the same tokens / time inside `generate`. `worker_over_engine`
+(worker tokens/s over engine tokens/s) is the share of the engine's speed the rollout system
+keeps.
 
 Usage: .venv/bin/python benchmarks/rollout.py [--rounds 4] [--out runs/benchmarks/rollout.json]
 """
@@ -36,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from benchmarks.cli import parse_settings
 from envs.general_points import GPConfig
-from rollout_workers.engine import EngineConfig, make_engine
+from rollout_workers.engine import RolloutEngineConfig, make_engine
 from rollout_workers.engine.base import GenerationRequest, SamplingSettings
 from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.episodes.seeds import SeedRange
@@ -68,7 +69,7 @@ class RolloutBenchmark(BaseModel):
 class EngineReplay:
     """A raw engine that generates for recorded engine calls and times only `generate`."""
 
-    def __init__(self, engine_config: EngineConfig, rollout_config: RolloutConfig) -> None:
+    def __init__(self, engine_config: RolloutEngineConfig, rollout_config: RolloutConfig) -> None:
         self.engine = make_engine(engine_config)
         self.config = rollout_config
 
@@ -92,7 +93,7 @@ class EngineReplay:
 def main() -> None:
     bench = parse_settings(RolloutBenchmark, __doc__)
     with tempfile.TemporaryDirectory(prefix="rv-bench-") as model_dir, local_cluster(num_cpus=2):
-        engine_config = EngineConfig(model=save_tiny_model("lm", bench.model_size, model_dir),
+        engine_config = RolloutEngineConfig(model=save_tiny_model("lm", bench.model_size, model_dir),
                                      seed=bench.seed, kv_cache_bytes=128 << 20)
         rollout_config = RolloutConfig(
             episodes_in_flight=bench.episodes_in_flight, episodes_per_batch=8,
@@ -109,7 +110,8 @@ def main() -> None:
     report = _report(bench, rounds)
     bench.out.parent.mkdir(parents=True, exist_ok=True)
     bench.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: report[k] for k in ("engine_tokens_per_s", "worker_tokens_per_s", "ratio")}))
+    print(json.dumps({k: report[k] for k in ("engine_tokens_per_s", "worker_tokens_per_s",
+                                             "worker_over_engine")}))
     print(f"written to {bench.out}")
 
 
@@ -164,7 +166,7 @@ def _report(bench: RolloutBenchmark, rounds: list[dict[str, Any]]) -> dict[str, 
     return {
         "engine_tokens_per_s": round(engine_tps, 1),
         "worker_tokens_per_s": round(worker_tps, 1),
-        "ratio": round(worker_tps / engine_tps, 3),
+        "worker_over_engine": round(worker_tps / engine_tps, 3),
         "same_answers": total["engine_tokens"] == total["worker_tokens"],
         "worker_engine_busy_share": round(stats["engine_seconds"] / stats["rollout_seconds"], 3),
         "totals": total,

@@ -4,7 +4,7 @@ Two real RolloutWorker actors (vLLM CPU engine, tiny model, GP-L episodes) strea
 episodes to this process as Arrow record batches, which it validates, as a learner would.
 Rounds alternate: worker 0 plays `episodes` alone, then both workers play `episodes` each
 at the same time. episodes/s = episodes received / wall time from the first request to the
-last batch; ratio = two-worker episodes/s / one-worker episodes/s.
+last batch; `two_over_one` = two-worker episodes/s over one-worker episodes/s.
 
 What to expect on a 2-core machine: at most 2.0 (one OpenMP thread per worker, one core
 each), in practice about 1.5-1.9. The cores are also shared with this process (receiving
@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from benchmarks.cli import parse_settings
 from envs.general_points import GPConfig
-from rollout_workers.engine import EngineConfig
+from rollout_workers.engine import RolloutEngineConfig
 from rollout_workers.engine.base import SamplingSettings
 from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.episodes.seeds import SeedRange
@@ -136,7 +136,7 @@ def report(bench: ScalingBenchmark, rounds: dict[str, list[dict[str, float]]]) -
              for name, runs in rounds.items()}
     return {"one_worker_episodes_per_s": round(rate["one"], 3),
             "two_workers_episodes_per_s": round(rate["two"], 3),
-            "ratio": round(rate["two"] / rate["one"], 3),
+            "two_over_one": round(rate["two"] / rate["one"], 3),
             "cores_one_worker": cores["one"], "cores_two_workers": cores["two"],
             "cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 1),
             "rounds": rounds,
@@ -146,7 +146,7 @@ def report(bench: ScalingBenchmark, rounds: dict[str, list[dict[str, float]]]) -
 def main() -> None:
     bench = parse_settings(ScalingBenchmark, __doc__)
     with tempfile.TemporaryDirectory(prefix="rv-bench-") as model_dir, local_cluster(num_cpus=2):
-        engine = EngineConfig(model=save_tiny_model("lm", bench.model_size, model_dir),
+        engine = RolloutEngineConfig(model=save_tiny_model("lm", bench.model_size, model_dir),
                               seed=bench.seed, kv_cache_bytes=64 << 20, max_model_len=1024)
         rollout = RolloutConfig(
             episodes_in_flight=bench.episodes_in_flight, episodes_per_batch=8,
@@ -163,7 +163,7 @@ def main() -> None:
     bench.out.parent.mkdir(parents=True, exist_ok=True)
     bench.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("one_worker_episodes_per_s",
-                                             "two_workers_episodes_per_s", "ratio",
+                                             "two_workers_episodes_per_s", "two_over_one",
                                              "cores_one_worker", "cores_two_workers")}))
     print(f"written to {bench.out}")
 

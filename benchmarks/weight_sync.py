@@ -51,7 +51,7 @@ from benchmarks.cli import parse_settings
 from learner.config import LearnerConfig
 from learner.group import LearnerGroup
 from learner.model import ModelConfig
-from rollout_workers.engine import EngineConfig
+from rollout_workers.engine import RolloutEngineConfig
 from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.ray_runtime import local_cluster
 from rollout_workers.tiny_models.build import save_tiny_model
@@ -121,7 +121,7 @@ def measure_model(bench: WeightSyncBenchmark, size: str, weight_sync: str, scrat
         path = save_tiny_model("lm", size, path)
     learner = LearnerGroup(LearnerConfig(model=ModelConfig(path=str(path)),
                                          weight_sync=weight_sync))
-    engine = EngineConfig(model=path, kv_cache_bytes=64 << 20, max_model_len=512)
+    engine = RolloutEngineConfig(model=path, kv_cache_bytes=64 << 20, max_model_len=512)
     workers = [remote_worker(f"sync-{size}-{i}", engine, RolloutConfig())
                for i in range(bench.workers)]
     try:

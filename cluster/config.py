@@ -2,9 +2,10 @@
 
 Everything a run needs is here, nested by component, each part reusing its component's own
 settings model (the single source of every default). A YAML file plus dotted overrides on
-the command line fill it in; the model path is written once at the top and handed to the
-rollout engines, the learner and the SFT warm start. Invalid settings fail here, naming the
-field, before any actor starts.
+the command line fill it in. A setting two parts share (the model path, the sampling
+temperature, the RL phase's length, the context length) is written once and handed to each
+part (cluster.shared_settings). Invalid settings fail here, naming the field, before any
+actor starts.
 """
 
 from __future__ import annotations
@@ -12,14 +13,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from cluster.pretrain import PretrainConfig, base_path
+from cluster.shared_settings import (
+    disagreements,
+    explain_filled,
+    fill_copies,
+    without_copies,
+)
 from envs.general_points import GPConfig
 from envs.registry import TaskConfig
 from learner.config import LearnerConfig
 from learner.sft import SFTConfig
-from rollout_workers.engine import EngineConfig
+from rollout_workers.engine import RolloutEngineConfig
 from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.telemetry import MetricsConfig
 from rollout_workers.weight_transport import make_transport
@@ -142,6 +158,10 @@ class ClusterConfig(BaseModel):
     this long inside one step or weight load, is declared hung: killed and replaced, its
     episodes replayed. Sized for GPU engines (a first step that compiles, a 70B weight load);
     a few tens of seconds suit tiny CPU models."""
+    worker_start_timeout_s: float = Field(1800.0, gt=0)
+    """A rollout worker that has not loaded its engine (and the current weights) this long
+    after it was started ends the job, naming it: without a bound a stuck load (a model
+    directory on a hung network mount, a GPU that never frees) would stall the job forever."""
     num_nodes: int = Field(1, ge=1)
     """Nodes of the cluster, for `revisor plan` (Ray itself reads nothing here)."""
     gpus_per_node: int = Field(8, ge=1)
@@ -172,7 +192,7 @@ class ExperimentConfig(BaseModel):
     task: TaskConfig = GPConfig()
     """The training task."""
     rollout: RolloutConfig = RolloutConfig()
-    engine: EngineConfig
+    engine: RolloutEngineConfig
     learner: LearnerConfig
     sft: SFTConfig | None = None
     """SFT warm start before RL (the study requires one), or the SFT arm itself."""
@@ -181,26 +201,28 @@ class ExperimentConfig(BaseModel):
     cluster: ClusterConfig = ClusterConfig()
     metrics: MetricsConfig = MetricsConfig()
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _one_model_path(cls, data: Any) -> Any:
-        """Hand the top-level model path to every part that loads the model."""
-        if isinstance(data, dict) and "model" not in data and data.get("pretrain") is not None:
-            data = {**data, "model": _pretrained_base_path(data)}
-        if not isinstance(data, dict) or "model" not in data:
-            return data
-        data = dict(data)
-        path = str(data["model"])
-        data["engine"] = {**(data.get("engine") or {}), "model": path}
-        learner = dict(data.get("learner") or {})
-        learner["model"] = {**(learner.get("model") or {}), "path": path}
-        data["learner"] = learner
-        if data.get("sft") is not None:
-            sft = dict(data["sft"])
-            sft["model"] = {**(sft.get("model") or {}), "path": path}
-            sft.setdefault("task", data.get("task", {"task": "gp"}))
-            data["sft"] = sft
-        return data
+    def _shared_settings(cls, data: Any, handler: ModelWrapValidatorHandler) -> ExperimentConfig:
+        """Each setting two components share is written once (cluster.shared_settings): unset
+        copies are filled in from their source, and a copy that disagrees is an error at its
+        field naming both."""
+        if not isinstance(data, dict):
+            return handler(data)
+        data, filled = fill_copies(_with_defaults(data), cls)
+        try:
+            config = handler(data)
+        except ValidationError as error:
+            raise ValidationError.from_exception_data(
+                error.title, explain_filled(error, filled)) from None
+        errors = disagreements(config)
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return config
+
+    @model_serializer(mode="wrap")
+    def _each_setting_once(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return without_copies(handler(self))
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
@@ -210,11 +232,6 @@ class ExperimentConfig(BaseModel):
             raise ValueError("tiny_model and gguf both say how to make `model`: keep one")
         if self.pretrain and not self.tiny_model:
             raise ValueError("pretrain trains the model tiny_model builds: set tiny_model")
-        sampled, scored = self.rollout.sampling.temperature, self.learner.ppo.temperature
-        if sampled != scored:
-            raise ValueError(
-                f"rollout.sampling.temperature ({sampled}) must equal learner.ppo.temperature "
-                f"({scored}): PPO's ratios compare log-probs of the distribution that sampled")
         transport = make_transport(self.learner.weight_sync)
         if refusal := transport.engine_refusal(self.engine.kind, self.cluster.gpus_per_worker,
                                                hf_only=None):
@@ -227,6 +244,16 @@ class ExperimentConfig(BaseModel):
     @property
     def max_staleness(self) -> int:
         return self.learner.ppo.max_staleness
+
+
+def _with_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """`model` defaults to the pretrained base's place; the SFT task to the training task."""
+    if "model" not in data and data.get("pretrain") is not None:
+        data = {**data, "model": _pretrained_base_path(data)}
+    sft = data.get("sft")
+    if isinstance(sft, dict) and "task" not in sft:
+        data = {**data, "sft": {**sft, "task": data.get("task", {"task": "gp"})}}
+    return data
 
 
 def _pretrained_base_path(data: dict[str, Any]) -> str:

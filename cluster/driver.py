@@ -41,7 +41,7 @@ from cluster.trajectory_queue import Taken
 from cluster.update_clock import UpdateClock
 from learner.checkpoint_manifest import CheckpointError, choose_checkpoint
 from learner.group import LearnerGroup, LearnerRankLost, UpdateResult
-from learner.ppo_trainer import UpdateStats
+from learner.stats import UpdateStats
 from rollout_workers.telemetry import mark_actor_started, start_metrics_endpoint
 from rollout_workers.trajectory import BatchMeta
 
@@ -92,6 +92,7 @@ class RLDriver:
         self.fleet = WorkerFleet(self.broker, config.engine, config.rollout, c.cpus_per_worker,
                                  c.gpus_per_worker, c.worker_resources, c.max_worker_restarts,
                                  name_prefix=config.name, worker_timeout_s=c.worker_timeout_s,
+                                 worker_start_timeout_s=c.worker_start_timeout_s,
                                  weight_sync=config.learner.weight_sync)
         self.evaluations: list[EvalPoint] = []
         self.clock = UpdateClock()

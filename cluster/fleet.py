@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from cluster.liveness import LivenessWatch
 from cluster.runtime import JobFailed
 from envs.base import TaskInputError
-from rollout_workers.engine import EngineConfig
+from rollout_workers.engine import RolloutEngineConfig
 from rollout_workers.engine.base import SamplingSettings
 from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.episodes.seeds import EpisodeSpec
@@ -57,10 +57,11 @@ class FleetEvents(BaseModel):
 class WorkerFleet:
     """Driver-side manager of the RolloutWorker actors."""
 
-    def __init__(self, broker: Any, engine: EngineConfig, rollout: RolloutConfig,
+    def __init__(self, broker: Any, engine: RolloutEngineConfig, rollout: RolloutConfig,
                  cpus_per_worker: float, gpus_per_worker: float = 0.0,
                  resources: dict[str, float] | None = None, max_restarts: int = 10,
                  name_prefix: str = "revisor", worker_timeout_s: float = 600.0,
+                 worker_start_timeout_s: float = 1800.0,
                  weight_sync: WeightSync = "object_store") -> None:
         self.broker, self.engine, self.rollout = broker, engine, rollout
         self.options = {"num_cpus": cpus_per_worker, "num_gpus": gpus_per_worker,
@@ -76,14 +77,13 @@ class WorkerFleet:
         self.transport = make_transport(weight_sync, engine.tensor_parallel_size)
         """How publications reach the workers (rollout_workers.weight_transport)."""
         self.watch = LivenessWatch(worker_timeout_s)
+        self.start_timeout_s = worker_start_timeout_s
         self.events = FleetEvents()
         """What happened to workers since the driver last asked (`check`)."""
 
     def scale_to(self, count: int) -> None:
         """Start or retire workers until `count` serve."""
-        new = [self._start() for _ in range(count - len(self.members))]
-        _wait_until_started(new)
-        self._serve(new)
+        self._serve(self._start_many(count - len(self.members)))
         for member in list(self.members.values())[count:]:
             self.retire(member.worker_id)
 
@@ -265,31 +265,46 @@ class WorkerFleet:
         if self.restarts > self.max_restarts:
             raise RuntimeError(f"rollout workers died or hung {self.restarts} times (the limit is "
                                f"cluster.max_worker_restarts={self.max_restarts}); see the Ray logs")
-        new = [self._start() for _ in range(count)]
-        _wait_until_started(new)
+        new = self._start_many(count)
         if serve:
             self._serve(new)
 
-    def _start(self) -> Member:
+    def _start_many(self, count: int) -> list[Member]:
+        """Start `count` workers; return once each has loaded its engine and the current
+        weights (liveness pulses judge a worker only from then on)."""
+        started = [self._start() for _ in range(count)]
+        _wait_until_started({ref: member for member, refs in started for ref in refs},
+                            self.start_timeout_s)
+        return [member for member, _ in started]
+
+    def _start(self) -> tuple[Member, list[Any]]:
+        """A new worker, and the calls that finish when its engine and weights are loaded."""
         worker_id = f"rollout-{next(self._ids)}"
         handle = remote_worker(worker_id, self.engine, self.rollout,
                                name=f"{self.name_prefix}-{worker_id}", **self.options)
+        loading = [handle.pulse.remote()]
         if self.latest is not None:
-            ray.get(self.transport.catch_up(self.latest, handle))
+            loading.append(self.transport.catch_up(self.latest, handle))
         member = Member(worker_id, handle, serving=None)
         self.members[worker_id] = member
-        return member
+        return member, loading
 
     def _serve(self, members: list[Member]) -> None:
         for member in members:
             member.serving = member.handle.serve.remote(self.broker)
 
 
-def _wait_until_started(members: list[Member]) -> None:
-    """Until every new worker has loaded its engine. Liveness pulses judge a worker only from
-    then on: an engine load takes from seconds to many minutes, and a worker that dies while
-    loading fails this call."""
-    ray.get([m.handle.pulse.remote() for m in members])
+def _wait_until_started(loading: dict[Any, Member], timeout_s: float) -> None:
+    """Until every call in `loading` has returned. An engine load takes from seconds to many
+    minutes, so liveness pulses do not judge it; a worker that dies while loading fails this
+    call, and one still loading after `timeout_s` ends the job (a replacement would too)."""
+    ready, late = ray.wait(list(loading), num_returns=len(loading), timeout=timeout_s)
+    ray.get(ready)
+    if late:
+        names = ", ".join(sorted({loading[ref].worker_id for ref in late}))
+        raise JobFailed(f"rollout worker {names} did not load its engine and weights within "
+                        f"cluster.worker_start_timeout_s={timeout_s:g} s; raise it for models "
+                        "that take longer to load")
 
 
 def _stop_on_broken_input(worker_id: str, error: Exception) -> None:

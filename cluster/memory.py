@@ -24,8 +24,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cluster.model_shape import ModelShape
-from learner.engine import EngineConfig as LearnerEngineConfig
-from rollout_workers.engine.config import EngineConfig
+from learner.engine import DeepSpeedConfig
+from rollout_workers.engine.config import RolloutEngineConfig
 
 GIB = 1 << 30
 ACTIVATION_FACTOR = 34
@@ -84,7 +84,7 @@ class LearnerSetup(BaseModel):
 
     role: str = "learner rank"
     ranks: int
-    engine: LearnerEngineConfig
+    engine: DeepSpeedConfig
     on_gpu: bool
     gradient_checkpointing: bool = False
     sequence_tokens: int
@@ -109,7 +109,7 @@ def count(parameters: int) -> str:
     return f"{parameters / 1e9:.3g}B" if parameters >= 1e9 else f"{parameters / 1e6:.3g}M"
 
 
-def training_dtype(engine: LearnerEngineConfig, on_gpu: bool) -> tuple[str, int]:
+def training_dtype(engine: DeepSpeedConfig, on_gpu: bool) -> tuple[str, int]:
     """The dtype learner.engine.resolve_dtype picks on that device, and its size."""
     name = engine.dtype if engine.dtype != "auto" else ("bfloat16" if on_gpu else "float32")
     return name, DTYPE_BYTES[name]
@@ -218,7 +218,7 @@ class RolloutSetup(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    engine: EngineConfig
+    engine: RolloutEngineConfig
     vllm: bool
     """vLLM serves the model (else the HF engine does, with a reason)."""
     on_gpu: bool

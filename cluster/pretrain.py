@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
 from envs.general_points.corpus import CORPUS_VERSION, CorpusConfig
-from learner.engine import EngineConfig
+from learner.engine import DeepSpeedConfig
 from learner.optim import OptimConfig
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ class PretrainConfig(BaseModel):
     steps: int = Field(3000, ge=1)
     batch_size: int = Field(64, ge=1)
     optim: OptimConfig = OptimConfig(lr=3e-3, schedule="cosine", warmup_ratio=0.03)
-    engine: EngineConfig = EngineConfig(micro_batch_size=32)
+    engine: DeepSpeedConfig = DeepSpeedConfig(micro_batch_size=32)
     seed: int = 0
     num_ranks: int | None = Field(None, ge=1)
     """Data-parallel ranks; None: learner.num_ranks. Pretraining runs before any rollout

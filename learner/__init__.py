@@ -13,7 +13,7 @@ _EXPORTS = {
     "LearnerConfig": "learner.config",
     "ModelConfig": "learner.model",
     "OptimConfig": "learner.optim",
-    "EngineConfig": "learner.engine",
+    "DeepSpeedConfig": "learner.engine",
     "PPOConfig": "learner.ppo",
     "SFTConfig": "learner.sft",
     "SFTTrainer": "learner.sft",
@@ -22,7 +22,7 @@ _EXPORTS = {
     "RankPool": "learner.group",
     "run_sft_on_ranks": "learner.group",
     "UpdateResult": "learner.group",
-    "UpdateStats": "learner.ppo_trainer",
+    "UpdateStats": "learner.stats",
     "WeightPublication": "rollout_workers.weight_transport.base",
     "LearnerState": "learner.checkpoint",
 }

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from learner.engine import EngineConfig
+from learner.engine import DeepSpeedConfig
 from learner.model import ModelConfig
-from learner.optim import OptimConfig
+from learner.optim import OptimConfig, schedule_needs_length
 from learner.ppo import PPOConfig
 from rollout_workers.weight_transport import WeightSync, make_transport
 
@@ -18,16 +18,17 @@ class LearnerConfig(BaseModel):
 
     model: ModelConfig
     optim: OptimConfig = OptimConfig()
-    engine: EngineConfig = EngineConfig()
+    engine: DeepSpeedConfig = DeepSpeedConfig()
     ppo: PPOConfig = PPOConfig()
     num_ranks: int = Field(1, ge=1)
     """Data-parallel DeepSpeed ranks, one Ray actor each, placed together."""
     cpus_per_rank: float = Field(1.0, gt=0)
     gpus_per_rank: float = Field(0.0, ge=0)
     """1 on a GPU cluster (one rank per GPU); 0 runs on CPU with gloo."""
-    total_updates: int | None = Field(None, ge=1)
-    """Planned PPO updates; needed only by decaying LR schedules (cosine, linear), whose
-    length is total_updates x ppo_epochs x num_minibatches optimizer steps."""
+    total_updates: int | None = Field(None, ge=0)
+    """Planned PPO updates: the length of a decaying LR schedule (cosine, linear) or a warm-up,
+    total_updates x ppo_epochs x num_minibatches optimizer steps. A job fills it in from
+    training.updates; on its own, a schedule that needs it and lacks it is an error."""
     publish_every: int = Field(1, ge=1)
     """Export weights for the rollout workers after every this many updates."""
     seed: int = 0
@@ -39,6 +40,15 @@ class LearnerConfig(BaseModel):
     node map (faster on one CPU machine; workers on other nodes fall back to the object
     store). 'nccl': rank 0 broadcasts the packed buffers to every vLLM engine over NCCL, GPU
     to GPU (needs GPU learner ranks and GPU vLLM workers). See rollout_workers.weight_transport."""
+
+    @model_validator(mode="after")
+    def _schedule_has_a_length(self) -> LearnerConfig:
+        if self.total_updates is None and schedule_needs_length(self.optim):
+            raise ValueError(
+                f"learner.optim.schedule '{self.optim.schedule}' (warmup_ratio "
+                f"{self.optim.warmup_ratio}) needs learner.total_updates, the length it runs "
+                "over; a job sets it from training.updates")
+        return self
 
     @model_validator(mode="after")
     def _ranks_can_send(self) -> LearnerConfig:

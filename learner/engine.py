@@ -26,7 +26,7 @@ warnings.filterwarnings("ignore", category=FutureWarning,
                         message=r"`torch\.distributed\.(all_gather_into_tensor|reduce_scatter_tensor)`")
 
 
-class EngineConfig(BaseModel):
+class DeepSpeedConfig(BaseModel):
     """How the model is sharded and in which precision it trains."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -43,7 +43,7 @@ class EngineConfig(BaseModel):
     in host memory and step them there with Revisor's own AdamW: GPU memory for slower steps."""
 
     @model_validator(mode="after")
-    def _offload_needs_zero(self) -> EngineConfig:
+    def _offload_needs_zero(self) -> DeepSpeedConfig:
         if self.offload_optimizer and self.zero_stage == 0:
             raise ValueError("offload_optimizer needs zero_stage >= 1: ZeRO 0 keeps no "
                              "optimizer partition of its own to move to host memory")
@@ -54,7 +54,7 @@ def use_gpu() -> bool:
     return torch.cuda.is_available() and os.environ.get("DS_ACCELERATOR", "cuda") != "cpu"
 
 
-def resolve_dtype(config: EngineConfig) -> torch.dtype:
+def resolve_dtype(config: DeepSpeedConfig) -> torch.dtype:
     if config.dtype == "auto":
         return torch.bfloat16 if use_gpu() else torch.float32
     return getattr(torch, config.dtype)
@@ -86,7 +86,7 @@ def init_distributed() -> None:
     deepspeed.init_distributed(dist_backend="nccl" if use_gpu() else "gloo")
 
 
-def deepspeed_config(optim: OptimConfig, config: EngineConfig) -> dict[str, Any]:
+def deepspeed_config(optim: OptimConfig, config: DeepSpeedConfig) -> dict[str, Any]:
     """DeepSpeed's JSON config. No 'optimizer' or 'scheduler' block: ours are passed as objects,
     so nothing in here can replace them."""
     zero: dict[str, Any] = {"stage": config.zero_stage}
@@ -114,7 +114,7 @@ def deepspeed_config(optim: OptimConfig, config: EngineConfig) -> dict[str, Any]
 class TrainEngine:
     """One rank's DeepSpeed engine with the few operations the trainers need."""
 
-    def __init__(self, model: torch.nn.Module, optim: OptimConfig, config: EngineConfig,
+    def __init__(self, model: torch.nn.Module, optim: OptimConfig, config: DeepSpeedConfig,
                  total_steps: int | None = None) -> None:
         init_distributed()
         import deepspeed

@@ -29,14 +29,20 @@ def turn_gae(
     """
     advantages = torch.zeros_like(values, dtype=torch.float32)
     next_advantage, next_value = 0.0, 0.0
+    # Backwards through time, as in every GAE: each turn's advantage folds in its successor's.
     for i in range(len(rewards) - 1, -1, -1):
+        # A new episode starts after this turn (walking backwards): nothing flows across it.
         last_of_episode = i + 1 == len(rewards) or episode_index[i + 1] != episode_index[i]
         if last_of_episode or bool(dones[i]):
             next_advantage, next_value = 0.0, 0.0
+        # TD error of this verification step: the verdict's reward plus the discounted value of
+        # the next state (the dialogue after the feedback), less this state's value.
         delta = float(rewards[i]) + gamma * next_value - float(values[i])
+        # lambda trades the critic's bias (0: one-step TD) for the returns' variance (1: Monte Carlo).
         next_advantage = delta + gamma * lam * next_advantage
         next_value = float(values[i])
         advantages[i] = next_advantage
+    # Value targets: what the critic regresses on (advantage = return - value).
     return advantages, advantages + values.float()
 
 

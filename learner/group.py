@@ -24,7 +24,7 @@ from learner.checkpoint import LearnerState
 from learner.checkpoint_manifest import CheckpointError, choose_checkpoint
 from learner.config import LearnerConfig
 from learner.engine import DEFAULT_EXTENSIONS_DIR, free_port
-from learner.ppo_trainer import UpdateStats
+from learner.stats import UpdateStats
 from rollout_workers.telemetry import MetricsConfig
 from rollout_workers.weight_transport import make_transport
 from rollout_workers.weight_transport.base import WeightPublication

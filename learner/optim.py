@@ -42,12 +42,23 @@ class OptimConfig(BaseModel):
     Raise it (10-100) when values lag; 1 is the study's single learning rate."""
 
 
+def schedule_needs_length(config: OptimConfig) -> bool:
+    """Whether the schedule depends on the run's total steps (decay or warm-up)."""
+    return config.schedule != "constant" or config.warmup_ratio > 0
+
+
 def lr_multiplier(step: int, total_steps: int | None, config: OptimConfig) -> float:
-    """The factor on `lr` after `step` optimizer steps."""
-    warmup = int(config.warmup_ratio * total_steps) if total_steps else 0
+    """The factor on `lr` after `step` optimizer steps. A decay or warm-up with no known
+    length is an error: a constant rate in its place would go unnoticed."""
+    if total_steps is None:
+        if schedule_needs_length(config):
+            raise ValueError(f"the '{config.schedule}' schedule (warmup_ratio "
+                             f"{config.warmup_ratio}) needs the run's total optimizer steps")
+        return 1.0
+    warmup = int(config.warmup_ratio * total_steps)
     if step < warmup:
         return (step + 1) / (warmup + 1)
-    if config.schedule == "constant" or not total_steps:
+    if config.schedule == "constant":
         return 1.0
     progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
     if config.schedule == "cosine":

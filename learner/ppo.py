@@ -51,7 +51,8 @@ class PPOConfig(BaseModel):
     longer the answer's log-probability and the ratio stops measuring a policy change."""
     temperature: float = Field(0.2, gt=0.0)
     """The rollout sampling temperature: log-probs are log_softmax(logits / temperature) so
-    that they match the sampler's. Keep it equal to the rollout setting."""
+    that they match the sampler's. In a job it is one setting with rollout.sampling.temperature
+    (either fills the other; set apart, they are refused)."""
     entropy_coef: float = Field(0.0, ge=0.0)
     """Entropy bonus. The study computed no entropy; Revisor always measures it (a collapse
     warning) and adds a bonus only when this is > 0."""
@@ -106,8 +107,11 @@ def ppo_loss(
     policy, stats = _policy_loss(x, config, num_tokens, num_turns)
     value, value_stats = _value_loss(x, config, num_turns)
     token_w = x.token_weight
+    # Entropy is always measured (a collapsing policy shows here first); its bonus is 0 by
+    # default, as in the study.
     entropy = (x.entropy * token_w).sum() / num_tokens
     loss = policy + config.value_coef * value - config.entropy_coef * entropy
+    # Optional KL to a frozen reference (the study uses none): k3 is unbiased and never negative.
     if x.ref_logprobs is not None and config.kl_coef > 0:
         kl = (_k3(x.ref_logprobs - x.new_logprobs) * token_w).sum() / num_tokens
         loss = loss + config.kl_coef * kl
@@ -120,17 +124,25 @@ def ppo_loss(
 def _policy_loss(
     x: PPOInputs, config: PPOConfig, num_tokens: float, num_turns: float
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    # The ratio is taken against the learner's own log-probs at the start of the update ("old"),
+    # not the engine's: the two differ by numerics, and staleness is corrected separately below.
     log_ratio = x.new_logprobs - x.old_logprobs.detach()
     stale_log_w = (x.old_logprobs - x.behaviour_logprobs).detach()
+    # Token level: every answer token is a sample with its turn's advantage. Turn level: one
+    # ratio per answer (the sum of its tokens' log-ratios), as when the answer is one action.
     if config.ratio_level == "token":
         advantages, weight, norm = x.advantages[x.token_turn], x.token_weight, num_tokens
     else:
         log_ratio, stale_log_w = _per_turn(log_ratio, x), _per_turn(stale_log_w, x)
         advantages, weight, norm = x.advantages, x.turn_weight, num_turns
+    # Clipped surrogate: the pessimistic (larger) of the two losses, so that moving the ratio
+    # beyond 1 +- clip earns nothing more on the advantage's side.
     ratio = torch.exp(log_ratio)
     clipped = torch.clamp(ratio, 1.0 - config.clip_ratio, 1.0 + config.clip_ratio)
     per_sample = torch.maximum(-advantages * ratio, -advantages * clipped)
     stats: dict[str, torch.Tensor] = {}
+    # Samples played with older weights (max_staleness > 0) are reweighted by how much likelier
+    # the learner's start-of-update policy makes them than the policy that played them.
     if config.uses_stale_correction:
         stale_w, dropped = _stale_weight(stale_log_w, config)
         per_sample = per_sample * stale_w
@@ -146,8 +158,11 @@ def _policy_loss(
 def _value_loss(
     x: PPOInputs, config: PPOConfig, num_turns: float
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    # One value per turn (at its last prompt token), regressed on the GAE returns.
     error = (x.values - x.returns) ** 2
     stats: dict[str, torch.Tensor] = {}
+    # Value clipping, as the study's PPO did: the new value may not win by leaving the old one
+    # by more than value_clip; the worse of the two errors counts.
     if config.value_clip is not None:
         change = torch.clamp(x.values - x.old_values, -config.value_clip, config.value_clip)
         error_clipped = (x.old_values + change - x.returns) ** 2

@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 
 import torch
-from pydantic import BaseModel
 
 from learner.batch import MicroBatch, Turns, collate_turns, split_micro_batches
 from learner.engine import TrainEngine
@@ -20,48 +19,8 @@ from learner.gae import normalise, turn_gae
 from learner.group_advantage import group_advantages
 from learner.model import PolicyValueModel
 from learner.ppo import PPOConfig, PPOInputs, ppo_loss
+from learner.stats import UpdateStats
 from learner.vision import VisionInputs
-
-
-class UpdateStats(BaseModel):
-    """What one PPO update did, averaged over all ranks (token- or turn-weighted)."""
-
-    policy_version: int
-    """The version the weights have after this update."""
-    loss: float
-    policy_loss: float
-    value_loss: float
-    entropy: float
-    approx_kl: float
-    clip_fraction: float
-    value_clip_fraction: float = 0.0
-    kl_ref: float = 0.0
-    stale_weight: float = 1.0
-    stale_dropped: float = 0.0
-    grad_norm: float | None = None
-    """Mean pre-clip gradient norm of the optimizer steps (None at ZeRO 0: not measured)."""
-    lr: float
-    optimizer_steps: int
-    episodes: int
-    turns: int
-    tokens: int
-    """Tokens (prompt + answer) in the batch."""
-    mean_reward: float
-    """Mean reward per turn."""
-    success_rate: float
-    """Share of episodes solved."""
-    mean_staleness: float
-    """Mean (learner version - version that sampled the turn)."""
-    max_staleness: int
-    behaviour_logprob_gap: float
-    """Mean |learner log-prob - sampler log-prob| of the answer tokens before the update: ~0
-    on-policy (sampler and learner agree), grows with staleness or a temperature mismatch."""
-    behaviour_logprob_gap_max: float
-    seconds: float
-    score_seconds: float = 0.0
-    """Of `seconds`, the forwards for old log-probs, values and advantages before the epochs."""
-    epoch_losses: list[float]
-    """The full-batch loss of each epoch's minibatches, averaged: comparable across rank counts."""
 
 
 @dataclass
@@ -90,10 +49,15 @@ class PPOTrainer:
         start = time.perf_counter()
         if self.vision is not None:
             turns = self.vision.expand(turns)
+        # Each rank takes whole episodes (GAE runs along an episode's turns).
         rows = shard_groups(turns, self.engine.rank, self.engine.world_size)
+        # Score once with the weights as they are now: the "old" log-probs the ratio starts
+        # from, values, then turn-level GAE and normalised advantages.
         scored = self.score(turns, rows)
         score_seconds = time.perf_counter() - start
         epoch_losses, sums, steps, norms = [], {}, 0, []
+        # Several epochs over the same episodes, reshuffled into minibatches each time; one
+        # optimizer step per minibatch. The clipped ratio keeps the later steps honest.
         for epoch in range(self.config.ppo_epochs):
             epoch_loss = 0.0
             for minibatch in self._minibatches(rows, version, epoch):

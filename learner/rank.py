@@ -20,7 +20,8 @@ from learner.config import LearnerConfig
 from learner.engine import TrainEngine, resolve_dtype
 from learner.export import gathered_state_dict, with_tied_aliases
 from learner.model import is_vision, load_policy, load_reference, text_config
-from learner.ppo_trainer import PPOTrainer, UpdateStats
+from learner.ppo_trainer import PPOTrainer
+from learner.stats import UpdateStats
 from learner.vision import VisionInputs
 from rollout_workers.weight_transport.shared_memory import SharedSegment
 from rollout_workers.weights import PackedWeights, WeightPacker

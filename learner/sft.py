@@ -24,12 +24,13 @@ from envs.general_points.corpus import CorpusConfig, documents
 from envs.registry import TaskConfig, make_episode
 from learner import telemetry
 from learner.batch import Turns, collate_turns, split_micro_batches
-from learner.engine import EngineConfig, TrainEngine, resolve_dtype
+from learner.engine import DeepSpeedConfig, TrainEngine, resolve_dtype
 from learner.export import gathered_state_dict
 from learner.model import ModelConfig, PolicyValueModel, is_vision, load_backbone
 from learner.optim import OptimConfig
 from learner.rank import disable_dropout, pad_token_id
 from learner.sft_eval import EvalHook, evaluate_generation
+from learner.stats import SFTStepStats
 from rollout_workers.engine.multimodal import excluded_token_ids
 
 
@@ -55,7 +56,7 @@ class SFTConfig(BaseModel):
     optim: OptimConfig = OptimConfig(lr=1e-6, schedule="cosine", warmup_ratio=0.03,
                                      weight_decay=0.0)
     """The study: lr about 1e-6 for text, 5e-7 for vision, at 11B."""
-    engine: EngineConfig = EngineConfig()
+    engine: DeepSpeedConfig = DeepSpeedConfig()
     batch_size: int = Field(128, ge=1)
     """Demonstrations per optimizer step, over all ranks."""
     steps: int = Field(1000, ge=1)
@@ -109,21 +110,6 @@ class Demonstration:
 
 PROGRESS_LINES = 10
 PROGRESS_LOG = "progress.log"
-
-
-class SFTStepStats(BaseModel):
-    """One optimizer step, over all ranks."""
-
-    step: int
-    loss: float
-    """Mean negative log-likelihood per answer token."""
-    lr: float
-    grad_norm: float | None
-    tokens: int
-    """Tokens through the model (prompts and answers, all ranks)."""
-    answer_tokens: int
-    """Tokens the loss covers."""
-    seconds: float
 
 
 class SFTResult(BaseModel):

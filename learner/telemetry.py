@@ -2,17 +2,17 @@
 
 Statistics from the trainers are already averaged over all DeepSpeed ranks, so only rank 0
 serves an endpoint and records: a gauge served by every rank would show one real value and
-several zeros. The recording helpers take the trainers' own result objects (PPO's update
-stats, SFT's step stats) or plain mappings with the same field names, so instrumenting a
-trainer is one call after each step.
+several zeros. The recording helpers take the trainers' own messages (learner.stats: PPO's
+update stats, SFT's step stats) or mappings of their fields, so instrumenting a trainer is
+one call after each step.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
+from learner.stats import SFTStepStats, UpdateStats
 from rollout_workers.telemetry import SECONDS_BUCKETS, Catalogue, MetricSpec
 
 CATALOGUE = Catalogue("learner")
@@ -62,51 +62,14 @@ PUBLISH_BYTES = CATALOGUE.counter(
     "revisor_weight_publish_bytes_total", "Bytes of weights published.")
 
 
-class PPOStepStats(BaseModel):
-    """The fields of a PPO update that the dashboards show (extra fields are ignored)."""
-
-    model_config = ConfigDict(extra="ignore", from_attributes=True)
-
-    policy_version: int
-    loss: float
-    policy_loss: float
-    value_loss: float
-    entropy: float
-    approx_kl: float
-    clip_fraction: float
-    value_clip_fraction: float = 0.0
-    kl_ref: float = 0.0
-    stale_weight: float = 1.0
-    stale_dropped: float = 0.0
-    grad_norm: float | None = None
-    lr: float
-    episodes: int
-    tokens: int
-    mean_staleness: float = 0.0
-    max_staleness: int = 0
-    seconds: float
-
-
-class SFTStepStats(BaseModel):
-    """The fields of an SFT step that the dashboards show (extra fields are ignored)."""
-
-    model_config = ConfigDict(extra="ignore", from_attributes=True)
-
-    loss: float
-    lr: float
-    grad_norm: float | None = None
-    tokens: int
-    seconds: float
-
-
 def catalogue() -> list[MetricSpec]:
     """Every metric the learner exports."""
     return list(CATALOGUE.specs)
 
 
-def record_ppo_update(stats: Any) -> None:
-    """One PPO update: `stats` is the trainer's update stats, or a mapping of the same fields."""
-    s = PPOStepStats.model_validate(stats)
+def record_ppo_update(stats: UpdateStats | Mapping[str, Any]) -> None:
+    """One PPO update: the trainer's update stats, or a mapping of its fields."""
+    s = UpdateStats.model_validate(stats)
     _record_step("ppo", s.seconds, s.tokens, s.lr, s.grad_norm)
     EPISODES.inc(s.episodes)
     POLICY_VERSION.set(s.policy_version)
@@ -121,8 +84,8 @@ def record_ppo_update(stats: Any) -> None:
         gauge.set(value)
 
 
-def record_sft_step(stats: Any) -> None:
-    """One SFT optimizer step: the trainer's step stats, or a mapping of the same fields."""
+def record_sft_step(stats: SFTStepStats | Mapping[str, Any]) -> None:
+    """One SFT optimizer step: the trainer's step stats, or a mapping of its fields."""
     s = SFTStepStats.model_validate(stats)
     _record_step("sft", s.seconds, s.tokens, s.lr, s.grad_norm)
     SFT_LOSS.set(s.loss)

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 from transformers import AutoTokenizer
 
 from rollout_workers import telemetry
-from rollout_workers.engine import EngineConfig, make_engine
+from rollout_workers.engine import RolloutEngineConfig, make_engine
 from rollout_workers.engine.base import SamplingSettings
 from rollout_workers.engine.multimodal import load_processor
 from rollout_workers.engine.stats import EngineReport
@@ -74,7 +74,7 @@ class WorkerStats(BaseModel):
 class RolloutWorker:
     """Owns one engine and plays episodes with it; usable in-process or as a Ray actor."""
 
-    def __init__(self, worker_id: str, engine_config: EngineConfig, config: RolloutConfig) -> None:
+    def __init__(self, worker_id: str, engine_config: RolloutEngineConfig, config: RolloutConfig) -> None:
         self.worker_id = worker_id
         if config.max_dialogue_tokens is None:
             config = config.model_copy(update={"max_dialogue_tokens": engine_config.max_model_len})
@@ -284,7 +284,7 @@ class RolloutWorker:
             self.envs.close()
 
 
-def remote_worker(worker_id: str, engine_config: EngineConfig, config: RolloutConfig,
+def remote_worker(worker_id: str, engine_config: RolloutEngineConfig, config: RolloutConfig,
                   num_cpus: float = 1, **options: Any) -> Any:
     """Start a RolloutWorker actor (a handle); extra `options` go to Ray (resources, name)."""
     actor_class = ray.remote(concurrency_groups={CONTROL_GROUP: 1, LIVENESS_GROUP: 1})(RolloutWorker).options(
@@ -293,7 +293,7 @@ def remote_worker(worker_id: str, engine_config: EngineConfig, config: RolloutCo
     return actor_class.remote(worker_id, engine_config, config)
 
 
-def _chat_template_owner(tokenizer: Any, engine_config: EngineConfig) -> Any:
+def _chat_template_owner(tokenizer: Any, engine_config: RolloutEngineConfig) -> Any:
     """The tokenizer when it carries the chat template; else the model's processor (vision
     models often keep the template there)."""
     if getattr(tokenizer, "chat_template", None):

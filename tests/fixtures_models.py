@@ -90,7 +90,7 @@ def ppo_on_worker_rollouts(engine: Any, model: Path) -> tuple[Any, Any, Any]:
     update stats). The learner rebuilds every image from its reference and scores the sampled
     tokens; the stats' behaviour_logprob_gap_max says how far from the engine it was."""
     from learner.config import LearnerConfig
-    from learner.engine import EngineConfig as TrainEngineConfig
+    from learner.engine import DeepSpeedConfig
     from learner.model import ModelConfig
     from learner.ppo import PPOConfig
     from learner.rank import LearnerRank
@@ -105,6 +105,6 @@ def ppo_on_worker_rollouts(engine: Any, model: Path) -> tuple[Any, Any, Any]:
     batches = list(worker.rollouts(SeedRange(task=GPConfig(vision=True, max_attempts=2)),
                                    max_episodes=3))
     learner = LearnerRank(LearnerConfig(
-        model=ModelConfig(path=str(model)), engine=TrainEngineConfig(zero_stage=0),
+        model=ModelConfig(path=str(model)), engine=DeepSpeedConfig(zero_stage=0),
         ppo=PPOConfig(temperature=0.7, ppo_epochs=1, num_minibatches=1)))
     return worker, learner, learner.update(batches)

@@ -4,7 +4,6 @@ one line (never a traceback from inside an actor)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -25,37 +24,16 @@ from learner.checkpoint_manifest import (
     read_latest,
 )
 from learner.config import LearnerConfig
-from learner.engine import EngineConfig
+from learner.engine import DeepSpeedConfig
 from learner.model import ModelConfig, meta_backbone, parameter_shapes
 from learner.optim import OptimConfig
 from learner.rank import LearnerRank
 from rollout_workers.tiny_models import save_tiny_model
 from tests.jobs import DEMO, ROOT, job_env
+from tests.process_group import own_process_group  # noqa: F401 (ends the learners' group)
 
 torch.set_num_threads(1)
 MODEL_STATES = "mp_rank_00_model_states.pt"
-
-
-DIST_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def own_process_group():
-    """The learners here are in-process, so they make this process a (one-rank) process
-    group; it ends with the module. Left behind, the next in-process vLLM engine takes it
-    over and destroys it, and every DeepSpeed learner after that fails."""
-    saved = {key: os.environ.get(key) for key in DIST_ENV}
-    yield
-    import deepspeed.comm as ds_comm
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        ds_comm.destroy_process_group()  # DeepSpeed forgets its cached groups too
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +49,7 @@ def bigger_lm_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _learner(path: Path) -> LearnerRank:
     return LearnerRank(LearnerConfig(
         model=ModelConfig(path=str(path)), optim=OptimConfig(lr=1e-3), total_updates=4,
-        engine=EngineConfig(zero_stage=2, micro_batch_size=4)))
+        engine=DeepSpeedConfig(zero_stage=2, micro_batch_size=4)))
 
 
 @pytest.fixture(scope="module")

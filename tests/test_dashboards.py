@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cluster import telemetry as driver
 from learner import telemetry as learner
+from learner.stats import SFTStepStats
 from rollout_workers import telemetry as rollout
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,7 +98,8 @@ def test_exported_series_are_the_names_the_processes_serve():
     rollout.record_weight_sync("w-dash", 1, 0.01, 8)
     rollout.record_env_step("gp", "dash-check", 0.001)
     rollout.mark_actor_started("rollout", "w-dash")
-    learner.record_sft_step({"loss": 1.0, "lr": 1e-3, "grad_norm": 1.0, "tokens": 5, "seconds": 1})
+    learner.record_sft_step(SFTStepStats(step=1, loss=1.0, lr=1e-3, grad_norm=1.0, tokens=5,
+                                         answer_tokens=2, seconds=1))
     learner.record_weight_publish(1, 0.01, 8)
     driver.record_workers("rollout", 1, 1)
     driver.record_worker_restart("rollout", "w-dash")

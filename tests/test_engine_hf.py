@@ -14,7 +14,7 @@ from transformers import (
     AutoTokenizer,
 )
 
-from rollout_workers.engine import EngineConfig, SamplingSettings, make_engine
+from rollout_workers.engine import RolloutEngineConfig, SamplingSettings, make_engine
 from rollout_workers.engine.hf_engine import HFEngine
 from rollout_workers.engine.multimodal import expand_image_tokens
 from tests.fixtures_models import gp_request, reference_logprobs, save_model
@@ -27,7 +27,7 @@ def lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def engine(lm_dir: Path) -> HFEngine:
-    return make_engine(EngineConfig(kind="hf", model=lm_dir))
+    return make_engine(RolloutEngineConfig(kind="hf", model=lm_dir))
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_weight_update_changes_the_policy_and_its_version(engine: HFEngine, toke
 def test_vlm_generates_from_an_image(tmp_path_factory: pytest.TempPathFactory) -> None:
     vlm_dir = save_model(tmp_path_factory.mktemp("models"), "vlm")
     processor = AutoProcessor.from_pretrained(vlm_dir)
-    engine = make_engine(EngineConfig(kind="hf", model=vlm_dir))
+    engine = make_engine(RolloutEngineConfig(kind="hf", model=vlm_dir))
     request = gp_request(processor.tokenizer, 0, vision=True)
     generation = engine.generate([request], SamplingSettings(temperature=1.0, max_tokens=12))[0]
     model = AutoModelForImageTextToText.from_pretrained(vlm_dir)
@@ -90,9 +90,9 @@ def test_vlm_generates_from_an_image(tmp_path_factory: pytest.TempPathFactory) -
 
 def test_config_rejects_unknown_fields_and_engines() -> None:
     with pytest.raises(pydantic.ValidationError, match="kv_cache"):
-        EngineConfig(model="m", kv_cache=1)
+        RolloutEngineConfig(model="m", kv_cache=1)
     with pytest.raises(pydantic.ValidationError, match="kind"):
-        EngineConfig(model="m", kind="tgi")
+        RolloutEngineConfig(model="m", kind="tgi")
 
 
 def test_image_placeholders_must_match_the_images() -> None:
@@ -108,7 +108,7 @@ def test_a_vision_policy_never_samples_an_image_placeholder(
     the next turn's prompt. The log-probs still equal the learner's, which excludes it alike."""
     vlm_dir = save_model(tmp_path_factory.mktemp("models"), "vlm")
     processor = AutoProcessor.from_pretrained(vlm_dir)
-    engine = make_engine(EngineConfig(kind="hf", model=vlm_dir))
+    engine = make_engine(RolloutEngineConfig(kind="hf", model=vlm_dir))
     request = gp_request(processor.tokenizer, 0, vision=True)
     image_token = processor.tokenizer.convert_tokens_to_ids(processor.image_token)
     generations = engine.generate([request] * 16,

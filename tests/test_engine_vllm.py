@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoProcessor, AutoTokenizer
 
-from rollout_workers.engine import EngineConfig, SamplingSettings, make_engine
+from rollout_workers.engine import RolloutEngineConfig, SamplingSettings, make_engine
 from rollout_workers.engine.vllm_engine import VLLMEngine
 from tests.fixtures_models import (
     gp_request,
@@ -31,7 +31,7 @@ def lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def engine(lm_dir: Path) -> Iterator[VLLMEngine]:
-    with VLLMEngine(EngineConfig(model=lm_dir, kv_cache_bytes=KV_CACHE, max_model_len=1024)) as e:
+    with VLLMEngine(RolloutEngineConfig(model=lm_dir, kv_cache_bytes=KV_CACHE, max_model_len=1024)) as e:
         yield e
 
 
@@ -128,11 +128,11 @@ def test_vlm_generates_from_an_image_like_hf_and_shuts_down_cleanly(
     processor = AutoProcessor.from_pretrained(vlm_dir)
     requests = [gp_request(processor.tokenizer, seed, vision=True) for seed in range(3)]
     greedy = SamplingSettings(temperature=0.0, max_tokens=12)
-    hf = make_engine(EngineConfig(kind="hf", model=vlm_dir))
+    hf = make_engine(RolloutEngineConfig(kind="hf", model=vlm_dir))
     weights = {name: value + 0.05 * torch.randn_like(value)
                for name, value in hf.model.state_dict().items()}
     before = shm_segments()
-    vllm = make_engine(EngineConfig(model=vlm_dir, kv_cache_bytes=KV_CACHE, max_model_len=1024))
+    vllm = make_engine(RolloutEngineConfig(model=vlm_dir, kv_cache_bytes=KV_CACHE, max_model_len=1024))
     try:
         for version in (0, 1):
             if version:
@@ -165,7 +165,7 @@ def _current_weights(engine: VLLMEngine, lm_dir: Path) -> dict[str, torch.Tensor
 
 def test_an_engine_restarts_after_shutdown_in_the_same_process(lm_dir: Path, tokenizer) -> None:
     before = shm_segments()
-    engine = VLLMEngine(EngineConfig(model=lm_dir, kv_cache_bytes=KV_CACHE, max_model_len=1024))
+    engine = VLLMEngine(RolloutEngineConfig(model=lm_dir, kv_cache_bytes=KV_CACHE, max_model_len=1024))
     engine.generate([gp_request(tokenizer, 0)], SamplingSettings(max_tokens=4))
     engine.shutdown()
     engine.shutdown()  # idempotent
@@ -188,7 +188,7 @@ def test_learner_published_weights_reach_the_tied_output_layer(lm_dir: Path, tok
             param.add_(0.05 * torch.randn(param.shape, generator=generator))
     weights = with_tied_aliases(model, gathered_state_dict(model))
     requests = [gp_request(tokenizer, seed) for seed in range(4)]
-    with VLLMEngine(EngineConfig(model=lm_dir, kv_cache_bytes=KV_CACHE, max_model_len=1024)) as e:
+    with VLLMEngine(RolloutEngineConfig(model=lm_dir, kv_cache_bytes=KV_CACHE, max_model_len=1024)) as e:
         e.update_weights(unpack_weights(pack_weights(weights, version=1)), version=1)
         served = e.generate(requests, SamplingSettings(temperature=1.0, max_tokens=24, seed=2))
     for request, generation in zip(requests, served, strict=True):
@@ -214,8 +214,8 @@ def test_vllm_cannot_serve_mllama_so_the_factory_picks_hf(
     mllama_dir = save_model(tmp_path_factory.mktemp("models"), "mllama")
     before = shm_segments()
     with pytest.raises(Exception, match=error):
-        VLLMEngine(EngineConfig(model=mllama_dir, model_impl=model_impl, kv_cache_bytes=KV_CACHE,
+        VLLMEngine(RolloutEngineConfig(model=mllama_dir, model_impl=model_impl, kv_cache_bytes=KV_CACHE,
                                 max_model_len=1024))
     assert not leaked_segments(before)
-    assert isinstance(make_engine(EngineConfig(model=mllama_dir)), HFEngine)
+    assert isinstance(make_engine(RolloutEngineConfig(model=mllama_dir)), HFEngine)
     assert "Mllama" in VLLM_UNSERVABLE["mllama"]

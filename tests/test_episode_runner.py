@@ -13,7 +13,7 @@ from envs.base import Episode, Observation, Transition
 from envs.general_points import GPConfig
 from envs.registry import make_episode
 from envs.virl import VIRLConfig
-from rollout_workers.engine import EngineConfig, make_engine
+from rollout_workers.engine import RolloutEngineConfig, make_engine
 from rollout_workers.engine.base import (
     Engine,
     EngineStats,
@@ -214,7 +214,7 @@ def test_dialogue_restarts_after_a_correct_action(tokenizer: Any, dialogue: Dial
 
 @pytest.fixture(scope="module")
 def vllm_engine(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    config = EngineConfig(model=save_model(tmp_path_factory.mktemp("models")), max_model_len=2048,
+    config = RolloutEngineConfig(model=save_model(tmp_path_factory.mktemp("models")), max_model_len=2048,
                           kv_cache_bytes=32 << 20)
     engine = make_engine(config)
     yield engine

@@ -34,7 +34,7 @@ def test_invalid_settings_fail_before_anything_starts_and_name_each_field(tmp_pa
 def test_sampling_and_learner_temperatures_must_agree(tmp_path, capsys):
     code = job_main(["--config", str(DEMO), f"run_dir={tmp_path}", "learner.ppo.temperature=0.2"])
     assert code == 2
-    assert "rollout.sampling.temperature (1.0) must equal learner.ppo.temperature (0.2)" in \
+    assert "rollout.sampling.temperature (1.0) disagrees with learner.ppo.temperature (0.2)" in \
         capsys.readouterr().err
 
 

@@ -166,18 +166,13 @@ def test_max_staleness_two_trains_on_stale_samples_but_never_older_than_two(tmp_
 
 @pytest.mark.slow
 def test_an_on_policy_job_equals_the_synchronous_loop(tmp_path):
-    """max_staleness 0 with one rollout worker is synchronous PPO: the job and a plain loop
-    (play the next 8 episodes of the ledger, update, publish) with the same seeds train on the
-    same episodes and report the same numbers, update by update."""
-    import ray
-
+    """max_staleness 0 with one rollout worker is synchronous PPO: the job and the plain loop
+    of cluster/loop.py (play the next 8 episodes, update, publish) with the same seeds train on
+    the same episodes and report the same numbers, update by update."""
     from cluster.config import ExperimentConfig
+    from cluster.loop import synchronous_loop
     from cluster.settings import load_settings
-    from learner.group import LearnerGroup
-    from rollout_workers.episodes.seeds import EpisodeSpec, SeedList
     from rollout_workers.ray_runtime import local_cluster
-    from rollout_workers.trajectory import BatchMeta
-    from rollout_workers.worker import remote_worker
     from tests.jobs import DEMO
 
     run, updates = tmp_path / "run", 4
@@ -187,32 +182,16 @@ def test_an_on_policy_job_equals_the_synchronous_loop(tmp_path):
     job_rows = read_training_log(run)
 
     config = load_settings(ExperimentConfig, DEMO, args[2:])
-    t = config.training
-    loop_rows = []
     with local_cluster(4):
-        worker = remote_worker("sync-0", config.engine, config.rollout)
-        learner = LearnerGroup(config.learner)
-        try:
-            for update in range(updates):
-                first = update * t.episodes_per_update
-                specs = [EpisodeSpec(episode_id=str(i), task=config.task, seed=t.seed + i)
-                         for i in range(first, first + t.episodes_per_update)]
-                refs = list(worker.rollouts.remote(SeedList(specs=specs)))
-                metas = [BatchMeta.of(batch) for batch in ray.get(refs)]
-                assert all(m.oldest_version == m.newest_version == update for m in metas)
-                result = learner.update(refs)
-                ray.get(worker.receive_weights.remote("object_store", result.weights.ref,
-                                                     result.weights.version))
-                loop_rows.append(result.stats.model_dump())
-        finally:
-            learner.shutdown()
-            ray.get(worker.shutdown.remote())
-            ray.kill(worker)
+        history, points = synchronous_loop(config)
+    loop_rows = [stats.model_dump() for stats in history]
     assert [row["step"] for row in job_rows] == [row["policy_version"] for row in loop_rows]
     assert all(row["oldest_version"] == row["step"] - 1 for row in job_rows)
     _assert_same_updates(job_rows, loop_rows, PPO_STATS)
     episodes = summary(run)["episodes"]
-    assert episodes["issued"] == episodes["completed"] == updates * t.episodes_per_update
+    assert episodes["issued"] == episodes["completed"] == updates * config.training.episodes_per_update
+    final = {p.split: p.success for p in read_evaluations(run) if p.phase == f"step-{updates}"}
+    assert {p.split: p.success for p in points} == final  # the same weights, the same episodes
 
 
 @pytest.mark.slow
@@ -266,7 +245,7 @@ def test_a_worker_that_dies_while_weights_are_published_is_replaced_on_the_new_w
 
     from cluster.broker import RolloutBroker
     from cluster.fleet import WorkerFleet
-    from rollout_workers.engine import EngineConfig
+    from rollout_workers.engine import RolloutEngineConfig
     from rollout_workers.episodes.config import RolloutConfig
     from rollout_workers.ray_runtime import actor_runtime_env, local_cluster
     from rollout_workers.weight_transport.object_store import ObjectStorePublication
@@ -279,7 +258,7 @@ def test_a_worker_that_dies_while_weights_are_published_is_replaced_on_the_new_w
         options = {"num_cpus": 0, "runtime_env": actor_runtime_env()}
         broker = ray.remote(RolloutBroker).options(max_concurrency=8, **options).remote(
             {"task": "gp"}, 4, 0, 8, 100)
-        fleet = WorkerFleet(broker, EngineConfig(kind="hf", model=model),
+        fleet = WorkerFleet(broker, RolloutEngineConfig(kind="hf", model=model),
                             RolloutConfig(episodes_in_flight=2, episodes_per_batch=2), 0.0)
         fleet.scale_to(2)
         doomed = next(iter(fleet.members.values()))

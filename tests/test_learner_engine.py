@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from learner.engine import EngineConfig, TrainEngine, deepspeed_config, resolve_dtype
+from learner.engine import DeepSpeedConfig, TrainEngine, deepspeed_config, resolve_dtype
 from learner.export import gathered_state_dict
 from learner.optim import OptimConfig, lr_multiplier, make_optimizer, make_scheduler
 
@@ -49,7 +49,7 @@ def test_clipping_optimizer_and_schedule_match_plain_torch(stage: int, offload: 
     optim = OptimConfig(lr=0.05, max_grad_norm=0.5, schedule="cosine", warmup_ratio=0.25,
                         weight_decay=0.01)
     total, batches = 8, _batches(6)
-    engine = TrainEngine(_module(), optim, EngineConfig(zero_stage=stage, offload_optimizer=offload),
+    engine = TrainEngine(_module(), optim, DeepSpeedConfig(zero_stage=stage, offload_optimizer=offload),
                          total_steps=total)
     norms = []
     for step, (x, y) in enumerate(batches, start=1):
@@ -68,17 +68,17 @@ def test_clipping_optimizer_and_schedule_match_plain_torch(stage: int, offload: 
 
 
 def test_deepspeed_config_carries_no_optimizer_or_scheduler_of_its_own() -> None:
-    config = deepspeed_config(OptimConfig(max_grad_norm=0.3), EngineConfig(zero_stage=3))
+    config = deepspeed_config(OptimConfig(max_grad_norm=0.3), DeepSpeedConfig(zero_stage=3))
     assert "optimizer" not in config and "scheduler" not in config
     assert config["gradient_clipping"] == 0.3
     assert config["zero_optimization"]["stage"] == 3
     assert config["bf16"]["enabled"] is False  # CPU trains in fp32
-    assert resolve_dtype(EngineConfig()) == torch.float32
+    assert resolve_dtype(DeepSpeedConfig()) == torch.float32
     assert "offload_optimizer" not in config["zero_optimization"]
-    offloaded = deepspeed_config(OptimConfig(), EngineConfig(zero_stage=2, offload_optimizer=True))
+    offloaded = deepspeed_config(OptimConfig(), DeepSpeedConfig(zero_stage=2, offload_optimizer=True))
     assert offloaded["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
     with pytest.raises(ValueError, match="offload_optimizer needs zero_stage >= 1"):
-        EngineConfig(zero_stage=0, offload_optimizer=True)
+        DeepSpeedConfig(zero_stage=0, offload_optimizer=True)
 
 
 def test_warmup_then_cosine_shape() -> None:

@@ -14,12 +14,12 @@ from transformers import AutoModelForCausalLM
 from envs.general_points import GPConfig
 from learner.checkpoint_manifest import CheckpointError, model_mismatch, read_latest
 from learner.config import LearnerConfig
-from learner.engine import EngineConfig
+from learner.engine import DeepSpeedConfig
 from learner.group import LearnerGroup
 from learner.model import ModelConfig, meta_backbone, parameter_shapes
 from learner.optim import OptimConfig
 from learner.ppo import PPOConfig
-from rollout_workers.engine import EngineConfig as GenerationConfig
+from rollout_workers.engine import RolloutEngineConfig
 from rollout_workers.engine.base import SamplingSettings
 from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.episodes.seeds import SeedRange
@@ -47,7 +47,7 @@ def lm_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def batch_refs(cluster, lm_path: Path) -> list[ray.ObjectRef]:
     """Real rollouts (two attempts per episode, three per hand), in the object store: the
     learner gets refs."""
-    worker = RolloutWorker("w0", GenerationConfig(kind="hf", model=lm_path), RolloutConfig(
+    worker = RolloutWorker("w0", RolloutEngineConfig(kind="hf", model=lm_path), RolloutConfig(
         episodes_in_flight=9, episodes_per_batch=3,
         sampling=SamplingSettings(temperature=1.0, max_tokens=16, seed=5)))
     source = SeedRange(task=GPConfig(max_attempts=2), group_size=3)
@@ -57,11 +57,11 @@ def batch_refs(cluster, lm_path: Path) -> list[ray.ObjectRef]:
 
 def _config(path: Path, ranks: int, stage: int, advantage: str = "gae",
             weight_sync: str = "object_store") -> LearnerConfig:
-    return LearnerConfig(weight_sync=weight_sync,
+    return LearnerConfig(
         model=ModelConfig(path=str(path)), optim=OptimConfig(lr=1e-3, value_head_lr_scale=10),
-        engine=EngineConfig(zero_stage=stage, micro_batch_size=2),
+        engine=DeepSpeedConfig(zero_stage=stage, micro_batch_size=2),
         ppo=PPOConfig(ppo_epochs=3, num_minibatches=1, temperature=1.0, advantage=advantage),
-        num_ranks=ranks)
+        num_ranks=ranks, weight_sync=weight_sync)
 
 
 def _weights(publication) -> dict[str, torch.Tensor]:
@@ -154,7 +154,7 @@ def test_shared_memory_publications_reach_an_engine_on_the_learners_node(
     from rollout_workers.weights import WeightLayout
 
     group = LearnerGroup(_config(lm_path, ranks=1, stage=2, weight_sync="shared_memory"))
-    engine = make_engine(GenerationConfig(kind="hf", model=lm_path))
+    engine = make_engine(RolloutEngineConfig(kind="hf", model=lm_path))
     transport = make_transport("shared_memory")
     try:
         first = group.publish()

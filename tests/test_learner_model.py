@@ -11,7 +11,7 @@ import torch
 from envs.general_points import GPConfig
 from learner.batch import collate_turns
 from learner.config import LearnerConfig
-from learner.engine import EngineConfig
+from learner.engine import DeepSpeedConfig
 from learner.model import ModelConfig, load_policy
 from learner.ppo import PPOConfig
 from learner.rank import LearnerRank
@@ -99,7 +99,7 @@ def test_vision_language_policy_scores_images_by_reference(vlm_path: Path) -> No
 
 @pytest.mark.parametrize("kl_coef", [0.0, 0.05])
 def test_reference_model_exists_only_with_a_kl_term(lm_path: Path, kl_coef: float) -> None:
-    config = LearnerConfig(model=ModelConfig(path=str(lm_path)), engine=EngineConfig(zero_stage=0),
+    config = LearnerConfig(model=ModelConfig(path=str(lm_path)), engine=DeepSpeedConfig(zero_stage=0),
                            ppo=PPOConfig(kl_coef=kl_coef))
     reference = LearnerRank(config).trainer.reference
     if kl_coef == 0:
@@ -111,8 +111,8 @@ def test_reference_model_exists_only_with_a_kl_term(lm_path: Path, kl_coef: floa
 def test_vision_language_ppo_update_matches_the_sampler(vlm_path: Path) -> None:
     """GP-VL rollouts from the HF engine: the learner rebuilds the pixels from image refs and
     scores the sampled tokens exactly as the engine sampled them, then trains."""
-    from rollout_workers.engine import EngineConfig as GenerationConfig
+    from rollout_workers.engine import RolloutEngineConfig
 
-    _, _, stats = ppo_on_worker_rollouts(GenerationConfig(kind="hf", model=vlm_path), vlm_path)
+    _, _, stats = ppo_on_worker_rollouts(RolloutEngineConfig(kind="hf", model=vlm_path), vlm_path)
     assert stats.episodes == 3 and stats.policy_version == 1
     assert stats.behaviour_logprob_gap_max < 1e-3

@@ -11,12 +11,12 @@ import torch
 
 from envs.general_points import GPConfig
 from learner.config import LearnerConfig
-from learner.engine import EngineConfig
+from learner.engine import DeepSpeedConfig
 from learner.model import ModelConfig
 from learner.optim import OptimConfig
 from learner.ppo import PPOConfig
 from learner.rank import LearnerRank
-from rollout_workers.engine import EngineConfig as GenerationConfig
+from rollout_workers.engine import RolloutEngineConfig
 from rollout_workers.engine.base import SamplingSettings
 from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.episodes.seeds import SeedRange
@@ -34,7 +34,7 @@ def lm_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def batches(lm_path: Path) -> list[list[pa.RecordBatch]]:
     """Three batches of real GeneralPoints rollouts (two attempts per episode)."""
-    worker = RolloutWorker("w0", GenerationConfig(kind="hf", model=lm_path), RolloutConfig(
+    worker = RolloutWorker("w0", RolloutEngineConfig(kind="hf", model=lm_path), RolloutConfig(
         episodes_in_flight=6, episodes_per_batch=6,
         sampling=SamplingSettings(temperature=1.0, max_tokens=16, seed=3)))
     source = SeedRange(task=GPConfig(max_attempts=2))
@@ -45,7 +45,7 @@ def _learner(path: Path) -> LearnerRank:
     return LearnerRank(LearnerConfig(
         model=ModelConfig(path=str(path)), optim=OptimConfig(lr=1e-3, schedule="linear"),
         total_updates=4,
-        engine=EngineConfig(zero_stage=2, micro_batch_size=4),
+        engine=DeepSpeedConfig(zero_stage=2, micro_batch_size=4),
         ppo=PPOConfig(ppo_epochs=2, num_minibatches=2, temperature=1.0)))
 
 

@@ -20,26 +20,38 @@ from tests.jobs import process_gone
 TIMEOUT_S = 10.0
 
 
-@pytest.fixture
-def fleet_of_two(tmp_path):
-    """Two serving rollout workers of the tiny model (hf engine) with a 10 s timeout."""
+def _broker(task: dict):
+    """A RolloutBroker actor handing out episodes of `task` (4 per batch, 100 at most)."""
     import ray
 
     from cluster.broker import RolloutBroker
+    from rollout_workers.ray_runtime import actor_runtime_env
+
+    options = {"num_cpus": 0, "runtime_env": actor_runtime_env()}
+    return ray.remote(RolloutBroker).options(max_concurrency=8, **options).remote(
+        task, 4, 0, 8, 100)
+
+
+def _fleet(broker, model, **timeouts):
+    """A fleet of hf-engine rollout workers of the tiny model (none started yet)."""
     from cluster.fleet import WorkerFleet
-    from rollout_workers.engine import EngineConfig
+    from rollout_workers.engine import RolloutEngineConfig
     from rollout_workers.episodes.config import RolloutConfig
-    from rollout_workers.ray_runtime import actor_runtime_env, local_cluster
+
+    return WorkerFleet(broker, RolloutEngineConfig(kind="hf", model=model),
+                       RolloutConfig(episodes_in_flight=2, episodes_per_batch=2), 0.0,
+                       **{"worker_timeout_s": TIMEOUT_S, **timeouts})
+
+
+@pytest.fixture
+def fleet_of_two(tmp_path):
+    """Two serving rollout workers of the tiny model (hf engine) with a 10 s timeout."""
+    from rollout_workers.ray_runtime import local_cluster
     from tests.fixtures_models import save_model
 
     model = save_model(tmp_path)
     with local_cluster(2):
-        options = {"num_cpus": 0, "runtime_env": actor_runtime_env()}
-        broker = ray.remote(RolloutBroker).options(max_concurrency=8, **options).remote(
-            {"task": "gp"}, 4, 0, 8, 100)
-        fleet = WorkerFleet(broker, EngineConfig(kind="hf", model=model),
-                            RolloutConfig(episodes_in_flight=2, episodes_per_batch=2), 0.0,
-                            worker_timeout_s=TIMEOUT_S)
+        fleet = _fleet(_broker({"task": "gp"}), model)
         fleet.scale_to(2)
         try:
             yield fleet, model
@@ -119,26 +131,18 @@ def test_a_route_file_gone_while_the_job_runs_ends_it_in_one_line(tmp_path):
 
     import ray
 
-    from cluster.broker import RolloutBroker
-    from cluster.fleet import WorkerFleet
     from cluster.runtime import JobFailed
-    from rollout_workers.engine import EngineConfig
-    from rollout_workers.episodes.config import RolloutConfig
-    from rollout_workers.ray_runtime import actor_runtime_env, local_cluster
+    from rollout_workers.ray_runtime import local_cluster
     from tests.fixtures_models import save_model
 
     routes = tmp_path / "routes.json"
     shutil.copy(Path(__file__).parent / "data" / "virl_routes_example.json", routes)
     model = save_model(tmp_path)
     with local_cluster(2):
-        options = {"num_cpus": 0, "runtime_env": actor_runtime_env()}
-        broker = ray.remote(RolloutBroker).options(max_concurrency=8, **options).remote(
-            {"task": "virl", "route_source": str(routes)}, 4, 0, 8, 100)
+        broker = _broker({"task": "virl", "route_source": str(routes)})
         ray.get(broker.stats.remote())  # it has read the task settings
         routes.unlink()
-        fleet = WorkerFleet(broker, EngineConfig(kind="hf", model=model),
-                            RolloutConfig(episodes_in_flight=2, episodes_per_batch=2), 0.0,
-                            worker_timeout_s=TIMEOUT_S)
+        fleet = _fleet(broker, model)
         fleet.scale_to(1)
         try:
             with pytest.raises(JobFailed, match=f"rollout worker rollout-0 cannot play the task: "
@@ -148,5 +152,26 @@ def test_a_route_file_gone_while_the_job_runs_ends_it_in_one_line(tmp_path):
                     fleet.check()
                     time.sleep(0.5)
             assert fleet.restarts == 0
+        finally:
+            fleet.shutdown()
+
+
+@pytest.mark.slow
+def test_a_worker_still_loading_after_the_start_timeout_ends_the_job_naming_it(tmp_path):
+    """A start-up that never ends (a model on a hung mount) must not stall the job: the fleet
+    waits `worker_start_timeout_s` for the engine, then fails in one line."""
+    from cluster.runtime import JobFailed
+    from rollout_workers.ray_runtime import local_cluster
+    from tests.fixtures_models import save_model
+
+    model = save_model(tmp_path)
+    with local_cluster(2):
+        fleet = _fleet(_broker({"task": "gp"}), model, worker_start_timeout_s=0.2)
+        began = time.monotonic()
+        try:
+            with pytest.raises(JobFailed, match=r"rollout worker rollout-0 did not load its "
+                                                r"engine .* cluster.worker_start_timeout_s=0.2 s"):
+                fleet.scale_to(1)
+            assert time.monotonic() - began < 5  # a process and an engine take longer than that
         finally:
             fleet.shutdown()

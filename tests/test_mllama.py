@@ -24,7 +24,12 @@ from learner.batch import collate_turns
 from learner.model import ModelConfig, load_policy
 from learner.sft import as_turns, demonstrations
 from learner.vision import VisionInputs
-from rollout_workers.engine import EngineConfig, GenerationRequest, SamplingSettings, make_engine
+from rollout_workers.engine import (
+    GenerationRequest,
+    RolloutEngineConfig,
+    SamplingSettings,
+    make_engine,
+)
 from rollout_workers.engine.factory import vllm_unservable_reason
 from rollout_workers.engine.hf_engine import HFEngine
 from rollout_workers.engine.multimodal import batch_vision_inputs, hf_vision_inputs
@@ -49,7 +54,7 @@ def processor(mllama_dir: Path) -> MllamaProcessor:
 @pytest.fixture(scope="module")
 def engine(mllama_dir: Path) -> HFEngine:
     """Asked for vLLM, as a rollout config does; the factory serves Mllama with HF."""
-    return make_engine(EngineConfig(model=mllama_dir))
+    return make_engine(RolloutEngineConfig(model=mllama_dir))
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +167,7 @@ def test_batching_pads_images_and_extends_the_mask_over_answers() -> None:
 def test_vllm_is_replaced_by_hf_for_mllama_and_says_why(
         mllama_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="rollout_workers.engine.factory"):
-        engine = make_engine(EngineConfig(model=mllama_dir))
+        engine = make_engine(RolloutEngineConfig(model=mllama_dir))
     report = engine.stats()
     assert isinstance(engine, HFEngine) and engine.config.kind == "hf" and report.kind == "hf"
     assert "instead of vllm" in report.backend and "Mllama" in report.backend
@@ -215,7 +220,7 @@ def test_learner_published_weights_change_the_engine_as_hf(mllama_dir: Path, dem
     from learner.export import gathered_state_dict, with_tied_aliases
     from rollout_workers.weights import pack_weights, unpack_weights
 
-    engine = make_engine(EngineConfig(kind="hf", model=mllama_dir))
+    engine = make_engine(RolloutEngineConfig(kind="hf", model=mllama_dir))
     requests = requests_of(demos[:2])
     greedy = SamplingSettings(temperature=0.0, max_tokens=12)
     before = engine.generate(requests, greedy)
@@ -227,7 +232,7 @@ def test_learner_published_weights_change_the_engine_as_hf(mllama_dir: Path, dem
     weights = with_tied_aliases(model, gathered_state_dict(model))
     engine.update_weights(unpack_weights(pack_weights(weights, version=2)), version=2)
     after = engine.generate(requests, greedy)
-    expected = HFEngine(EngineConfig(kind="hf", model=mllama_dir))
+    expected = HFEngine(RolloutEngineConfig(kind="hf", model=mllama_dir))
     expected.model = model.eval()
     assert [g.token_ids for g in after] == [g.token_ids for g in expected.generate(requests, greedy)]
     assert [g.token_ids for g in after] != [g.token_ids for g in before]
@@ -238,14 +243,14 @@ def test_learner_published_weights_change_the_engine_as_hf(mllama_dir: Path, dem
 def test_sft_lowers_the_loss_on_gp_vl_demonstrations(mllama_dir: Path, tmp_path: Path) -> None:
     """A few SFT steps on rendered cards; the held-out evaluation generates greedily from
     left-padded prompts with their cross-attention masks."""
-    from learner.engine import EngineConfig as TrainEngineConfig
+    from learner.engine import DeepSpeedConfig
     from learner.optim import OptimConfig
     from learner.sft import SFTConfig, SFTTrainer
 
     config = SFTConfig(
         model=ModelConfig(path=str(mllama_dir)), task=VL_TASK, train_episodes=4,
         eval_seed_start=0, eval_episodes=2, optim=OptimConfig(lr=3e-3),
-        engine=TrainEngineConfig(zero_stage=0, micro_batch_size=4), batch_size=4, steps=5,
+        engine=DeepSpeedConfig(zero_stage=0, micro_batch_size=4), batch_size=4, steps=5,
         eval_every=5, checkpoint_every=0, max_answer_tokens=8, output_dir=tmp_path / "sft")
     trainer = SFTTrainer(config)
     assert "cross_attention_mask" in trainer.train_set.vision[0]
@@ -264,7 +269,7 @@ def test_ppo_on_rollouts_of_the_auto_chosen_engine(mllama_dir: Path) -> None:
     published weights load into the worker's engine."""
     from rollout_workers.weights import pack_weights, unpack_weights
 
-    worker, learner, stats = ppo_on_worker_rollouts(EngineConfig(model=mllama_dir), mllama_dir)
+    worker, learner, stats = ppo_on_worker_rollouts(RolloutEngineConfig(model=mllama_dir), mllama_dir)
     assert isinstance(worker.engine, HFEngine)
     assert stats.episodes == 3 and stats.policy_version == 1
     assert stats.behaviour_logprob_gap_max < 1e-3

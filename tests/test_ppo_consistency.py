@@ -12,11 +12,11 @@ import torch
 from envs.general_points import GPConfig
 from learner.batch import collate_turns, turns_from_record_batches
 from learner.config import LearnerConfig
-from learner.engine import EngineConfig
+from learner.engine import DeepSpeedConfig
 from learner.group import LearnerGroup
 from learner.model import ModelConfig, load_policy
 from learner.ppo import PPOConfig
-from rollout_workers.engine import EngineConfig as GenerationConfig
+from rollout_workers.engine import RolloutEngineConfig
 from rollout_workers.engine.base import SamplingSettings
 from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.episodes.seeds import SeedRange
@@ -34,7 +34,7 @@ TOLERANCE = 2e-3  # |log ratio| per token: the ratio is within 0.2% of 1
 def vllm_batches(tmp_path_factory: pytest.TempPathFactory):
     path = save_tiny_model("lm", "0.5m", tmp_path_factory.mktemp("lm"))
     with local_cluster(num_cpus=2):
-        worker = remote_worker("w-vllm", GenerationConfig(
+        worker = remote_worker("w-vllm", RolloutEngineConfig(
             kind="vllm", model=path, max_model_len=1024, kv_cache_bytes=32 << 20), RolloutConfig(
             episodes_in_flight=8, episodes_per_batch=4,
             sampling=SamplingSettings(temperature=TEMPERATURE, max_tokens=24, seed=7)))
@@ -48,7 +48,7 @@ def vllm_batches(tmp_path_factory: pytest.TempPathFactory):
 def test_learner_logprobs_match_vllm_before_any_update(vllm_batches) -> None:
     path, refs = vllm_batches
     group = LearnerGroup(LearnerConfig(
-        model=ModelConfig(path=str(path)), engine=EngineConfig(zero_stage=2, micro_batch_size=8),
+        model=ModelConfig(path=str(path)), engine=DeepSpeedConfig(zero_stage=2, micro_batch_size=8),
         ppo=PPOConfig(temperature=TEMPERATURE, ppo_epochs=1, num_minibatches=1)))
     try:
         stats = group.update(refs).stats

@@ -16,13 +16,13 @@ import torch
 
 from envs.general_points import GPConfig
 from learner.config import LearnerConfig
-from learner.engine import EngineConfig
+from learner.engine import DeepSpeedConfig
 from learner.model import ModelConfig
 from learner.optim import OptimConfig
 from learner.ppo import PPOConfig
 from learner.rank import LearnerRank
 from learner.sft import SFTConfig, SFTTrainer
-from rollout_workers.engine import EngineConfig as GenerationConfig
+from rollout_workers.engine import RolloutEngineConfig
 from rollout_workers.engine.base import SamplingSettings
 from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.episodes.seeds import SeedRange
@@ -41,7 +41,7 @@ def _warm_start(task: GPConfig, tmp_path: Path) -> str:
     config = SFTConfig(
         model=ModelConfig(path=str(path)), task=task, train_episodes=4000, eval_every=0,
         optim=OptimConfig(lr=3e-3, schedule="cosine", warmup_ratio=0.03),
-        engine=EngineConfig(zero_stage=0, micro_batch_size=32), batch_size=32, steps=60,
+        engine=DeepSpeedConfig(zero_stage=0, micro_batch_size=32), batch_size=32, steps=60,
         checkpoint_every=0, output_dir=tmp_path / "sft")
     return SFTTrainer(config).run().checkpoints[-1]
 
@@ -51,13 +51,13 @@ def test_ppo_raises_the_mean_reward_on_gp_l(tmp_path: Path) -> None:
     template.write_text("$cards Make $target.\n")
     task = GPConfig(max_attempts=2, prompt_template=template)
     init = _warm_start(task, tmp_path)
-    worker = RolloutWorker("w0", GenerationConfig(kind="hf", model=Path(init)), RolloutConfig(
+    worker = RolloutWorker("w0", RolloutEngineConfig(kind="hf", model=Path(init)), RolloutConfig(
         episodes_in_flight=EPISODES, episodes_per_batch=EPISODES,
         sampling=SamplingSettings(temperature=TEMPERATURE, max_tokens=80, seed=1)))
     learner = LearnerRank(LearnerConfig(
         model=ModelConfig(path=init),
         optim=OptimConfig(lr=3e-4, value_head_lr_scale=30),
-        engine=EngineConfig(zero_stage=2, micro_batch_size=32),
+        engine=DeepSpeedConfig(zero_stage=2, micro_batch_size=32),
         ppo=PPOConfig(temperature=TEMPERATURE, clip_ratio=0.2, value_clip=None, ppo_epochs=2,
                       num_minibatches=2)))
     source = SeedRange(task=task, start=100_000)

@@ -13,7 +13,12 @@ from transformers.utils import is_torchvision_available
 
 from learner.batch import collate
 from learner.model import ModelConfig, load_policy
-from rollout_workers.engine import EngineConfig, GenerationRequest, SamplingSettings, make_engine
+from rollout_workers.engine import (
+    GenerationRequest,
+    RolloutEngineConfig,
+    SamplingSettings,
+    make_engine,
+)
 from rollout_workers.engine.multimodal import hf_vision_inputs, load_processor
 from rollout_workers.tiny_models import build_model, count_parameters
 from rollout_workers.tiny_models.qwen2vl import IMAGE_PAD, IMAGE_PLACEHOLDER
@@ -102,7 +107,7 @@ def requests_of_different_lengths(tokenizer) -> list[GenerationRequest]:
 def test_hf_engine_batches_like_single_prompts_and_like_the_learners_forward(
     qwen_dir: Path, processor, model
 ) -> None:
-    engine = make_engine(EngineConfig(kind="hf", model=qwen_dir))
+    engine = make_engine(RolloutEngineConfig(kind="hf", model=qwen_dir))
     requests = requests_of_different_lengths(processor.tokenizer)
     for sampling in (SamplingSettings(temperature=0.0, max_tokens=10),
                      SamplingSettings(temperature=1.0, max_tokens=10, seed=4)):
@@ -146,7 +151,7 @@ def test_vllm_refuses_without_torchvision_and_the_hf_engine_serves_instead(qwen_
     from rollout_workers.engine.vllm_engine import VLLMCannotServe, VLLMEngine, _native_importable
 
     assert not _native_importable("Qwen2VLForConditionalGeneration")
-    config = EngineConfig(model=qwen_dir, kv_cache_bytes=64 << 20, max_model_len=1024)
+    config = RolloutEngineConfig(model=qwen_dir, kv_cache_bytes=64 << 20, max_model_len=1024)
     with pytest.raises(VLLMCannotServe, match="Torchvision"):
         VLLMEngine(config)
     # a config that names vLLM gets the HF engine instead, with the reason in its report
@@ -161,14 +166,14 @@ def test_sft_trains_on_rendered_cards_and_saves_a_loadable_checkpoint(qwen_dir: 
     """The learner path end to end: re-rendered images, M-RoPE inputs in training and in the
     greedy evaluation, and a checkpoint every part loads back by path."""
     from envs.general_points import GPConfig
-    from learner.engine import EngineConfig as LearnerEngineConfig
+    from learner.engine import DeepSpeedConfig
     from learner.optim import OptimConfig
     from learner.sft import SFTConfig, SFTTrainer
 
     config = SFTConfig(
         model=ModelConfig(path=str(qwen_dir)), task=GPConfig(vision=True), train_episodes=4,
         eval_seed_start=0, eval_episodes=2, optim=OptimConfig(lr=3e-3),
-        engine=LearnerEngineConfig(zero_stage=0, micro_batch_size=4), batch_size=4, steps=4,
+        engine=DeepSpeedConfig(zero_stage=0, micro_batch_size=4), batch_size=4, steps=4,
         eval_every=4, checkpoint_every=0, max_answer_tokens=8, output_dir=tmp_path)
     result = SFTTrainer(config).run()
     assert result.steps[-1].loss < result.steps[0].loss

@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 
 from cluster.broker import RolloutBroker
 from envs.general_points import GPConfig
-from rollout_workers.engine import EngineConfig
+from rollout_workers.engine import RolloutEngineConfig
 from rollout_workers.engine.base import SamplingSettings
 from rollout_workers.env_pool import Answer, EnvPool, EpisodeTable
 from rollout_workers.episodes.config import RolloutConfig
@@ -42,8 +42,8 @@ def cluster() -> Iterator[None]:
         yield
 
 
-def engine_config(model: Path) -> EngineConfig:
-    return EngineConfig(model=model, max_model_len=1024, kv_cache_bytes=32 << 20)
+def engine_config(model: Path) -> RolloutEngineConfig:
+    return RolloutEngineConfig(model=model, max_model_len=1024, kv_cache_bytes=32 << 20)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from envs.general_points import GPConfig
-from learner.engine import EngineConfig
+from learner.engine import DeepSpeedConfig
 from learner.model import ModelConfig
 from learner.optim import OptimConfig
 from learner.sft import SFTConfig, SFTTrainer, demonstrations
@@ -51,7 +51,7 @@ def test_sft_lowers_loss_raises_exact_match_and_checkpoints(task: GPConfig, tmp_
         model=ModelConfig(path=str(path)), task=task, train_episodes=16,
         eval_seed_start=0, eval_episodes=16,  # evaluate on the demonstrations: memorisation
         optim=OptimConfig(lr=3e-3, schedule="cosine", warmup_ratio=0.03),
-        engine=EngineConfig(zero_stage=2, micro_batch_size=16), batch_size=16, steps=90,
+        engine=DeepSpeedConfig(zero_stage=2, micro_batch_size=16), batch_size=16, steps=90,
         eval_every=45, checkpoint_every=45, output_dir=tmp_path / "sft", max_answer_tokens=80)
     trainer = SFTTrainer(config)
     before = trainer.evaluate()
@@ -78,7 +78,7 @@ def test_two_ranks_on_ray_train_like_one(task: GPConfig, tmp_path: Path) -> None
     path = save_tiny_model("lm", "0.5m", tmp_path / "lm")
     config = SFTConfig(
         model=ModelConfig(path=str(path)), task=task, train_episodes=24, eval_episodes=0,
-        optim=OptimConfig(lr=3e-3), engine=EngineConfig(zero_stage=2, micro_batch_size=4),
+        optim=OptimConfig(lr=3e-3), engine=DeepSpeedConfig(zero_stage=2, micro_batch_size=4),
         batch_size=8, steps=3, eval_every=0, checkpoint_every=0)
     one = SFTTrainer(config).run()
     with local_cluster(num_cpus=2):
@@ -95,7 +95,7 @@ def test_vision_language_sft_runs_on_rendered_cards(tmp_path: Path) -> None:
     config = SFTConfig(
         model=ModelConfig(path=str(path)), task=GPConfig(vision=True), train_episodes=4,
         eval_seed_start=0, eval_episodes=2, optim=OptimConfig(lr=3e-3),
-        engine=EngineConfig(zero_stage=0, micro_batch_size=4), batch_size=4, steps=4,
+        engine=DeepSpeedConfig(zero_stage=0, micro_batch_size=4), batch_size=4, steps=4,
         eval_every=4, checkpoint_every=0, max_answer_tokens=8)
     trainer = SFTTrainer(config)
     assert trainer.train_set.vision is not None

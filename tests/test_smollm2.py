@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from envs.general_points import GPConfig
-from rollout_workers.engine import EngineConfig, make_engine
+from rollout_workers.engine import RolloutEngineConfig, make_engine
 from rollout_workers.engine.base import (
     Engine,
     EngineStats,
@@ -95,7 +95,7 @@ def test_a_three_turn_episode_keeps_the_engines_ids_and_log_probs(imported) -> N
 
     path, _, _ = imported
     tokenizer = AutoTokenizer.from_pretrained(path)
-    engine = RecordingEngine(make_engine(EngineConfig(kind="vllm", model=str(path),
+    engine = RecordingEngine(make_engine(RolloutEngineConfig(kind="vllm", model=str(path),
                                                       max_model_len=2048,
                                                       kv_cache_bytes=128 << 20)))
     config = RolloutConfig(episodes_in_flight=4, episodes_per_batch=4,

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 from prometheus_client import REGISTRY
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from cluster import telemetry as driver
 from learner import telemetry as learner
+from learner.stats import SFTStepStats, UpdateStats
 from rollout_workers import telemetry as rollout
 from rollout_workers.telemetry import MetricsConfig, start_metrics_endpoint
 
@@ -177,32 +178,19 @@ def test_engine_weight_sync_and_env_helpers():
         rollout.mark_actor_started("trainer", "w-d")
 
 
-class UpdateStats(BaseModel):
-    """Shaped like the PPO trainer's update stats, with fields the dashboards do not show."""
-
-    policy_version: int = 7
-    loss: float = 0.5
-    policy_loss: float = -0.05
-    value_loss: float = 1.1
-    entropy: float = 0.9
-    approx_kl: float = 0.02
-    clip_fraction: float = 0.2
-    grad_norm: float | None = None
-    lr: float = 1e-6
-    optimizer_steps: int = 16
-    episodes: int = 64
-    turns: int = 150
-    tokens: int = 12000
-    mean_reward: float = 0.3
-    mean_staleness: float = 0.25
-    max_staleness: int = 1
-    seconds: float = 4.0
-    epoch_losses: list[float] = [0.5]
+def update_stats() -> UpdateStats:
+    """The PPO trainer's update stats, with fields the dashboards do not show."""
+    return UpdateStats(
+        policy_version=7, loss=0.5, policy_loss=-0.05, value_loss=1.1, entropy=0.9,
+        approx_kl=0.02, clip_fraction=0.2, lr=1e-6, optimizer_steps=16, episodes=64, turns=150,
+        tokens=12000, mean_reward=0.3, success_rate=0.25, mean_staleness=0.25, max_staleness=1,
+        behaviour_logprob_gap=0.01, behaviour_logprob_gap_max=0.1, seconds=4.0,
+        epoch_losses=[0.5])
 
 
 def test_record_ppo_update_takes_the_trainer_stats():
     tokens_before = sample("revisor_learner_tokens_total", stage="ppo") or 0
-    learner.record_ppo_update(UpdateStats())
+    learner.record_ppo_update(update_stats())
     assert sample("revisor_learner_policy_version") == 7
     assert sample("revisor_ppo_clip_fraction") == 0.2
     assert sample("revisor_ppo_value_loss") == 1.1
@@ -210,21 +198,21 @@ def test_record_ppo_update_takes_the_trainer_stats():
     assert sample("revisor_ppo_staleness_max") == 1
     assert sample("revisor_learner_tokens_total", stage="ppo") == tokens_before + 12000
     assert sample("revisor_learner_learning_rate", stage="ppo") == 1e-6
-    learner.record_ppo_update({**UpdateStats().model_dump(), "policy_version": 8, "grad_norm": 3.0})
+    learner.record_ppo_update({**update_stats().model_dump(), "policy_version": 8, "grad_norm": 3.0})
     assert sample("revisor_learner_policy_version") == 8
     assert sample("revisor_learner_grad_norm", stage="ppo") == 3.0
 
 
 def test_record_ppo_update_names_a_missing_field():
-    stats = UpdateStats().model_dump()
+    stats = update_stats().model_dump()
     del stats["clip_fraction"]
     with pytest.raises(ValidationError, match="clip_fraction"):
         learner.record_ppo_update(stats)
 
 
 def test_sft_step_and_weight_publication():
-    learner.record_sft_step({"step": 3, "loss": 2.5, "lr": 1e-5, "grad_norm": None,
-                             "tokens": 4096, "seconds": 0.5})
+    learner.record_sft_step(SFTStepStats(step=3, loss=2.5, lr=1e-5, grad_norm=None, tokens=4096,
+                                         answer_tokens=1024, seconds=0.5))
     learner.record_weight_publish(version=9, seconds=0.05, nbytes=4 << 20)
     assert sample("revisor_sft_loss") == 2.5
     assert sample("revisor_learner_step_seconds_count", stage="sft") >= 1

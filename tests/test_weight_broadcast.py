@@ -110,11 +110,11 @@ def test_nccl_is_refused_without_cuda_naming_the_fix() -> None:
 @pytest.mark.slow
 def test_vllm_engine_refuses_to_join_a_weight_group_without_cuda(tmp_path: Path) -> None:
     """Through the real worker extension of a vLLM CPU engine, which keeps serving."""
-    from rollout_workers.engine import EngineConfig, make_engine
+    from rollout_workers.engine import RolloutEngineConfig, make_engine
     from rollout_workers.engine.base import GenerationRequest, SamplingSettings
     from rollout_workers.tiny_models import save_tiny_model
 
-    config = EngineConfig(model=save_tiny_model("lm", "0.5m", tmp_path / "lm"),
+    config = RolloutEngineConfig(model=save_tiny_model("lm", "0.5m", tmp_path / "lm"),
                           kv_cache_bytes=16 << 20, max_model_len=256)
     with make_engine(config) as engine:
         with pytest.raises(Exception, match="needs CUDA on the rollout engine"):
@@ -132,12 +132,12 @@ def test_fleet_delivers_through_the_transport_of_its_weight_sync(tmp_path: Path)
     """An NCCL fleet hands a publication to its weight group (no workers yet: no group is
     formed); each setting makes its own transport, and a worker receives through the same one."""
     from cluster.fleet import WorkerFleet
-    from rollout_workers.engine import EngineConfig
+    from rollout_workers.engine import RolloutEngineConfig
     from rollout_workers.episodes.config import RolloutConfig
     from rollout_workers.weight_transport.nccl import NcclPublication, NcclTransport
     from rollout_workers.weight_transport.object_store import ObjectStoreTransport
 
-    fleet = WorkerFleet(broker=None, engine=EngineConfig(model=tmp_path, tensor_parallel_size=2),
+    fleet = WorkerFleet(broker=None, engine=RolloutEngineConfig(model=tmp_path, tensor_parallel_size=2),
                         rollout=RolloutConfig(), cpus_per_worker=1, weight_sync="nccl")
     assert isinstance(fleet.transport, NcclTransport)
     assert fleet.transport.group.ranks_per_engine == 2

@@ -7,11 +7,11 @@ from rollout_workers.engine.base import (
     GenerationRequest,
     SamplingSettings,
 )
-from rollout_workers.engine.config import EngineConfig, EngineKind
+from rollout_workers.engine.config import EngineKind, RolloutEngineConfig
 from rollout_workers.engine.factory import make_engine
 from rollout_workers.engine.stats import EngineReport
 
 __all__ = [
-    "Engine", "EngineConfig", "EngineKind", "EngineReport", "EngineStats", "Generation",
+    "Engine", "RolloutEngineConfig", "EngineKind", "EngineReport", "EngineStats", "Generation",
     "GenerationRequest", "SamplingSettings", "make_engine",
 ]

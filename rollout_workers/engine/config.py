@@ -11,7 +11,7 @@ EngineKind = Literal["vllm", "hf"]
 DType = Literal["float32", "bfloat16", "float16"]
 
 
-class EngineConfig(BaseModel):
+class RolloutEngineConfig(BaseModel):
     """How a rollout worker runs its policy model.
 
     `model` is a checkpoint directory (a tiny model from `revisor tiny-model`, a learner

@@ -15,7 +15,7 @@ from pathlib import Path
 from transformers import AutoConfig
 
 from rollout_workers.engine.base import Engine
-from rollout_workers.engine.config import EngineConfig
+from rollout_workers.engine.config import RolloutEngineConfig
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def vllm_unservable_reason(model: str | Path) -> str | None:
     return None
 
 
-def make_engine(config: EngineConfig) -> Engine:
+def make_engine(config: RolloutEngineConfig) -> Engine:
     from rollout_workers.engine.hf_engine import HFEngine
 
     if config.kind == "hf":

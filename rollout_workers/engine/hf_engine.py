@@ -16,7 +16,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, GenerationConfig
 
 from rollout_workers.engine.base import Engine, Generation, GenerationRequest, SamplingSettings
-from rollout_workers.engine.config import EngineConfig
+from rollout_workers.engine.config import RolloutEngineConfig
 from rollout_workers.engine.multimodal import (
     EXCLUDED_LOGIT_BIAS,
     batch_vision_inputs,
@@ -33,7 +33,7 @@ from rollout_workers.engine.weight_sync import as_weight_list, total_bytes
 class HFEngine(Engine):
     """A Hugging Face model generating one padded batch per call."""
 
-    def __init__(self, config: EngineConfig, note: str = "") -> None:
+    def __init__(self, config: RolloutEngineConfig, note: str = "") -> None:
         """`note`: why this engine serves the model, when the config asked for another (it
         joins the report's backend line)."""
         self.config = config

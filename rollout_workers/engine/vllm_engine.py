@@ -26,7 +26,7 @@ from rollout_workers.engine.base import (
     GenerationRequest,
     SamplingSettings,
 )
-from rollout_workers.engine.config import EngineConfig
+from rollout_workers.engine.config import RolloutEngineConfig
 from rollout_workers.engine.multimodal import (
     EXCLUDED_LOGIT_BIAS,
     excluded_token_ids,
@@ -40,7 +40,7 @@ from rollout_workers.weights import WeightLayout
 class VLLMEngine(Engine):
     """One vLLM engine (in-process or with its own engine core process)."""
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: RolloutEngineConfig) -> None:
         self.config = config
         self.version = 0
         self._recorder = StatsRecorder("vllm", str(config.model))
@@ -125,7 +125,7 @@ class VLLMEngine(Engine):
                           policy_version=self.version)
 
 
-def _start_llm(config: EngineConfig, model_impl: str, in_process: bool) -> LLM:
+def _start_llm(config: RolloutEngineConfig, model_impl: str, in_process: bool) -> LLM:
     multimodal = ({"limit_mm_per_prompt": {"image": config.max_images_per_prompt}}
                   if is_vision_language(config.model) else {})
     with _multiprocessing_flag("0" if in_process else "1"):
@@ -149,7 +149,7 @@ def _multiprocessing_flag(value: str) -> Iterator[None]:
             os.environ[name] = previous
 
 
-def _llm(config: EngineConfig, model_impl: str, multimodal: dict[str, Any]) -> LLM:
+def _llm(config: RolloutEngineConfig, model_impl: str, multimodal: dict[str, Any]) -> LLM:
     return LLM(
         model=str(config.model),
         dtype=config.dtype,
@@ -173,7 +173,7 @@ class VLLMCannotServe(RuntimeError):
     """vLLM has no working implementation of this model here; raised before vLLM starts."""
 
 
-def resolve_model_impl(config: EngineConfig) -> str:
+def resolve_model_impl(config: RolloutEngineConfig) -> str:
     """'vllm' or 'transformers': the implementation an 'auto' config gets for its model."""
     if config.model_impl != "auto":
         return config.model_impl
@@ -184,7 +184,7 @@ def resolve_model_impl(config: EngineConfig) -> str:
     return "transformers"
 
 
-def _check_transformers_backend(config: EngineConfig) -> None:
+def _check_transformers_backend(config: RolloutEngineConfig) -> None:
     """vLLM's Transformers backend builds the checkpoint's Hugging Face processor. Where that
     needs a package this machine lacks (Qwen2-VL's needs torchvision, which CPU installs
     leave out), say so before vLLM starts, and what serves the model instead."""

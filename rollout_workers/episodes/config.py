@@ -21,7 +21,8 @@ class RolloutConfig(BaseModel):
     """Finished episodes per shipped Arrow record batch (all turns of an episode stay together)."""
     max_dialogue_tokens: int | None = Field(None, ge=2)
     """The model's context length: an episode whose next prompt plus max_tokens would not fit
-    ends after its current turn (marked out_of_context). None: no limit is enforced."""
+    ends after its current turn (marked out_of_context). None: the engine's max_model_len (a job
+    fills it in from engine.max_model_len and refuses a larger value)."""
     env_actors: int = Field(0, ge=0)
     """Ray actors that hold the episodes and run the verifier; 0 plays them in-process."""
     env_actor_cpus: float = Field(0.25, gt=0)

@@ -81,16 +81,21 @@ class EpisodeRunner:
         if not live:
             return []
         sampling = self._sampling()
+        # One engine call for every live episode's next answer: batching across episodes is
+        # where the rollout's speed comes from. Each turn has its own seed (reproducible runs).
         requests = [GenerationRequest(prompt_ids=e.prompt_ids, images=e.images,
                                       seed=_turn_seed(self.config.sampling.seed, e.record))
                     for e in live]
         began = time.perf_counter()
         generations = self.engine.generate(requests, sampling)
         generated = time.perf_counter()
+        # The verifier sees text only; it parses the answer, never runs it.
         answers = [Answer(episode_id=e.record.episode_id, text=self.decode(g.token_ids))
                    for e, g in zip(live, generations, strict=True)]
         transitions = self.envs.submit(answers)
         self._count(generations, generated - began, time.perf_counter() - generated)
+        # Record each turn with the exact ids and log-probs the engine sampled (what the learner
+        # trains on), and extend the dialogue with the verifier's feedback for the next attempt.
         turns = zip(live, generations, transitions, strict=True)
         finished = [e for e, g, t in turns if self._advance(e, g, t)]
         cut_short = [e.record.episode_id for e in finished if e.record.turns[-1].out_of_context]
@@ -126,6 +131,8 @@ class EpisodeRunner:
         if transition.restart:
             self._set_prompt(episode, transition.next)
         else:
+            # The next prompt extends this one token for token (no re-tokenising of the
+            # dialogue), so the learner's ids are the ids the engine saw.
             continuation = self.dialogue.continuation(generation.token_ids, transition.next.text)
             episode.prompt_ids = episode.prompt_ids + generation.token_ids + continuation
         if self._fits(episode.prompt_ids):

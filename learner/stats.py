@@ -1,0 +1,70 @@
+"""The learner's step messages: what one PPO update and one SFT step report.
+
+One model per message, shared by the trainers that make them, the driver that logs them and
+the telemetry that turns them into metrics, so a field renamed on one side cannot silently go
+missing on the other. Pydantic only: importing them loads no torch.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class UpdateStats(BaseModel):
+    """What one PPO update did, averaged over all ranks (token- or turn-weighted)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    policy_version: int
+    """The version the weights have after this update."""
+    loss: float
+    policy_loss: float
+    value_loss: float
+    entropy: float
+    approx_kl: float
+    clip_fraction: float
+    value_clip_fraction: float = 0.0
+    kl_ref: float = 0.0
+    stale_weight: float = 1.0
+    stale_dropped: float = 0.0
+    grad_norm: float | None = None
+    """Mean pre-clip gradient norm of the optimizer steps (None at ZeRO 0: not measured)."""
+    lr: float
+    optimizer_steps: int
+    episodes: int
+    turns: int
+    tokens: int
+    """Tokens (prompt + answer) in the batch."""
+    mean_reward: float
+    """Mean reward per turn."""
+    success_rate: float
+    """Share of episodes solved."""
+    mean_staleness: float
+    """Mean (learner version - version that sampled the turn)."""
+    max_staleness: int
+    behaviour_logprob_gap: float
+    """Mean |learner log-prob - sampler log-prob| of the answer tokens before the update: ~0
+    on-policy (sampler and learner agree), grows with staleness or a temperature mismatch."""
+    behaviour_logprob_gap_max: float
+    seconds: float
+    score_seconds: float = 0.0
+    """Of `seconds`, the forwards for old log-probs, values and advantages before the epochs."""
+    epoch_losses: list[float]
+    """The full-batch loss of each epoch's minibatches, averaged: comparable across rank counts."""
+
+
+class SFTStepStats(BaseModel):
+    """One optimizer step, over all ranks."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step: int
+    loss: float
+    """Mean negative log-likelihood per answer token."""
+    lr: float
+    grad_norm: float | None
+    tokens: int
+    """Tokens through the model (prompts and answers, all ranks)."""
+    answer_tokens: int
+    """Tokens the loss covers."""
+    seconds: float
