@@ -13,8 +13,7 @@ For each model the run reports, medians over `publications` after one warm-up:
 - sync_s: the whole publication, learner export to the last worker serving the weights;
 - breakdown: publish_s (gather + pack, and the object-store put where there is one:
   `LearnerGroup.publish`), transfer_s (the worker call minus the engine load: map, unpack,
-  call overhead) and
-  load_s (the engine's own `update_weights`: vLLM reload + cache resets);
+  call overhead) and load_s (the engine's own `update_weights`: vLLM reload + cache resets);
 - copy_limit_s: the best of several NumPy copies of a buffer of the same size, measured in
   this run: the time one memcpy of the publication takes on this machine;
 - sync_over_copy = sync_s / copy_limit_s: how many memory copies of its bytes a publication
