@@ -50,6 +50,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
+from contracts.trajectory import EpisodeRecord, TurnRecord, to_record_batch
 from learner.batch import Turns, collate_turns, split_micro_batches, turns_from_record_batches
 from learner.config import LearnerConfig
 from learner.engine import DeepSpeedConfig, prepare_environment, resolve_dtype, use_gpu
@@ -58,7 +59,6 @@ from learner.optim import OptimConfig
 from learner.ppo import PPOConfig
 from learner.rank import LearnerRank
 from rollout_workers.tiny_models.build import save_tiny_model
-from rollout_workers.trajectory import EpisodeRecord, TurnRecord, to_record_batch
 
 REAL_SHAPES: dict[str, dict[str, object]] = {
     "llama-3.2-1b": dict(vocab_size=128256, hidden_size=2048, intermediate_size=8192,

@@ -27,8 +27,9 @@ import time
 
 import torch
 
-from rollout_workers.engine import RolloutEngineConfig, make_engine
-from rollout_workers.engine.base import SamplingSettings
+from contracts.engine import SamplingSettings
+from contracts.engine_config import RolloutEngineConfig
+from rollout_workers.engine import make_engine
 from rollout_workers.gguf_import import import_gguf, packaged_gguf
 from tests.fixtures_models import gp_request, reference_logprobs
 

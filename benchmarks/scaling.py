@@ -40,14 +40,14 @@ import ray
 from pydantic import BaseModel, ConfigDict, Field
 
 from benchmarks.cli import parse_settings
+from contracts.engine import SamplingSettings
+from contracts.engine_config import RolloutEngineConfig
+from contracts.rollout_config import RolloutConfig
+from contracts.trajectory import validate_trajectories
 from envs.general_points import GPConfig
-from rollout_workers.engine import RolloutEngineConfig
-from rollout_workers.engine.base import SamplingSettings
-from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.episodes.seeds import SeedRange
 from rollout_workers.ray_runtime import local_cluster
 from rollout_workers.tiny_models.build import save_tiny_model
-from rollout_workers.trajectory import validate_trajectories
 from rollout_workers.worker import remote_worker
 
 

@@ -46,12 +46,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from contracts.packed_weights import WeightLayout, pack_weights
 from rollout_workers.weight_transport.nccl_broadcast import (
     TorchBroadcaster,
     receive_packed,
     send_packed,
 )
-from rollout_workers.weights import WeightLayout, pack_weights
 
 
 @dataclasses.dataclass(frozen=True)

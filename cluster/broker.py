@@ -22,8 +22,8 @@ from pydantic import TypeAdapter
 
 from cluster.ledger import EpisodeLedger, LedgerState
 from cluster.trajectory_queue import Taken, TrajectoryQueue
+from contracts.trajectory import BatchMeta
 from envs.registry import TaskConfig
-from rollout_workers.trajectory import BatchMeta
 
 
 class RolloutBroker:

@@ -31,13 +31,13 @@ from cluster.shared_settings import (
     fill_copies,
     without_copies,
 )
+from contracts.engine_config import RolloutEngineConfig
+from contracts.rollout_config import RolloutConfig
+from contracts.telemetry import MetricsConfig
 from envs.general_points import GPConfig
 from envs.registry import TaskConfig
 from learner.config import LearnerConfig
 from learner.sft import SFTConfig
-from rollout_workers.engine import RolloutEngineConfig
-from rollout_workers.episodes.config import RolloutConfig
-from rollout_workers.telemetry import MetricsConfig
 from rollout_workers.weight_transport import make_transport
 
 

@@ -16,10 +16,10 @@ import ray
 
 from cluster.config import EvaluationConfig
 from cluster.results import EvalPoint
+from contracts.engine import SamplingSettings
+from contracts.episode_spec import EpisodeSpec
 from envs.registry import TaskConfig
 from envs.virl import VIRLConfig
-from rollout_workers.engine.base import SamplingSettings
-from rollout_workers.episodes.seeds import EpisodeSpec
 from verifier.virl import CORRECT as VIRL_CORRECT
 
 

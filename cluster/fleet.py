@@ -24,11 +24,11 @@ from pydantic import BaseModel
 
 from cluster.liveness import LivenessWatch
 from cluster.runtime import JobFailed
-from envs.base import TaskInputError
-from rollout_workers.engine import RolloutEngineConfig
-from rollout_workers.engine.base import SamplingSettings
-from rollout_workers.episodes.config import RolloutConfig
-from rollout_workers.episodes.seeds import EpisodeSpec
+from contracts.engine import SamplingSettings
+from contracts.engine_config import RolloutEngineConfig
+from contracts.episode import TaskInputError
+from contracts.episode_spec import EpisodeSpec
+from contracts.rollout_config import RolloutConfig
 from rollout_workers.weight_transport import WeightSync, make_transport
 from rollout_workers.weight_transport.base import WeightPublication
 from rollout_workers.worker import remote_worker

@@ -24,8 +24,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cluster.model_shape import ModelShape
+from contracts.engine_config import RolloutEngineConfig
 from learner.engine import DeepSpeedConfig
-from rollout_workers.engine.config import RolloutEngineConfig
 
 GIB = 1 << 30
 ACTIVATION_FACTOR = 34

@@ -83,8 +83,8 @@ def _engine_problems(config: ExperimentConfig) -> Iterator[str]:
 def _placeholder_problems(config: ExperimentConfig) -> Iterator[str]:
     """Every vision task's opening prompt, rendered by the model's own chat template, must
     hold exactly one image placeholder per image, and no more images than the engine takes."""
-    from rollout_workers.engine.multimodal import image_token_id, load_processor
-    from rollout_workers.episodes.dialogue import DialogueTokens
+    from contracts.dialogue import DialogueTokens
+    from contracts.multimodal import image_token_id, load_processor
 
     processor = load_processor(config.model)
     dialogue = DialogueTokens.from_tokenizer(processor.tokenizer, processor)

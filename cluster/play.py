@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
-from envs.base import Episode
+from contracts.episode import Episode
 from envs.registry import TaskConfig, make_episode
 
 POLICIES = ("expert", "reviser")

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rollout_workers.trajectory import BatchMeta
+from contracts.trajectory import BatchMeta
 
 
 class Taken(BaseModel):

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from envs.base import Episode
+from contracts.episode import Episode
 from envs.general_points import GPConfig
 from envs.general_points import make_episode as make_gp_episode
 from envs.images import render_image_ref

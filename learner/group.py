@@ -3,7 +3,7 @@
 The driver hands the group object refs of trajectory record batches; every rank fetches them
 from the object store itself, so token data never passes through the driver. After an update
 the group publishes the new weights: rank 0 packs the gathered state dict into one buffer per
-dtype (rollout_workers.weights.PackedWeights, the same buffers every time) and keeps it; the
+dtype (contracts.packed_weights.PackedWeights, the same buffers every time) and keeps it; the
 transport of `learner.weight_sync` (rollout_workers.weight_transport) says how it travels on.
 """
 
@@ -20,12 +20,12 @@ from pydantic import BaseModel, ConfigDict
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+from contracts.telemetry import MetricsConfig
 from learner.checkpoint import LearnerState
 from learner.checkpoint_manifest import CheckpointError, choose_checkpoint
 from learner.config import LearnerConfig
 from learner.engine import DEFAULT_EXTENSIONS_DIR, free_port
 from learner.stats import UpdateStats
-from rollout_workers.telemetry import MetricsConfig
 from rollout_workers.weight_transport import make_transport
 from rollout_workers.weight_transport.base import WeightPublication
 
@@ -66,7 +66,7 @@ class RankActor:
         init_distributed()
         if self.rank_index != 0:
             return None
-        from rollout_workers.telemetry import mark_actor_started, start_metrics_endpoint
+        from contracts.telemetry import mark_actor_started, start_metrics_endpoint
 
         mark_actor_started("learner", "rank-0")
         return start_metrics_endpoint(metrics)

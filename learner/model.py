@@ -22,12 +22,12 @@ from transformers import (
     PreTrainedModel,
 )
 
-from learner.logprobs import token_logprobs_and_entropy
-from rollout_workers.engine.multimodal import (
+from contracts.multimodal import (
     EXCLUDED_LOGIT_BIAS,
     excluded_token_ids,
     token_type_inputs,
 )
+from learner.logprobs import token_logprobs_and_entropy
 
 
 class ModelConfig(BaseModel):

@@ -13,6 +13,7 @@ import pyarrow as pa
 import torch
 from torch import nn
 
+from contracts.packed_weights import PackedWeights, WeightPacker
 from learner import telemetry
 from learner.batch import turns_from_record_batches
 from learner.checkpoint import LearnerState, load_checkpoint, save_checkpoint
@@ -24,7 +25,6 @@ from learner.ppo_trainer import PPOTrainer
 from learner.stats import UpdateStats
 from learner.vision import VisionInputs
 from rollout_workers.weight_transport.shared_memory import SharedSegment
-from rollout_workers.weights import PackedWeights, WeightPacker
 
 
 class LearnerRank:
@@ -49,7 +49,7 @@ class LearnerRank:
 
     def update(self, batches: list[pa.RecordBatch]) -> UpdateStats:
         """One PPO update on finished episodes; the policy version goes up by one."""
-        from rollout_workers.trajectory import validate_trajectories
+        from contracts.trajectory import validate_trajectories
 
         for batch in batches:
             validate_trajectories(batch)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from contracts.multimodal import excluded_token_ids
 from envs.general_points import GPConfig
 from envs.general_points.corpus import CorpusConfig, documents
 from envs.registry import TaskConfig, make_episode
@@ -31,7 +32,6 @@ from learner.optim import OptimConfig
 from learner.rank import disable_dropout, pad_token_id
 from learner.sft_eval import EvalHook, evaluate_generation
 from learner.stats import SFTStepStats
-from rollout_workers.engine.multimodal import excluded_token_ids
 
 
 class SFTConfig(BaseModel):
@@ -126,7 +126,7 @@ def demonstrations(task: TaskConfig, seeds: range, tokenizer: Any, chat: Any = N
     tokenise turns: one per state the expert reaches (GeneralPoints: the opening; V-IRL: every
     position of the ground-truth path). A `revision_share` of the episodes (drawn per seed)
     open with 1..`max_mistakes` mistaken answers."""
-    from rollout_workers.episodes.dialogue import DialogueTokens
+    from contracts.dialogue import DialogueTokens
 
     dialogue = DialogueTokens.from_tokenizer(tokenizer, chat)
     demos = []
@@ -139,8 +139,8 @@ def demonstrations(task: TaskConfig, seeds: range, tokenizer: Any, chat: Any = N
 
 def corpus_demonstrations(corpus: CorpusConfig, tokenizer: Any) -> list[Demonstration]:
     """The corpus's documents as single-turn demonstrations, tokenised like rollout turns."""
-    from envs.base import Observation
-    from rollout_workers.episodes.dialogue import DialogueTokens
+    from contracts.dialogue import DialogueTokens
+    from contracts.episode import Observation
 
     dialogue = DialogueTokens.from_tokenizer(tokenizer)
     return [Demonstration(dialogue.opening(Observation(text=doc.prompt)),
@@ -215,7 +215,7 @@ class SFTTrainer:
     def __init__(self, config: SFTConfig, hooks: list[EvalHook] | None = None) -> None:
         from transformers import AutoTokenizer
 
-        from rollout_workers.engine.multimodal import load_processor
+        from contracts.multimodal import load_processor
 
         torch.manual_seed(config.seed)
         self.config = config

@@ -20,12 +20,12 @@ import ray
 from pydantic import BaseModel, ConfigDict
 from ray.exceptions import RayActorError
 
-from envs.base import Episode, Observation, Transition
+from contracts.episode import Episode, Observation, Transition
+from contracts.episode_spec import EpisodeSpec
+from contracts.telemetry import MetricsConfig, mark_actor_started, start_metrics_endpoint
 from envs.registry import make_episode
 from rollout_workers import telemetry
-from rollout_workers.episodes.seeds import EpisodeSpec
 from rollout_workers.ray_runtime import actor_runtime_env
-from rollout_workers.telemetry import MetricsConfig
 
 T = TypeVar("T")
 
@@ -145,8 +145,8 @@ class EnvActor(EpisodeTable):
 
     def __init__(self, name: str, metrics: MetricsConfig) -> None:
         super().__init__()
-        self.address = telemetry.start_metrics_endpoint(metrics)
-        telemetry.mark_actor_started("env", name)
+        self.address = start_metrics_endpoint(metrics)
+        mark_actor_started("env", name)
 
     def endpoint(self) -> str | None:
         return self.address

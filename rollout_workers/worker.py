@@ -24,18 +24,21 @@ import ray
 from pydantic import BaseModel, ConfigDict
 from transformers import AutoTokenizer
 
+from contracts.dialogue import DialogueTokens
+from contracts.engine import SamplingSettings
+from contracts.engine_config import RolloutEngineConfig
+from contracts.episode_spec import EpisodeSpec
+from contracts.multimodal import load_processor
+from contracts.rollout_config import RolloutConfig
+from contracts.telemetry import mark_actor_started, start_metrics_endpoint
+from contracts.trajectory import BatchMeta, EpisodeRecord, to_record_batch
 from rollout_workers import telemetry
-from rollout_workers.engine import RolloutEngineConfig, make_engine
-from rollout_workers.engine.base import SamplingSettings
-from rollout_workers.engine.multimodal import load_processor
+from rollout_workers.engine import make_engine
 from rollout_workers.engine.stats import EngineReport
 from rollout_workers.env_pool import make_env_client
-from rollout_workers.episodes.config import RolloutConfig
-from rollout_workers.episodes.dialogue import DialogueTokens
 from rollout_workers.episodes.runner import EpisodeRunner
-from rollout_workers.episodes.seeds import BrokerSource, EpisodeSpec, SeedList
+from rollout_workers.episodes.seeds import BrokerSource, SeedList
 from rollout_workers.ray_runtime import actor_runtime_env
-from rollout_workers.trajectory import BatchMeta, EpisodeRecord, to_record_batch
 from rollout_workers.weight_transport import WeightSync, make_transport
 from rollout_workers.weight_transport.nccl import broadcast_engine
 
@@ -84,8 +87,8 @@ class RolloutWorker:
         dialogue = DialogueTokens.from_tokenizer(tokenizer, _chat_template_owner(tokenizer, engine_config))
         self.envs = make_env_client(config.env_actors, config.env_actor_cpus,
                                     f"{worker_id}-env", config.metrics)
-        self.endpoint = telemetry.start_metrics_endpoint(config.metrics)
-        telemetry.mark_actor_started("rollout", worker_id)
+        self.endpoint = start_metrics_endpoint(config.metrics)
+        mark_actor_started("rollout", worker_id)
         telemetry.set_policy_version(worker_id, 0)
 
         def decode(ids: list[int]) -> str:

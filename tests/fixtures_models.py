@@ -11,14 +11,14 @@ from typing import Any
 
 import torch
 
-from envs.general_points import GPConfig, make_episode
-from rollout_workers.engine import GenerationRequest
-from rollout_workers.engine.multimodal import (
+from contracts.engine import GenerationRequest
+from contracts.multimodal import (
     EXCLUDED_LOGIT_BIAS,
     hf_vision_inputs,
     placeholder_ids,
     token_type_inputs,
 )
+from envs.general_points import GPConfig, make_episode
 from rollout_workers.tiny_models.build import save_tiny_model
 
 SHM = Path("/dev/shm")
@@ -89,13 +89,13 @@ def ppo_on_worker_rollouts(engine: Any, model: Path) -> tuple[Any, Any, Any]:
     then one PPO update of a learner on `model` at the sampling temperature: (worker, learner,
     update stats). The learner rebuilds every image from its reference and scores the sampled
     tokens; the stats' behaviour_logprob_gap_max says how far from the engine it was."""
+    from contracts.engine import SamplingSettings
+    from contracts.rollout_config import RolloutConfig
     from learner.config import LearnerConfig
     from learner.engine import DeepSpeedConfig
     from learner.model import ModelConfig
     from learner.ppo import PPOConfig
     from learner.rank import LearnerRank
-    from rollout_workers.engine.base import SamplingSettings
-    from rollout_workers.episodes.config import RolloutConfig
     from rollout_workers.episodes.seeds import SeedRange
     from rollout_workers.worker import RolloutWorker
 

@@ -159,7 +159,7 @@ class BatchMaker:
     def play(self, broker, count: int) -> list[str]:
         import ray
 
-        from rollout_workers.trajectory import BatchMeta, EpisodeRecord, TurnRecord, to_record_batch
+        from contracts.trajectory import BatchMeta, EpisodeRecord, TurnRecord, to_record_batch
 
         specs = ray.get(broker.take_work.remote(self.name, count, 0))
         turn = TurnRecord(prompt_ids=[1, 2, 3], response_ids=[4, 5], response_logprobs=[-0.5, -0.7],

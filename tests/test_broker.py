@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from cluster.broker import RolloutBroker
-from rollout_workers.trajectory import BatchMeta
+from contracts.trajectory import BatchMeta
 
 
 def broker(staleness: int = 0, per_update: int = 4) -> RolloutBroker:

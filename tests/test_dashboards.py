@@ -17,6 +17,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from cluster import telemetry as driver
+from contracts.telemetry import mark_actor_started
 from learner import telemetry as learner
 from learner.stats import SFTStepStats
 from rollout_workers import telemetry as rollout
@@ -97,7 +98,7 @@ def test_exported_series_are_the_names_the_processes_serve():
     rollout.set_episodes_in_flight("w-dash", 1)
     rollout.record_weight_sync("w-dash", 1, 0.01, 8)
     rollout.record_env_step("gp", "dash-check", 0.001)
-    rollout.mark_actor_started("rollout", "w-dash")
+    mark_actor_started("rollout", "w-dash")
     learner.record_sft_step(SFTStepStats(step=1, loss=1.0, lr=1e-3, grad_norm=1.0, tokens=5,
                                          answer_tokens=2, seconds=1))
     learner.record_weight_publish(1, 0.01, 8)

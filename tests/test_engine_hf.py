@@ -14,9 +14,11 @@ from transformers import (
     AutoTokenizer,
 )
 
-from rollout_workers.engine import RolloutEngineConfig, SamplingSettings, make_engine
+from contracts.engine import SamplingSettings
+from contracts.engine_config import RolloutEngineConfig
+from contracts.multimodal import expand_image_tokens
+from rollout_workers.engine import make_engine
 from rollout_workers.engine.hf_engine import HFEngine
-from rollout_workers.engine.multimodal import expand_image_tokens
 from tests.fixtures_models import gp_request, reference_logprobs, save_model
 
 

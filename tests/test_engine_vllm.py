@@ -10,7 +10,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoProcessor, AutoTokenizer
 
-from rollout_workers.engine import RolloutEngineConfig, SamplingSettings, make_engine
+from contracts.engine import SamplingSettings
+from contracts.engine_config import RolloutEngineConfig
+from rollout_workers.engine import make_engine
 from rollout_workers.engine.vllm_engine import VLLMEngine
 from tests.fixtures_models import (
     gp_request,
@@ -178,8 +180,8 @@ def test_learner_published_weights_reach_the_tied_output_layer(lm_dir: Path, tok
     """The learner names tied embeddings once; published through the real path (gather, alias,
     pack, unpack) the engine's output layer must follow them, or the sampler drifts from the
     learner a little more with every update."""
+    from contracts.packed_weights import pack_weights, unpack_weights
     from learner.export import gathered_state_dict, with_tied_aliases
-    from rollout_workers.weights import pack_weights, unpack_weights
 
     model = AutoModelForCausalLM.from_pretrained(lm_dir)
     generator = torch.Generator().manual_seed(5)

@@ -9,27 +9,29 @@ from typing import Any
 
 import pytest
 
-from envs.base import Episode, Observation, Transition
-from envs.general_points import GPConfig
-from envs.registry import make_episode
-from envs.virl import VIRLConfig
-from rollout_workers.engine import RolloutEngineConfig, make_engine
-from rollout_workers.engine.base import (
+from contracts.dialogue import DialogueTokens, TemplateError, template_pieces
+from contracts.engine import (
     Engine,
     EngineStats,
     Generation,
     GenerationRequest,
     SamplingSettings,
 )
+from contracts.engine_config import RolloutEngineConfig
+from contracts.episode import Episode, Observation, Transition
+from contracts.episode_spec import EpisodeSpec
+from contracts.rollout_config import RolloutConfig
+from contracts.trajectory import EpisodeRecord, to_record_batch
+from contracts.verdict import Verdict
+from envs.general_points import GPConfig
+from envs.registry import make_episode
+from envs.virl import VIRLConfig
+from rollout_workers.engine import make_engine
 from rollout_workers.env_pool import EpisodeTable
-from rollout_workers.episodes.config import RolloutConfig
-from rollout_workers.episodes.dialogue import DialogueTokens, TemplateError, template_pieces
 from rollout_workers.episodes.runner import EpisodeRunner
-from rollout_workers.episodes.seeds import EpisodeSpec, SeedList, SeedRange
+from rollout_workers.episodes.seeds import SeedList, SeedRange
 from rollout_workers.tiny_models.tokenizer import build_tokenizer
-from rollout_workers.trajectory import EpisodeRecord, to_record_batch
 from tests.fixtures_models import save_model
-from verifier.base import Verdict
 
 GP_L = GPConfig(max_attempts=3)
 

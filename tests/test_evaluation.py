@@ -10,11 +10,11 @@ import json
 import pytest
 
 from cluster.evaluation import summarise
-from envs.base import Episode
+from contracts.episode import Episode
+from contracts.trajectory import EpisodeRecord, TurnRecord, to_record_batch
 from envs.general_points import GPConfig
 from envs.registry import TaskConfig, make_episode
 from envs.virl import VIRLConfig
-from rollout_workers.trajectory import EpisodeRecord, TurnRecord, to_record_batch
 
 WRONG_ACTION = '{"current observation": "", "current instruction": "", "action": "stop()"}'
 WRONG_CARDS = '{"cards": ["A", "A", "A", "A"], "formula": "1+1+1+1"}'

@@ -245,11 +245,11 @@ def test_a_worker_that_dies_while_weights_are_published_is_replaced_on_the_new_w
 
     from cluster.broker import RolloutBroker
     from cluster.fleet import WorkerFleet
-    from rollout_workers.engine import RolloutEngineConfig
-    from rollout_workers.episodes.config import RolloutConfig
+    from contracts.engine_config import RolloutEngineConfig
+    from contracts.packed_weights import pack_weights
+    from contracts.rollout_config import RolloutConfig
     from rollout_workers.ray_runtime import actor_runtime_env, local_cluster
     from rollout_workers.weight_transport.object_store import ObjectStorePublication
-    from rollout_workers.weights import pack_weights
     from tests.fixtures_models import save_model
 
     model = save_model(tmp_path)

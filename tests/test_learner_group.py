@@ -11,6 +11,10 @@ import ray
 import torch
 from transformers import AutoModelForCausalLM
 
+from contracts.engine import SamplingSettings
+from contracts.engine_config import RolloutEngineConfig
+from contracts.packed_weights import unpack_weights
+from contracts.rollout_config import RolloutConfig
 from envs.general_points import GPConfig
 from learner.checkpoint_manifest import CheckpointError, model_mismatch, read_latest
 from learner.config import LearnerConfig
@@ -19,13 +23,9 @@ from learner.group import LearnerGroup
 from learner.model import ModelConfig, meta_backbone, parameter_shapes
 from learner.optim import OptimConfig
 from learner.ppo import PPOConfig
-from rollout_workers.engine import RolloutEngineConfig
-from rollout_workers.engine.base import SamplingSettings
-from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.episodes.seeds import SeedRange
 from rollout_workers.ray_runtime import local_cluster
 from rollout_workers.tiny_models import save_tiny_model
-from rollout_workers.weights import unpack_weights
 from rollout_workers.worker import RolloutWorker
 
 pytestmark = pytest.mark.slow
@@ -148,10 +148,10 @@ def test_shared_memory_publications_reach_an_engine_on_the_learners_node(
     """weight_sync='shared_memory': an engine on rank 0's node loads each version from rank
     0's segment, the same segment rewritten by the next publication: after an update the
     engine holds the new weights (those rank 0 keeps), not the old ones."""
+    from contracts.packed_weights import WeightLayout
     from rollout_workers.engine import make_engine
     from rollout_workers.weight_transport import make_transport
     from rollout_workers.weight_transport.shared_memory import map_segment, worker_message
-    from rollout_workers.weights import WeightLayout
 
     group = LearnerGroup(_config(lm_path, ranks=1, stage=2, weight_sync="shared_memory"))
     engine = make_engine(RolloutEngineConfig(kind="hf", model=lm_path))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from contracts.multimodal import EXCLUDED_LOGIT_BIAS
 from envs.general_points import GPConfig
 from learner.batch import collate_turns
 from learner.config import LearnerConfig
@@ -17,7 +18,6 @@ from learner.ppo import PPOConfig
 from learner.rank import LearnerRank
 from learner.sft import as_turns, demonstrations
 from learner.vision import VisionInputs
-from rollout_workers.engine.multimodal import EXCLUDED_LOGIT_BIAS
 from rollout_workers.tiny_models import save_tiny_model
 from tests.fixtures_models import ppo_on_worker_rollouts
 
@@ -111,7 +111,7 @@ def test_reference_model_exists_only_with_a_kl_term(lm_path: Path, kl_coef: floa
 def test_vision_language_ppo_update_matches_the_sampler(vlm_path: Path) -> None:
     """GP-VL rollouts from the HF engine: the learner rebuilds the pixels from image refs and
     scores the sampled tokens exactly as the engine sampled them, then trains."""
-    from rollout_workers.engine import RolloutEngineConfig
+    from contracts.engine_config import RolloutEngineConfig
 
     _, _, stats = ppo_on_worker_rollouts(RolloutEngineConfig(kind="hf", model=vlm_path), vlm_path)
     assert stats.episodes == 3 and stats.policy_version == 1

@@ -9,6 +9,9 @@ import pyarrow as pa
 import pytest
 import torch
 
+from contracts.engine import SamplingSettings
+from contracts.engine_config import RolloutEngineConfig
+from contracts.rollout_config import RolloutConfig
 from envs.general_points import GPConfig
 from learner.config import LearnerConfig
 from learner.engine import DeepSpeedConfig
@@ -16,9 +19,6 @@ from learner.model import ModelConfig
 from learner.optim import OptimConfig
 from learner.ppo import PPOConfig
 from learner.rank import LearnerRank
-from rollout_workers.engine import RolloutEngineConfig
-from rollout_workers.engine.base import SamplingSettings
-from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.episodes.seeds import SeedRange
 from rollout_workers.tiny_models import save_tiny_model
 from rollout_workers.worker import RolloutWorker

@@ -35,8 +35,8 @@ def _broker(task: dict):
 def _fleet(broker, model, **timeouts):
     """A fleet of hf-engine rollout workers of the tiny model (none started yet)."""
     from cluster.fleet import WorkerFleet
-    from rollout_workers.engine import RolloutEngineConfig
-    from rollout_workers.episodes.config import RolloutConfig
+    from contracts.engine_config import RolloutEngineConfig
+    from contracts.rollout_config import RolloutConfig
 
     return WorkerFleet(broker, RolloutEngineConfig(kind="hf", model=model),
                        RolloutConfig(episodes_in_flight=2, episodes_per_batch=2), 0.0,
@@ -75,8 +75,8 @@ def test_a_publication_does_not_wait_for_a_stopped_worker(fleet_of_two):
     import ray
     from safetensors.torch import load_file
 
+    from contracts.packed_weights import pack_weights
     from rollout_workers.weight_transport.object_store import ObjectStorePublication
-    from rollout_workers.weights import pack_weights
 
     fleet, model = fleet_of_two
     stopped, pid = _stop_one(fleet)
@@ -100,9 +100,9 @@ def test_a_stopped_worker_is_found_while_the_driver_waits_and_during_an_evaluati
     """Found by `check` (what the driver calls while it waits for data), its held episodes
     replayed; and a worker stopped during an evaluation has its share played by its
     replacement, so every episode of the evaluation comes back."""
+    from contracts.engine import SamplingSettings
+    from contracts.episode_spec import EpisodeSpec
     from envs.general_points import GPConfig
-    from rollout_workers.engine.base import SamplingSettings
-    from rollout_workers.episodes.seeds import EpisodeSpec
 
     fleet, _ = fleet_of_two
     stopped, pid = _stop_one(fleet)

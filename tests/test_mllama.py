@@ -18,22 +18,19 @@ from transformers import (
 )
 from transformers.models.mllama.image_processing_pil_mllama import MllamaImageProcessorPil
 
+from contracts.dialogue import DialogueTokens
+from contracts.engine import GenerationRequest, SamplingSettings
+from contracts.engine_config import RolloutEngineConfig
+from contracts.multimodal import batch_vision_inputs, hf_vision_inputs
 from envs.general_points import GPConfig, make_episode
 from envs.registry import render_image_ref
 from learner.batch import collate_turns
 from learner.model import ModelConfig, load_policy
 from learner.sft import as_turns, demonstrations
 from learner.vision import VisionInputs
-from rollout_workers.engine import (
-    GenerationRequest,
-    RolloutEngineConfig,
-    SamplingSettings,
-    make_engine,
-)
+from rollout_workers.engine import make_engine
 from rollout_workers.engine.factory import vllm_unservable_reason
 from rollout_workers.engine.hf_engine import HFEngine
-from rollout_workers.engine.multimodal import batch_vision_inputs, hf_vision_inputs
-from rollout_workers.episodes.dialogue import DialogueTokens
 from rollout_workers.tiny_models import build_model, cli, count_parameters
 from tests.fixtures_models import ppo_on_worker_rollouts, save_model
 
@@ -217,8 +214,8 @@ def test_padding_a_batch_does_not_change_greedy_answers(engine: HFEngine, demos:
 def test_learner_published_weights_change_the_engine_as_hf(mllama_dir: Path, demos: list) -> None:
     """The learner's export path (gather, tied aliases, pack, unpack) names Mllama's weights
     as the engine's model does; the served answers become HF generate's on the new weights."""
+    from contracts.packed_weights import pack_weights, unpack_weights
     from learner.export import gathered_state_dict, with_tied_aliases
-    from rollout_workers.weights import pack_weights, unpack_weights
 
     engine = make_engine(RolloutEngineConfig(kind="hf", model=mllama_dir))
     requests = requests_of(demos[:2])
@@ -267,7 +264,7 @@ def test_ppo_on_rollouts_of_the_auto_chosen_engine(mllama_dir: Path) -> None:
     """GP-VL rollouts from a worker configured for vLLM (served by HF): the learner rebuilds
     pixels and masks from image refs, scores the sampled tokens as sampled, trains, and its
     published weights load into the worker's engine."""
-    from rollout_workers.weights import pack_weights, unpack_weights
+    from contracts.packed_weights import pack_weights, unpack_weights
 
     worker, learner, stats = ppo_on_worker_rollouts(RolloutEngineConfig(model=mllama_dir), mllama_dir)
     assert isinstance(worker.engine, HFEngine)

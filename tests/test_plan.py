@@ -151,7 +151,7 @@ def test_learner_estimates_match_deepspeed_on_cpu(tiny_lm: Path, stage: int) -> 
 
 VLLM_BLOCKS = """
 import json, sys
-from rollout_workers.engine import RolloutEngineConfig
+from contracts.engine_config import RolloutEngineConfig
 from rollout_workers.engine.vllm_engine import VLLMEngine
 with VLLMEngine(RolloutEngineConfig.model_validate_json(sys.argv[1])) as engine:
     cache = engine._llm.llm_engine.vllm_config.cache_config  # what vLLM allocated

@@ -9,6 +9,9 @@ import pytest
 import ray
 import torch
 
+from contracts.engine import SamplingSettings
+from contracts.engine_config import RolloutEngineConfig
+from contracts.rollout_config import RolloutConfig
 from envs.general_points import GPConfig
 from learner.batch import collate_turns, turns_from_record_batches
 from learner.config import LearnerConfig
@@ -16,9 +19,6 @@ from learner.engine import DeepSpeedConfig
 from learner.group import LearnerGroup
 from learner.model import ModelConfig, load_policy
 from learner.ppo import PPOConfig
-from rollout_workers.engine import RolloutEngineConfig
-from rollout_workers.engine.base import SamplingSettings
-from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.episodes.seeds import SeedRange
 from rollout_workers.ray_runtime import local_cluster
 from rollout_workers.tiny_models import save_tiny_model

@@ -11,15 +11,12 @@ import torch
 from transformers import AutoModelForImageTextToText, AutoTokenizer
 from transformers.utils import is_torchvision_available
 
+from contracts.engine import GenerationRequest, SamplingSettings
+from contracts.engine_config import RolloutEngineConfig
+from contracts.multimodal import hf_vision_inputs, load_processor
 from learner.batch import collate
 from learner.model import ModelConfig, load_policy
-from rollout_workers.engine import (
-    GenerationRequest,
-    RolloutEngineConfig,
-    SamplingSettings,
-    make_engine,
-)
-from rollout_workers.engine.multimodal import hf_vision_inputs, load_processor
+from rollout_workers.engine import make_engine
 from rollout_workers.tiny_models import build_model, count_parameters
 from rollout_workers.tiny_models.qwen2vl import IMAGE_PAD, IMAGE_PLACEHOLDER
 from tests.fixtures_models import gp_request, reference_logprobs, save_model

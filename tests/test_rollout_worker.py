@@ -19,14 +19,14 @@ from ray.exceptions import RayError
 from safetensors.torch import load_file
 
 from cluster.broker import RolloutBroker
+from contracts.engine import SamplingSettings
+from contracts.engine_config import RolloutEngineConfig
+from contracts.rollout_config import RolloutConfig
+from contracts.trajectory import TRAJECTORY_SCHEMA, TrajectoryError, validate_trajectories
 from envs.general_points import GPConfig
-from rollout_workers.engine import RolloutEngineConfig
-from rollout_workers.engine.base import SamplingSettings
 from rollout_workers.env_pool import Answer, EnvPool, EpisodeTable
-from rollout_workers.episodes.config import RolloutConfig
 from rollout_workers.episodes.seeds import SeedRange
 from rollout_workers.ray_runtime import actor_runtime_env, local_cluster
-from rollout_workers.trajectory import TRAJECTORY_SCHEMA, TrajectoryError, validate_trajectories
 from rollout_workers.worker import remote_worker
 from tests.fixtures_models import leaked_segments, save_model, shm_segments
 

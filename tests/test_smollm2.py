@@ -17,18 +17,19 @@ from typing import Any
 import pytest
 import torch
 
-from envs.general_points import GPConfig
-from rollout_workers.engine import RolloutEngineConfig, make_engine
-from rollout_workers.engine.base import (
+from contracts.dialogue import DialogueTokens
+from contracts.engine import (
     Engine,
     EngineStats,
     Generation,
     GenerationRequest,
     SamplingSettings,
 )
+from contracts.engine_config import RolloutEngineConfig
+from contracts.rollout_config import RolloutConfig
+from envs.general_points import GPConfig
+from rollout_workers.engine import make_engine
 from rollout_workers.env_pool import EpisodeTable
-from rollout_workers.episodes.config import RolloutConfig
-from rollout_workers.episodes.dialogue import DialogueTokens
 from rollout_workers.episodes.runner import EpisodeRunner
 from rollout_workers.episodes.seeds import SeedRange
 from rollout_workers.gguf_import import import_gguf, load_gguf, packaged_gguf

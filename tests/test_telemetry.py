@@ -16,10 +16,15 @@ from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
 from cluster import telemetry as driver
+from contracts.telemetry import (
+    MetricsConfig,
+    advertised_address,
+    mark_actor_started,
+    start_metrics_endpoint,
+)
 from learner import telemetry as learner
 from learner.stats import SFTStepStats, UpdateStats
 from rollout_workers import telemetry as rollout
-from rollout_workers.telemetry import MetricsConfig, start_metrics_endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = (rollout, learner, driver)
@@ -50,7 +55,7 @@ def test_fixed_port_is_honoured_in_a_fresh_process():
     from prometheus_server import free_port
 
     port = free_port()
-    code = ("from rollout_workers.telemetry import start_metrics_endpoint as s; "
+    code = ("from contracts.telemetry import start_metrics_endpoint as s; "
             f"print(s(port={port}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=ROOT, env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
@@ -61,7 +66,7 @@ def test_a_process_serves_only_the_metrics_of_its_role():
     """The driver imports the learner's modules: it must not export the learner's unlabelled
     gauges (as zeros beside the learner's real values)."""
     code = ("import prometheus_client as p, cluster.telemetry, learner.telemetry; "
-            "from rollout_workers.telemetry import mark_actor_started as m; "
+            "from contracts.telemetry import mark_actor_started as m; "
             "m('driver', 'd'); print('revisor_ppo_entropy' in p.generate_latest().decode(), "
             "'revisor_queue_depth' in p.generate_latest().decode()); "
             "m('learner', 'l'); print('revisor_ppo_entropy' in p.generate_latest().decode())")
@@ -73,7 +78,7 @@ def test_a_process_serves_only_the_metrics_of_its_role():
 def test_a_role_declared_before_its_module_is_imported_is_served():
     """A learner rank declares its role when it joins, before it imports the trainer."""
     code = ("import prometheus_client as p; "
-            "from rollout_workers.telemetry import mark_actor_started as m; m('learner', 'l'); "
+            "from contracts.telemetry import mark_actor_started as m; m('learner', 'l'); "
             "import learner.telemetry, cluster.telemetry; text = p.generate_latest().decode(); "
             "print('revisor_ppo_entropy' in text, 'revisor_queue_depth' in text)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -94,9 +99,9 @@ def test_bad_metrics_settings_name_the_field():
 
 
 def test_wildcard_bind_is_advertised_at_a_reachable_address():
-    assert rollout.advertised_address("127.0.0.1", 9100) == "127.0.0.1:9100"
-    assert rollout.advertised_address("::1", 9100) == "[::1]:9100"
-    host = rollout.advertised_address("0.0.0.0", 9100).rsplit(":", 1)[0]
+    assert advertised_address("127.0.0.1", 9100) == "127.0.0.1:9100"
+    assert advertised_address("::1", 9100) == "[::1]:9100"
+    host = advertised_address("0.0.0.0", 9100).rsplit(":", 1)[0]
     assert host not in ("0.0.0.0", "")
 
 
@@ -166,7 +171,7 @@ def test_engine_weight_sync_and_env_helpers():
     rollout.record_generate("w-d", seconds=0.1, sequences=16)
     rollout.set_episodes_in_flight("w-d", 16)
     rollout.record_env_step("virl", "unit-env", seconds=0.003)
-    rollout.mark_actor_started("rollout", "w-d")
+    mark_actor_started("rollout", "w-d")
     assert sample("revisor_rollout_policy_version", worker="w-d") == 4
     assert sample("revisor_weight_sync_bytes_total", worker="w-d") == 1 << 20
     assert sample("revisor_weight_sync_seconds_count", worker="w-d") == 1
@@ -175,7 +180,7 @@ def test_engine_weight_sync_and_env_helpers():
     assert sample("revisor_env_step_seconds_count", task="virl", variant="unit-env") == 1
     assert sample("revisor_actor_start_time_seconds", role="rollout", worker="w-d") > 1e9
     with pytest.raises(ValueError, match="role"):
-        rollout.mark_actor_started("trainer", "w-d")
+        mark_actor_started("trainer", "w-d")
 
 
 def update_stats() -> UpdateStats:

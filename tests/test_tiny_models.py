@@ -15,8 +15,8 @@ from transformers import (
     AutoTokenizer,
 )
 
+from contracts.multimodal import hf_vision_inputs
 from envs.general_points import GPConfig, make_episode
-from rollout_workers.engine.multimodal import hf_vision_inputs
 from rollout_workers.tiny_models import VISION_PRESETS, build_model, build_tokenizer, cli
 from rollout_workers.tiny_models.build import count_parameters
 from rollout_workers.tiny_models.vocabulary import gp_corpus

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rollout_workers.trajectory import (
+from contracts.trajectory import (
     TRAJECTORY_SCHEMA,
     BatchMeta,
     EpisodeRecord,

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from cluster.trajectory_queue import TrajectoryQueue
-from rollout_workers.trajectory import BatchMeta
+from contracts.trajectory import BatchMeta
 
 
 def meta(*episode_ids: int, version: int = 0) -> BatchMeta:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from envs.base import Episode
+from contracts.episode import Episode
 from envs.virl import VIRLConfig, make_episode, routes_for
 from envs.virl.geometry import RELATIVE, compass, relative_action
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verifier.base import Verdict
+from contracts.verdict import Verdict
 from verifier.virl import (
     MAX_RESPONSE_CHARS,
     StepTarget,

@@ -13,12 +13,12 @@ import torch
 from benchmarks.weight_sync_gpu import GpuSyncSettings
 from benchmarks.weight_sync_gpu import run as run_broadcast
 from cluster.config import ExperimentConfig
+from contracts.packed_weights import WeightLayout, pack_weights, unpack_weights
 from learner.config import LearnerConfig
 from learner.model import ModelConfig
 from rollout_workers.weight_transport import make_transport
 from rollout_workers.weight_transport.nccl_broadcast import require_cuda
 from rollout_workers.weight_transport.nccl_sender import WeightSender
-from rollout_workers.weights import WeightLayout, pack_weights, unpack_weights
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without CUDA")
 
@@ -110,8 +110,9 @@ def test_nccl_is_refused_without_cuda_naming_the_fix() -> None:
 @pytest.mark.slow
 def test_vllm_engine_refuses_to_join_a_weight_group_without_cuda(tmp_path: Path) -> None:
     """Through the real worker extension of a vLLM CPU engine, which keeps serving."""
-    from rollout_workers.engine import RolloutEngineConfig, make_engine
-    from rollout_workers.engine.base import GenerationRequest, SamplingSettings
+    from contracts.engine import GenerationRequest, SamplingSettings
+    from contracts.engine_config import RolloutEngineConfig
+    from rollout_workers.engine import make_engine
     from rollout_workers.tiny_models import save_tiny_model
 
     config = RolloutEngineConfig(model=save_tiny_model("lm", "0.5m", tmp_path / "lm"),
@@ -132,8 +133,8 @@ def test_fleet_delivers_through_the_transport_of_its_weight_sync(tmp_path: Path)
     """An NCCL fleet hands a publication to its weight group (no workers yet: no group is
     formed); each setting makes its own transport, and a worker receives through the same one."""
     from cluster.fleet import WorkerFleet
-    from rollout_workers.engine import RolloutEngineConfig
-    from rollout_workers.episodes.config import RolloutConfig
+    from contracts.engine_config import RolloutEngineConfig
+    from contracts.rollout_config import RolloutConfig
     from rollout_workers.weight_transport.nccl import NcclPublication, NcclTransport
     from rollout_workers.weight_transport.object_store import ObjectStoreTransport
 

@@ -6,7 +6,7 @@ import random
 from collections.abc import Hashable
 from typing import Any
 
-from envs.base import Episode, Observation, Transition
+from contracts.episode import Episode, Observation, Transition
 from envs.general_points.cards import Card
 from envs.general_points.config import GPConfig
 from envs.general_points.prompt import format_answer, render_prompt

@@ -11,7 +11,7 @@ from typing import Any
 
 from PIL import Image
 
-from envs.base import Episode, Observation, Transition
+from contracts.episode import Episode, Observation, Transition
 from envs.images import register_image_kind
 from envs.virl.config import BUILT_IN_SOURCES, VIRLConfig
 from envs.virl.geometry import COMPASS, RELATIVE

@@ -17,7 +17,7 @@ from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
 
-from envs.base import TaskInputError
+from contracts.episode import TaskInputError
 from envs.virl.cities import BENCHMARK_CITIES, TRAIN_CITY, Palette
 from envs.virl.geometry import signed_turn, wrap
 from envs.virl.imagery import find_photo

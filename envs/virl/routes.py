@@ -41,7 +41,7 @@ from pydantic import (
     model_validator,
 )
 
-from envs.base import TaskInputError
+from contracts.episode import TaskInputError
 from envs.virl.geometry import SIDES, VIRL_SIDES, bearing, compass
 from envs.virl.geometry import distance_m as metres_between
 

@@ -1,17 +1,7 @@
-"""Generation engines: token ids in, sampled token ids and their log-probs out."""
+"""Generation engines: token ids in, sampled token ids and their log-probs out. The interface
+they offer and their settings are contracts (contracts.engine, contracts.engine_config)."""
 
-from rollout_workers.engine.base import (
-    Engine,
-    EngineStats,
-    Generation,
-    GenerationRequest,
-    SamplingSettings,
-)
-from rollout_workers.engine.config import EngineKind, RolloutEngineConfig
 from rollout_workers.engine.factory import make_engine
 from rollout_workers.engine.stats import EngineReport
 
-__all__ = [
-    "Engine", "RolloutEngineConfig", "EngineKind", "EngineReport", "EngineStats", "Generation",
-    "GenerationRequest", "SamplingSettings", "make_engine",
-]
+__all__ = ["EngineReport", "make_engine"]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from transformers import AutoConfig
 
-from rollout_workers.engine.base import Engine
-from rollout_workers.engine.config import RolloutEngineConfig
+from contracts.engine import Engine
+from contracts.engine_config import RolloutEngineConfig
 
 logger = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, GenerationConfig
 
-from rollout_workers.engine.base import Engine, Generation, GenerationRequest, SamplingSettings
-from rollout_workers.engine.config import RolloutEngineConfig
-from rollout_workers.engine.multimodal import (
+from contracts.engine import Engine, Generation, GenerationRequest, SamplingSettings
+from contracts.engine_config import RolloutEngineConfig
+from contracts.multimodal import (
     EXCLUDED_LOGIT_BIAS,
     batch_vision_inputs,
     excluded_token_ids,

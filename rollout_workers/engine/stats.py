@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from pydantic import computed_field
 
-from rollout_workers.engine.base import EngineStats, Generation, GenerationRequest
+from contracts.engine import EngineStats, Generation, GenerationRequest
 
 
 class EngineReport(EngineStats):

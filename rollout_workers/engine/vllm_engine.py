@@ -20,21 +20,21 @@ from transformers import AutoConfig, AutoProcessor
 from vllm import LLM, SamplingParams
 from vllm import envs as vllm_envs
 
-from rollout_workers.engine.base import (
+from contracts.engine import (
     Engine,
     Generation,
     GenerationRequest,
     SamplingSettings,
 )
-from rollout_workers.engine.config import RolloutEngineConfig
-from rollout_workers.engine.multimodal import (
+from contracts.engine_config import RolloutEngineConfig
+from contracts.multimodal import (
     EXCLUDED_LOGIT_BIAS,
     excluded_token_ids,
     is_vision_language,
 )
+from contracts.packed_weights import WeightLayout
 from rollout_workers.engine.stats import EngineReport, StatsRecorder
 from rollout_workers.engine.weight_sync import WORKER_EXTENSION, as_weight_list, pack, total_bytes
-from rollout_workers.weights import WeightLayout
 
 
 class VLLMEngine(Engine):

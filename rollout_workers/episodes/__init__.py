@@ -1,2 +1,3 @@
-"""Sequential-revision episodes: where they come from (seeds), how their prompts grow
-(dialogue), how they are played (runner), with which settings (config)."""
+"""Sequential-revision episodes: where they come from (seeds) and how they are played (runner).
+Their settings, dialogue tokens and specs are contracts (contracts.rollout_config,
+contracts.dialogue, contracts.episode_spec)."""

@@ -14,13 +14,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from envs.base import Observation, Transition
-from rollout_workers.engine.base import Engine, Generation, GenerationRequest, SamplingSettings
+from contracts.dialogue import DialogueTokens
+from contracts.engine import Engine, Generation, GenerationRequest, SamplingSettings
+from contracts.episode import Observation, Transition
+from contracts.episode_spec import EpisodeSpec
+from contracts.rollout_config import RolloutConfig
+from contracts.trajectory import EpisodeRecord, TurnRecord
 from rollout_workers.env_pool import Answer, EnvClient
-from rollout_workers.episodes.config import RolloutConfig
-from rollout_workers.episodes.dialogue import DialogueTokens
-from rollout_workers.episodes.seeds import EpisodeSpec, take_specs
-from rollout_workers.trajectory import EpisodeRecord, TurnRecord
+from rollout_workers.episodes.seeds import take_specs
 
 Decode = Callable[[list[int]], str]
 

@@ -12,18 +12,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from envs.base import TaskInputError
+from contracts.episode import TaskInputError
+from contracts.episode_spec import EpisodeSpec
 from envs.registry import TaskConfig
-
-
-class EpisodeSpec(BaseModel):
-    """Everything needed to start one episode, and the id it is known by everywhere."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    episode_id: str = Field(min_length=1)
-    task: TaskConfig
-    seed: int
 
 
 @runtime_checkable

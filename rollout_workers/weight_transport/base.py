@@ -9,7 +9,7 @@ the fleet and the workers never ask which way weights travel:
 - worker: `receive` loads what `deliver` sent into the worker's engine.
 Plus the settings it needs (`learner_refusal`, `engine_refusal`), checked when a config is read.
 
-Rank 0 always keeps its latest packed weights (rollout_workers.weights.WeightPacker reuses their
+Rank 0 always keeps its latest packed weights (contracts.packed_weights.WeightPacker reuses their
 buffers); a transport decides whether they are also returned into the object store.
 """
 

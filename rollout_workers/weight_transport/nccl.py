@@ -63,7 +63,7 @@ class NcclTransport(WeightTransport):
 
     def receive(self, engine: Any, message: dict[str, Any], version: int) -> int:
         """`message` is the layout: the bytes come by broadcast from rank 0."""
-        from rollout_workers.weights import WeightLayout
+        from contracts.packed_weights import WeightLayout
 
         broadcast_engine(engine).receive_weights(message, version)
         return WeightLayout.from_dict(message).nbytes

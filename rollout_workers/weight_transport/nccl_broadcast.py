@@ -1,7 +1,7 @@
 """Weights by NCCL broadcast: learner rank 0 sends the packed buffers straight to every engine.
 
 The GPU alternative to the object-store path (`weight_sync: "nccl"` in the learner config).
-The publication is the same packed form, one flat buffer per dtype (rollout_workers.weights),
+The publication is the same packed form, one flat buffer per dtype (contracts.packed_weights),
 so the receiver needs only the layout (names, dtypes, shapes, offsets, buffer sizes) to
 allocate its buffers, take one broadcast per dtype from rank 0 of the weight group, and cut
 them into tensors for the engine's usual reload path. Nothing passes through the object store
@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import torch
 
-from rollout_workers.weights import PackedWeights, WeightLayout, tensor_views
+from contracts.packed_weights import PackedWeights, WeightLayout, tensor_views
 
 
 class Broadcaster(Protocol):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from contracts.packed_weights import WeightLayout
 from rollout_workers.weight_transport.nccl_broadcast import (
     close_group,
     open_group,
@@ -17,7 +18,6 @@ from rollout_workers.weight_transport.nccl_broadcast import (
     require_cuda,
 )
 from rollout_workers.weight_transport.nccl_group import Rendezvous
-from rollout_workers.weights import WeightLayout
 
 
 class NcclWeightReceiver:

@@ -1,6 +1,6 @@
 """Weights through the Ray object store (`weight_sync: "object_store"`, the default; CPU and GPU).
 
-Rank 0 returns its packed weights (one flat buffer per dtype, rollout_workers.weights) from the
+Rank 0 returns its packed weights (one flat buffer per dtype, contracts.packed_weights) from the
 export call: Ray copies them once into the object store, owned by the driver, and the
 publication carries only the reference. Every worker on a node maps the same shared-memory
 buffers without copying, views them as tensors (read-only, no copy either) and hands those to
@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from contracts.packed_weights import PackedWeights, unpack_weights
 from rollout_workers.weight_transport.base import CallAll, WeightPublication, WeightTransport
-from rollout_workers.weights import PackedWeights, unpack_weights
 
 
 class ObjectStorePublication(WeightPublication):
     ref: Any
-    """ray.ObjectRef of a rollout_workers.weights.PackedWeights; `unpack_weights` gives the
+    """ray.ObjectRef of a contracts.packed_weights.PackedWeights; `unpack_weights` gives the
     (name, tensor) pairs in the backbone's naming."""
 
 

@@ -21,15 +21,15 @@ from typing import Any
 
 import numpy as np
 
+from contracts.packed_weights import PackedWeights, WeightLayout, unpack_weights
 from rollout_workers.weight_transport.base import CallAll, WeightPublication, WeightTransport
-from rollout_workers.weights import PackedWeights, WeightLayout, unpack_weights
 
 _ALIGN = 64
 """Each dtype's buffer starts on a cache line."""
 
 
 class SharedSegment:
-    """Rank 0's allocator (rollout_workers.weights.Allocate): every buffer in one anonymous
+    """Rank 0's allocator (contracts.packed_weights.Allocate): every buffer in one anonymous
     shared-memory file (memfd), which workers of the node open as /proc/<pid>/fd/<fd>.
 
     Anonymous, so it can never outlive rank 0's process, however that ends (a named /dev/shm

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 from fractions import Fraction
 
-from verifier.base import Verdict
+from contracts.verdict import Verdict
 from verifier.general_points.arithmetic import FormulaError, parse_formula
 from verifier.general_points.cards import Rule, card_value, normalise_rank
 from verifier.general_points.parse import ParsedAnswer, parse_answer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from verifier.base import Verdict
+from contracts.verdict import Verdict
 from verifier.virl.detection import detection_problem
 from verifier.virl.parse import ParsedAnswer, normalise_action, parse_answer
 from verifier.virl.rewards import VIRLRewardTable

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rollout_workers.engine.base import SamplingSettings
-from rollout_workers.telemetry import MetricsConfig
+from contracts.engine import SamplingSettings
+from contracts.telemetry import MetricsConfig
 
 
 class RolloutConfig(BaseModel):

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from envs.base import Observation
+from contracts.episode import Observation
 
 Message = dict[str, Any]
 Render = Callable[[list[Message], bool], str]

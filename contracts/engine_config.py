@@ -23,7 +23,7 @@ class RolloutEngineConfig(BaseModel):
     kind: EngineKind = "vllm"
     """'vllm' for rollouts; 'hf' (Hugging Face generate) for debugging and for models vLLM
     cannot serve. A 'vllm' config for such a model (Mllama) gets the HF engine, with the
-    reason in the log and in the engine report (engine.factory.VLLM_UNSERVABLE)."""
+    reason in the log and in the engine report (rollout_workers.engine.factory.VLLM_UNSERVABLE)."""
     model: Path
     dtype: DType = "float32"
     seed: int = 0

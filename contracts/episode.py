@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from verifier.base import Verdict
+from contracts.verdict import Verdict
 
 
 class TaskInputError(ValueError):

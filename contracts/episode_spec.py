@@ -1,0 +1,22 @@
+"""The unit of work a rollout worker is handed: (task config, seed, episode id).
+
+A spec fixes its episode completely (the same task config and seed give the same episode),
+so an episode lost with a failed worker can be played again elsewhere under the same id. The
+broker hands specs out as dicts in this shape; evaluation and the fleet build them directly.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from envs.registry import TaskConfig
+
+
+class EpisodeSpec(BaseModel):
+    """Everything needed to start one episode, and the id it is known by everywhere."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    episode_id: str = Field(min_length=1)
+    task: TaskConfig
+    seed: int
