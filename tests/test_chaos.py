@@ -82,14 +82,22 @@ def _wait_for_more_updates(run: Path, job: threading.Thread, rng: random.Random)
 
 def _processes(title: str, count: int, within_s: float = 120) -> list[psutil.Process]:
     """This test's `count` Ray processes titled `title` (say the env actors of two workers),
-    once they all run."""
+    once exactly those run: the env actors of replaced workers die with them, but not at once,
+    and killing one of those would test nothing."""
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
-        found = [p for p, t in _titled() if t.startswith(title)]
-        if len(found) >= count:
+        found = [p for p, t in _titled() if t.startswith(title) and _running(p)]
+        if len(found) == count:
             return sorted(found, key=lambda p: p.pid)
         time.sleep(0.5)
     raise AssertionError(f"not {count} processes titled {title}: {[t for _, t in _titled()]}")
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _titled() -> list[tuple[psutil.Process, str]]:
