@@ -64,7 +64,10 @@ class SFTConfig(BaseModel):
     """Run the evaluation hooks every this many steps (and after the last); 0: never."""
     checkpoint_every: int = Field(100, ge=0)
     """Save a Hugging Face checkpoint every this many steps (and after the last); 0: only
-    the last. Checkpoints go to output_dir; without one nothing is saved."""
+    the last. Checkpoints go to output_dir; without one nothing is saved. A job, a study and
+    pretraining each set output_dir themselves (RUN/sft, STUDY/sft), so settings never need
+    it: a check here refused every saved job settings file with SFT (config.yaml holds every
+    default) and with it `--resume` of the paper's configurations."""
     checkpoint_steps: list[int] = Field(default_factory=list)
     """Also save a checkpoint after each of these steps (a study's init and its compute
     points, `revisor study`)."""
@@ -83,9 +86,7 @@ class SFTConfig(BaseModel):
     seed: int = 0
 
     @model_validator(mode="after")
-    def _checkpoints_need_a_place(self) -> SFTConfig:
-        if "checkpoint_every" in self.model_fields_set and self.checkpoint_every and not self.output_dir:
-            raise ValueError("checkpoint_every needs output_dir (or set checkpoint_every=0)")
+    def _checkpoints_within_the_run(self) -> SFTConfig:
         late = [step for step in self.checkpoint_steps if not 1 <= step <= self.steps]
         if late:
             raise ValueError(f"checkpoint_steps {late} lie outside the run's steps 1..{self.steps}")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import pytest
 from pydantic import BaseModel, Field
 
 from cluster.settings import SettingsError, dump_settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class Inner(BaseModel):
@@ -63,3 +66,21 @@ def test_resolved_settings_round_trip(tmp_path):
     settings = Outer(rollout=Inner(workers=5))
     dump_settings(settings, tmp_path / "config.yaml")
     assert load_settings(Outer, tmp_path / "config.yaml") == settings
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("**/*.yaml")),
+                         ids=lambda p: str(p.relative_to(ROOT / "configs")))
+def test_every_shipped_configuration_loads_back_from_the_settings_a_run_stores(path, tmp_path):
+    """A run stores its resolved settings (config.yaml, study.yaml) and `--resume` reads them
+    back: what loads must load again from its own dump, unchanged."""
+    from cluster.config import ExperimentConfig
+    from cluster.study_config import StudyConfig, load_study
+
+    study = "study" in path.parts
+    if "models" in path.parts:
+        pytest.skip("model architectures, not settings")
+    config = load_study(path) if study else load_settings(ExperimentConfig, path)
+    stored = tmp_path / "stored.yaml"
+    dump_settings(config, stored)
+    again = load_settings(StudyConfig if study else ExperimentConfig, stored)
+    assert again == config
