@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from cluster.config import ExperimentConfig
-from cluster.settings import SettingsError
+from cluster.settings.experiment import ExperimentConfig
+from cluster.settings.loading import SettingsError
 from envs.registry import TaskConfig, make_episode
 
 

@@ -13,10 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
-from cluster.config import ExperimentConfig
-from cluster.memory import (
+from cluster.plan.advice import problems_of
+from cluster.plan.memory import (
     GIB,
     LearnerSetup,
     ProcessEstimate,
@@ -24,48 +22,13 @@ from cluster.memory import (
     learner_estimate,
     rollout_estimate,
 )
-from cluster.model_shape import ModelShape, read_shape
-from cluster.placement import GpuRef, Placement, place
-from cluster.settings import SettingsError, load_settings, read_yaml
-
-
-class GpuLoad(BaseModel):
-    """Everything that runs on one GPU during the RL phase."""
-
-    model_config = ConfigDict(frozen=True)
-
-    gpu: GpuRef
-    processes: list[str]
-    bytes: int
-    capacity_bytes: int
-
-
-class Plan(BaseModel):
-    """Placement and memory of one configuration; `problems` is empty when it fits."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    model_path: str
-    model: ModelShape
-    placement: Placement
-    learner: ProcessEstimate
-    sft_learner: ProcessEstimate | None = None
-    """The SFT warm start's ranks (on the learner's GPUs, before RL), when sized differently."""
-    rollout: ProcessEstimate
-    rollout_engine: str
-    """'vllm' or 'hf': the engine the workers will run."""
-    rollout_engine_note: str
-    """What chose that engine (HF: the setting, or why vLLM cannot serve the model)."""
-    sft_as_learner: bool = False
-    """There is an SFT phase and its ranks need no more than the RL learner's."""
-    gpu_loads: list[GpuLoad]
-    gpu_memory_bytes: int
-    problems: list[str]
-
-    @property
-    def fits(self) -> bool:
-        return not self.problems
+from cluster.plan.model_shape import ModelShape, read_shape
+from cluster.plan.outcome import GpuLoad, Plan
+from cluster.plan.placement import Placement, place
+from cluster.plan.report import render
+from cluster.settings.experiment import ExperimentConfig
+from cluster.settings.loading import SettingsError
+from cluster.settings.study import load_experiment
 
 
 def plan_experiment(config: ExperimentConfig) -> Plan:
@@ -87,8 +50,6 @@ def plan_experiment(config: ExperimentConfig) -> Plan:
                 rollout_engine=engine, rollout_engine_note=note,
                 sft_as_learner=config.sft is not None and sft is None,
                 gpu_loads=loads, gpu_memory_bytes=gpu_bytes, problems=[])
-    from cluster.advice import problems_of
-
     return plan.model_copy(update={"problems": problems_of(config, plan)})
 
 
@@ -120,7 +81,7 @@ def place_processes(config: ExperimentConfig) -> Placement:
 
 def images(config: ExperimentConfig) -> int:
     """Images in one prompt when any task shows images (the engine's per-prompt limit)."""
-    from cluster.model_checks import tasks_of
+    from cluster.settings.model_checks import tasks_of
 
     vision = any(getattr(task, "vision", False) for _, task in tasks_of(config))
     return config.engine.max_images_per_prompt if vision else 0
@@ -190,15 +151,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_experiment(path: Path, overrides: list[str]) -> ExperimentConfig:
-    """An experiment file, or a study file (`revisor study`): the plan of its experiment."""
-    from cluster.study_config import load_study
-
-    if "experiment" in read_yaml(path):
-        return load_study(path, overrides).experiment
-    return load_settings(ExperimentConfig, path, overrides)
-
-
 def main(argv: list[str] | None = None) -> int:
     """0: it fits; 1: something does not fit (named, with what to change); 2: bad settings."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
@@ -212,8 +164,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"revisor plan: model: cannot read a model config from {config.model!r} ({error})",
               file=sys.stderr)
         return 2
-    from cluster.plan_report import render
-
     print(render(plan))
     return 0 if plan.fits else 1
 

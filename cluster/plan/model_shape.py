@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from learner.model import ModelConfig, count_parameters, text_config
+from learner.config import ModelConfig
+from learner.model import count_parameters, text_config
 
 
 class VisionShape(BaseModel):

@@ -3,9 +3,9 @@ totals, then either 'fits' or every problem with what to change."""
 
 from __future__ import annotations
 
-from cluster.memory import ProcessEstimate, count, gib
-from cluster.placement import ProcessPlacement, describe_gpus
-from cluster.plan import Plan
+from cluster.plan.memory import ProcessEstimate, count, gib
+from cluster.plan.outcome import Plan
+from cluster.plan.placement import ProcessPlacement, describe_gpus
 
 
 def render(plan: Plan) -> str:

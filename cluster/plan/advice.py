@@ -7,13 +7,10 @@ would bring it back, in the order most likely to help, so that the fix is one ov
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
-from cluster.config import ExperimentConfig
-from cluster.memory import ProcessEstimate, gib, training_dtype
-
-if TYPE_CHECKING:
-    from cluster.plan import Plan
+from cluster.plan.memory import ProcessEstimate, gib, training_dtype
+from cluster.plan.outcome import Plan
+from cluster.settings.experiment import ExperimentConfig
 
 MODEL_STATES = ("weights", "gradients", "optimizer states")
 ACTIVATIONS = ("activations", "vision activations", "answer logits")
@@ -57,7 +54,7 @@ def model_problems(config: ExperimentConfig) -> list[str]:
     """The settings checks that need only config.json (context length, weight sync)."""
     from transformers import AutoConfig
 
-    from cluster.model_checks import config_problems
+    from cluster.settings.model_checks import config_problems
 
     return config_problems(config, AutoConfig.from_pretrained(config.model))
 
