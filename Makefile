@@ -1,12 +1,12 @@
-# The two commands of the README. Each does its own set-up (deploy/install.sh is a no-op
-# when the environment is already installed).
+# The two commands of the README (demo, test), plus study, docs and lint. Each does its own
+# set-up (deploy/install.sh is a no-op when the environment is already installed).
 SHELL := /bin/bash
 export OMP_NUM_THREADS := 1
 export DS_ACCELERATOR := cpu
 export TORCH_EXTENSIONS_DIR := $(CURDIR)/.cache/torch_extensions
 VENV := .venv
 
-.PHONY: demo study test install lint
+.PHONY: demo study test install lint docs
 
 install:
 	@bash deploy/install.sh
@@ -24,6 +24,12 @@ study: install
 test: install
 	@bash deploy/install-test-tools.sh || [ $$? = 2 ]  # 2: no root here; those tests say so
 	$(VENV)/bin/python -m pytest -q
+
+# The docs site (mkdocs.yml, docs/): the configuration reference regenerated from the settings
+# models, then the site built strictly (a dead link or a missing page fails) into site/.
+docs: install
+	$(VENV)/bin/python docs/gen_config_reference.py
+	$(VENV)/bin/mkdocs build --strict
 
 lint: install
 	$(VENV)/bin/python -m ruff check .

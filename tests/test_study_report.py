@@ -42,8 +42,9 @@ def arm(gflops: list[float], by_split: dict[str, list[float]],
 
 
 def gp_study() -> StudyResults:
-    """GP-L-like: success falls under SFT and rises under RL on rule-OOD (PROTOCOL §5's
-    11.5 -> 15.0 / 3.4), with recognition on ID and a verification-steps ablation."""
+    """GP-L-like: success falls under SFT and rises under RL on rule-OOD (as in
+    docs/protocol.md §Reported results: 11.5 -> 15.0 / 3.4), with recognition on ID and a
+    verification-steps ablation."""
     return StudyResults(
         name="cpu-gp-l", task="gp", parameters=1_234_567, compute_points=COMPUTE,
         verification_steps={"rl": 5, "rl-steps-1": 1, "rl-steps-3": 3},
@@ -165,7 +166,7 @@ def test_no_ablation_without_two_rl_arms(study_dir):
 
 def virl_study() -> StudyResults:
     """V-IRL-L-like: per-step accuracy over 400 route positions, not episode success, is the
-    measure (PROTOCOL §5: 80.8 -> 91.8 / 1.3)."""
+    measure (docs/protocol.md §Reported results: 80.8 -> 91.8 / 1.3)."""
     def vp(split: str, success: float, step: float, gflops: float, target: float | None):
         return point(split, success, gflops, target, n=50, task="virl", step=step, positions=400)
     return StudyResults(

@@ -76,7 +76,8 @@ class RLDriver:
         self.run_dir = Path(config.run_dir)
         self.checkpoints = self.run_dir / "checkpoints"
         choice = choose_checkpoint(self.checkpoints) if resume else None  # torn ones skipped
-        self.learner = LearnerGroup(config.learner, metrics=config.metrics)
+        self.learner = LearnerGroup(config.learner, metrics=config.metrics,
+                                    resources=config.cluster.learner_resources)
         self.endpoint = start_metrics_endpoint(config.metrics)
         mark_actor_started("driver", "driver")
         state = self.learner.load(self.checkpoints, choice.tag) if choice else None

@@ -35,7 +35,8 @@ def sft_phase(config: ExperimentConfig, parameters: int) -> SFTOutcome:
     learner = config.learner
     result = run_sft_on_ranks(sft, learner.num_ranks, learner.cpus_per_rank, learner.gpus_per_rank,
                               metrics=config.metrics,
-                              on_progress=LogFollower(sft.output_dir / PROGRESS_LOG))
+                              on_progress=LogFollower(sft.output_dir / PROGRESS_LOG),
+                              resources=config.cluster.learner_resources)
     checkpoint = result.checkpoints[-1]
     tokens = TokenCounts(sft=sum(step.tokens for step in result.steps))
     if config.arm == "sft":

@@ -69,7 +69,8 @@ def _pretrain(config: ExperimentConfig, key: str) -> Path:
         ranks = pretrain.num_ranks or learner.num_ranks
         result = run_sft_on_ranks(sft, ranks, learner.cpus_per_rank, learner.gpus_per_rank,
                                   metrics=config.metrics,
-                                  on_progress=LogFollower(work / "train" / PROGRESS_LOG))
+                                  on_progress=LogFollower(work / "train" / PROGRESS_LOG),
+                                  resources=config.cluster.learner_resources)
     final = Path(result.checkpoints[-1])
     record = {"key": key, "tiny_model": spec.model_dump(mode="json"),
               "pretrain": pretrain.model_dump(mode="json"), "corpus_version": CORPUS_VERSION,

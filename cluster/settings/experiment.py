@@ -151,7 +151,12 @@ class ClusterConfig(BaseModel):
     crowd several actors onto a small embedded cluster)."""
     gpus_per_worker: float = Field(0.0, ge=0)
     worker_resources: dict[str, float] = Field(default_factory=dict)
-    """Custom Ray resources each rollout worker asks for, to pin workers to a node group."""
+    """Custom Ray resources each rollout worker asks for, to pin workers to a node group
+    (deploy/kuberay: `{rollout: 1}`, one unit per rollout pod's GPU)."""
+    learner_resources: dict[str, float] = Field(default_factory=dict)
+    """Custom Ray resources each learner rank (PPO, SFT and pretraining) asks for, to pin the
+    ranks to a node group (deploy/kuberay: `{learner: 1}`, one unit per learner GPU); empty:
+    ranks go wherever their CPUs and GPUs are free."""
     max_worker_restarts: int = Field(10, ge=0)
     """Replacements of dead or hung rollout workers before the job gives up."""
     worker_timeout_s: float = Field(600.0, gt=0)

@@ -38,7 +38,7 @@ class InitSettings(BaseModel):
     experiment.model) saves one after `sft_steps` and both arms start there."""
     sft_steps: int = Field(100, ge=1)
     """The SFT step whose checkpoint is the init. Pick it early: RL cannot rescue an
-    over-trained SFT checkpoint (PROTOCOL §3)."""
+    over-trained SFT checkpoint (docs/protocol.md §Hyper-parameters)."""
     tokens: int = Field(0, ge=0)
     """Tokens trained on behind `checkpoint` (D_init of the compute accounting)."""
 

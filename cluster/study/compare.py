@@ -25,7 +25,7 @@ class Measured(NamedTuple):
     value: float
     stderr: float
     per_step: bool
-    """True for V-IRL's per-step accuracy (PROTOCOL §5), whose error bar is
+    """True for V-IRL's per-step accuracy (docs/protocol.md §Reported results), whose error bar is
     sqrt(p(1-p)/positions); False for episode success, sqrt(p(1-p)/n)."""
 
 

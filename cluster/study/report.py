@@ -1,8 +1,9 @@
 """`revisor study-report STUDY_DIR`: the study's figures and tables from STUDY_DIR/study.json.
 
 Where `revisor report` shows runs, this shows the study's answer: does RL or SFT move ID and
-OOD success away from the init, at equal training compute (PROTOCOL §4-5), and by more than
-the error bars. It writes STUDY_DIR/report/study.md and its PNGs.
+OOD success away from the init, at equal training compute (docs/protocol.md §Compute
+accounting and §Reported results), and by more than the error bars. It writes
+STUDY_DIR/report/study.md and its PNGs.
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ def _change(change: Change | None) -> str:
 
 
 def equal_compute_table(rows: list[EqualCompute]) -> str:
-    """PROTOCOL §5's table: Init, RL and SFT per split at the largest shared compute point,
-    and each arm's change from the init with its error bar."""
+    """The table of docs/protocol.md §Reported results: Init, RL and SFT per split at the
+    largest shared compute point, and each arm's change from the init with its error bar."""
     lines = ["| split | Init (%) | RL (%) | SFT (%) | GFLOPs (target: RL / SFT) | "
              "RL − Init (points) | SFT − Init (points) |", "|---|---|---|---|---|---|---|"]
     for row in rows:
@@ -127,7 +128,8 @@ def _header(study: StudyResults) -> list[str]:
             f"A policy of {study.parameters:,} parameters, post-trained from one init by SFT "
             f"and by RL to the same target training compute ("
             + ", ".join(f"{c:g}" for c in study.compute_points)
-            + " GFLOPs; PROTOCOL §4: 6N(D_init + D), plus 2N·D_buffer for RL's rollouts). "
+            + " GFLOPs; docs/protocol.md §Compute accounting: 6N(D_init + D), plus "
+            "2N·D_buffer for RL's rollouts). "
             "Success is the share of evaluation episodes solved (V-IRL: per-step accuracy), "
             "with error bars sqrt(p(1-p)/n); changes from the init are paired per episode "
             "where the episodes' outcomes were recorded.", ""]

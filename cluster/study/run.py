@@ -94,7 +94,8 @@ class Study:
         learner = self.experiment.learner
         result = run_sft_on_ranks(sft, learner.num_ranks, learner.cpus_per_rank,
                                   learner.gpus_per_rank, metrics=self.experiment.metrics,
-                                  on_progress=LogFollower(sft.output_dir / PROGRESS_LOG))
+                                  on_progress=LogFollower(sft.output_dir / PROGRESS_LOG),
+                                  resources=self.experiment.cluster.learner_resources)
         cumulative = list(accumulate(step.tokens for step in result.steps))
         checkpoints = {int(Path(path).name.removeprefix("step-")): path
                        for path in result.checkpoints}

@@ -8,7 +8,8 @@ per merged patch.
 
 On CPU installs (no torchvision) vLLM cannot serve this family: its `qwen2_vl` module and the
 Transformers backend both need torchvision through transformers' Qwen2-VL image/video
-processors. The HF engine and the learner serve and train it here; see README.
+processors. The HF engine and the learner serve and train it here; see
+docs/experiments.md §Which engine serves which model.
 """
 
 from __future__ import annotations
