@@ -54,12 +54,12 @@ def gpu_count_problems(config: ExperimentConfig, plan: Plan) -> list[str]:
 
 
 def model_problems(config: ExperimentConfig) -> list[str]:
-    """The settings checks that need only config.json (context length, weight sync)."""
-    from transformers import AutoConfig
+    """The settings checks that need only config.json (context length, weight sync), read
+    without transformers (cluster.model_config_json)."""
+    from cluster.model_checks import config_json_problems
+    from cluster.model_config_json import read_config_json
 
-    from cluster.model_checks import config_problems
-
-    return config_problems(config, AutoConfig.from_pretrained(config.model))
+    return config_json_problems(config, read_config_json(config.model))
 
 
 def learner_problems(config: ExperimentConfig, estimate: ProcessEstimate, phase: str) -> list[str]:

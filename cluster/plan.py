@@ -2,9 +2,10 @@
 
 A run that does not fit fails minutes into its allocation, after the model has been loaded:
 an optimizer step out of GPU memory, a vLLM engine without room for one sequence's KV cache.
-The plan reads only the model's config.json (parameters are counted on the meta device), so
-it runs anywhere, in seconds, and says which process is over by how much and what to change.
-It starts nothing: no Ray, no engine, no weights, no tokenizer.
+The plan reads only the model's config.json (parameters are counted from it, without torch or
+transformers, for the families Revisor runs: cluster.model_config_json), so it runs anywhere,
+in seconds, and says which process is over by how much and what to change. It starts
+nothing: no Ray, no engine, no weights, no tokenizer.
 """
 
 from __future__ import annotations
@@ -159,10 +160,12 @@ def sft_estimate(config: ExperimentConfig, shape: ModelShape, gpu_bytes: int,
 
 
 def rollout_engine(config: ExperimentConfig) -> tuple[str, str]:
-    """The engine the workers will run ('vllm' or 'hf'), and what chose it."""
-    from rollout_workers.engine.factory import vllm_unservable_reason
+    """The engine the workers will run ('vllm' or 'hf'), and what chose it (from config.json
+    alone, as the engine factory would decide it)."""
+    from cluster.model_config_json import read_config_json
+    from rollout_workers.engine.factory import unservable_reason_of
 
-    reason = vllm_unservable_reason(config.model)
+    reason = unservable_reason_of(read_config_json(config.model))
     unservable = reason.split(":")[0] if reason else ""
     if config.engine.kind == "hf":
         return "hf", "engine.kind=hf" + (f"; {unservable}" if unservable else "")
