@@ -145,8 +145,9 @@ def model_text_spec(raw: Raw) -> TextSpec | None:
     family = raw.get("model_type")
     if family in LM_TYPES:
         return text_spec(raw, family)
-    if family == "llava":
-        return text_spec(text_part(raw), text_part(raw).get("model_type", "llama"))
+    if family == "llava":  # no text_config: LlavaConfig's default, a LlamaConfig()
+        text = raw.get("text_config") or {}
+        return text_spec(text, text.get("model_type", "llama"))
     if family == "mllama":
         return text_spec(raw.get("text_config"), "mllama_text_model")
     if family == "qwen2_vl":

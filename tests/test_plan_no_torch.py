@@ -59,6 +59,7 @@ RAW_CONFIGS: dict[str, dict[str, Any]] = {
                           "num_heads": 2, "in_chans": 3, "patch_size": 14,
                           "spatial_merge_size": 2, "temporal_patch_size": 2}},
     "mllama-defaults": {"model_type": "mllama"},
+    "llava-defaults": {"model_type": "llava"},
 }
 """config.json files as found in the wild: transformers' defaults for omitted keys, biases,
 GQA, explicit head_dim, tying set in text_config, and Qwen2-VL's pre-v5 flat layout."""
