@@ -68,3 +68,14 @@ def test_docs_citations_name_existing_sections():
             cited = section.strip()
             assert any(cited.startswith(h) or h.startswith(cited) for h in headings), \
                 f"{path.relative_to(ROOT)} cites docs/{page} §{section}"
+
+
+def test_files_the_docs_name_exist():
+    """Every repository path the docs and README name in code spans (`learner/ppo.py`) is
+    there, so that moving a module shows up here instead of in a reader's dead end."""
+    pages = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]
+    span = re.compile(r"`((?:[\w.-]+/)+(?:[\w.-]*\.(?:py|yaml|yml|md|json|txt|sh|png))?)`")
+    missing = [(page.name, path) for page in pages for path in span.findall(page.read_text())
+               if not path.startswith(("RUN_DIR", "STUDY_DIR", "runs/", "/", "models/", "report/", "site/"))
+               and not (ROOT / path).exists()]
+    assert not missing, missing
