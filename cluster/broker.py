@@ -22,8 +22,8 @@ from pydantic import TypeAdapter
 
 from cluster.ledger import EpisodeLedger, LedgerState
 from cluster.trajectory_queue import Taken, TrajectoryQueue
+from contracts.tasks import TaskConfig
 from contracts.trajectory import BatchMeta
-from envs.registry import TaskConfig
 
 
 class RolloutBroker:

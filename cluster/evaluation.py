@@ -18,8 +18,7 @@ from cluster.config import EvaluationConfig
 from cluster.results import EvalPoint
 from contracts.engine import SamplingSettings
 from contracts.episode_spec import EpisodeSpec
-from envs.registry import TaskConfig
-from envs.virl import VIRLConfig
+from contracts.tasks import TaskConfig, VIRLConfig
 from verifier.virl import CORRECT as VIRL_CORRECT
 
 

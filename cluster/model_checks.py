@@ -13,7 +13,8 @@ from typing import Any
 
 from cluster.config import ExperimentConfig
 from cluster.settings import SettingsError
-from envs.registry import TaskConfig, make_episode
+from contracts.tasks import TaskConfig
+from envs.registry import make_episode
 
 
 def check_against_model(config: ExperimentConfig) -> None:
@@ -84,7 +85,7 @@ def _placeholder_problems(config: ExperimentConfig) -> Iterator[str]:
     """Every vision task's opening prompt, rendered by the model's own chat template, must
     hold exactly one image placeholder per image, and no more images than the engine takes."""
     from contracts.dialogue import DialogueTokens
-    from contracts.multimodal import image_token_id, load_processor
+    from multimodal.vision import image_token_id, load_processor
 
     processor = load_processor(config.model)
     dialogue = DialogueTokens.from_tokenizer(processor.tokenizer, processor)

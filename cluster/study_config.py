@@ -15,9 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cluster.config import ExperimentConfig
 from cluster.settings import SettingsError, apply_override, describe, read_yaml
-from envs.general_points import GPConfig
-from envs.registry import TaskConfig
-from envs.virl import VIRLConfig
+from contracts.tasks import GPConfig, TaskConfig, VIRLConfig
 
 STUDY_SETTINGS = "study.yaml"
 

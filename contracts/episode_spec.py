@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from envs.registry import TaskConfig
+from contracts.tasks import TaskConfig
 
 
 class EpisodeSpec(BaseModel):

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from contracts.telemetry import MetricsConfig
+from contracts.metrics import MetricsConfig
 from learner.checkpoint import LearnerState
 from learner.checkpoint_manifest import CheckpointError, choose_checkpoint
 from learner.config import LearnerConfig
@@ -66,7 +66,7 @@ class RankActor:
         init_distributed()
         if self.rank_index != 0:
             return None
-        from contracts.telemetry import mark_actor_started, start_metrics_endpoint
+        from telemetry.metrics import mark_actor_started, start_metrics_endpoint
 
         mark_actor_started("learner", "rank-0")
         return start_metrics_endpoint(metrics)

@@ -22,12 +22,12 @@ from transformers import (
     PreTrainedModel,
 )
 
-from contracts.multimodal import (
+from learner.logprobs import token_logprobs_and_entropy
+from multimodal.vision import (
     EXCLUDED_LOGIT_BIAS,
     excluded_token_ids,
     token_type_inputs,
 )
-from learner.logprobs import token_logprobs_and_entropy
 
 
 class ModelConfig(BaseModel):

@@ -19,10 +19,9 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from contracts.multimodal import excluded_token_ids
-from envs.general_points import GPConfig
+from contracts.tasks import GPConfig, TaskConfig
 from envs.general_points.corpus import CorpusConfig, documents
-from envs.registry import TaskConfig, make_episode
+from envs.registry import make_episode
 from learner import telemetry
 from learner.batch import Turns, collate_turns, split_micro_batches
 from learner.engine import DeepSpeedConfig, TrainEngine, resolve_dtype
@@ -32,6 +31,7 @@ from learner.optim import OptimConfig
 from learner.rank import disable_dropout, pad_token_id
 from learner.sft_eval import EvalHook, evaluate_generation
 from learner.stats import SFTStepStats
+from multimodal.vision import excluded_token_ids
 
 
 class SFTConfig(BaseModel):
@@ -216,7 +216,7 @@ class SFTTrainer:
     def __init__(self, config: SFTConfig, hooks: list[EvalHook] | None = None) -> None:
         from transformers import AutoTokenizer
 
-        from contracts.multimodal import load_processor
+        from multimodal.vision import load_processor
 
         torch.manual_seed(config.seed)
         self.config = config

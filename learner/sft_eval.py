@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from contracts.multimodal import batch_vision_inputs, token_type_inputs
 from envs.registry import make_episode
 from learner.batch import collate_turns
+from multimodal.vision import batch_vision_inputs, token_type_inputs
 
 if TYPE_CHECKING:
     from learner.sft import SFTTrainer

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from contracts.telemetry import SECONDS_BUCKETS, Catalogue, MetricSpec
 from learner.stats import SFTStepStats, UpdateStats
+from telemetry.metrics import SECONDS_BUCKETS, Catalogue, MetricSpec
 
 CATALOGUE = Catalogue("learner")
 STEP_BUCKETS = (*SECONDS_BUCKETS, 600, 1200)

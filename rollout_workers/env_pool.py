@@ -22,10 +22,11 @@ from ray.exceptions import RayActorError
 
 from contracts.episode import Episode, Observation, Transition
 from contracts.episode_spec import EpisodeSpec
-from contracts.telemetry import MetricsConfig, mark_actor_started, start_metrics_endpoint
+from contracts.metrics import MetricsConfig
 from envs.registry import make_episode
 from rollout_workers import telemetry
 from rollout_workers.ray_runtime import actor_runtime_env
+from telemetry.metrics import mark_actor_started, start_metrics_endpoint
 
 T = TypeVar("T")
 

@@ -28,10 +28,9 @@ from contracts.dialogue import DialogueTokens
 from contracts.engine import SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
 from contracts.episode_spec import EpisodeSpec
-from contracts.multimodal import load_processor
 from contracts.rollout_config import RolloutConfig
-from contracts.telemetry import mark_actor_started, start_metrics_endpoint
 from contracts.trajectory import BatchMeta, EpisodeRecord, to_record_batch
+from multimodal.vision import load_processor
 from rollout_workers import telemetry
 from rollout_workers.engine import make_engine
 from rollout_workers.engine.stats import EngineReport
@@ -41,6 +40,7 @@ from rollout_workers.episodes.seeds import BrokerSource, SeedList
 from rollout_workers.ray_runtime import actor_runtime_env
 from rollout_workers.weight_transport import WeightSync, make_transport
 from rollout_workers.weight_transport.nccl import broadcast_engine
+from telemetry.metrics import mark_actor_started, start_metrics_endpoint
 
 CONTROL_GROUP = "control"
 """Concurrency group of the calls served while rollouts stream (stats, weight updates)."""

@@ -102,7 +102,7 @@ def test_a_stopped_worker_is_found_while_the_driver_waits_and_during_an_evaluati
     replacement, so every episode of the evaluation comes back."""
     from contracts.engine import SamplingSettings
     from contracts.episode_spec import EpisodeSpec
-    from envs.general_points import GPConfig
+    from contracts.tasks import GPConfig
 
     fleet, _ = fleet_of_two
     stopped, pid = _stop_one(fleet)

@@ -12,7 +12,8 @@ import torch
 from cluster.config import ExperimentConfig
 from cluster.pretrain import BASE_RECORD, base_key, base_path
 from cluster.settings import load_settings
-from envs.general_points import GPConfig, make_episode
+from contracts.tasks import GPConfig
+from envs.general_points import make_episode
 from tests.jobs import ROOT, run_job
 from verifier.general_points.parse import parse_answer
 

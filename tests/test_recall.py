@@ -15,9 +15,8 @@ from cluster.recall import (
 )
 from cluster.report import write_report
 from cluster.results import EvalPoint, write_evaluations
-from envs.general_points import GPConfig
+from contracts.tasks import GPConfig, VIRLConfig
 from envs.general_points.episode import GPEpisode, make_episode
-from envs.virl import VIRLConfig
 
 GP = GPConfig(rule="id")
 

@@ -22,8 +22,8 @@ from cluster.broker import RolloutBroker
 from contracts.engine import SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
 from contracts.rollout_config import RolloutConfig
+from contracts.tasks import GPConfig
 from contracts.trajectory import TRAJECTORY_SCHEMA, TrajectoryError, validate_trajectories
-from envs.general_points import GPConfig
 from rollout_workers.env_pool import Answer, EnvPool, EpisodeTable
 from rollout_workers.episodes.seeds import SeedRange
 from rollout_workers.ray_runtime import actor_runtime_env, local_cluster

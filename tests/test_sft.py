@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from contracts.dialogue import DialogueTokens
-from envs.general_points import GPConfig
+from contracts.tasks import GPConfig
 from learner.engine import DeepSpeedConfig
 from learner.model import ModelConfig
 from learner.optim import OptimConfig

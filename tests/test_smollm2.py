@@ -27,7 +27,7 @@ from contracts.engine import (
 )
 from contracts.engine_config import RolloutEngineConfig
 from contracts.rollout_config import RolloutConfig
-from envs.general_points import GPConfig
+from contracts.tasks import GPConfig
 from rollout_workers.engine import make_engine
 from rollout_workers.env_pool import EpisodeTable
 from rollout_workers.episodes.runner import EpisodeRunner

@@ -17,7 +17,7 @@ from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, Gene
 
 from contracts.engine import Engine, Generation, GenerationRequest, SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
-from contracts.multimodal import (
+from multimodal.vision import (
     EXCLUDED_LOGIT_BIAS,
     batch_vision_inputs,
     excluded_token_ids,

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from contracts.episode import TaskInputError
 from contracts.episode_spec import EpisodeSpec
-from envs.registry import TaskConfig
+from contracts.tasks import TaskConfig
 
 
 @runtime_checkable
