@@ -58,8 +58,9 @@ from contracts.engine import SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
 from contracts.episode_spec import EpisodeSpec
 from contracts.rollout_config import RolloutConfig
+from contracts.rollout_messages import Answer
 from contracts.tasks import GPConfig
-from rollout_workers.env_pool import Answer, EpisodeTable
+from rollout_workers.env_pool import EpisodeTable
 from rollout_workers.episodes.seeds import SeedList, SeedRange
 from rollout_workers.ray_runtime import actor_runtime_env, local_cluster
 from rollout_workers.tiny_models.build import save_tiny_model

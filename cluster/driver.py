@@ -39,10 +39,10 @@ from cluster.runtime import JobFailed
 from cluster.telemetry import write_prometheus_config
 from cluster.trajectory_queue import Taken
 from cluster.update_clock import UpdateClock
+from contracts.learner_messages import UpdateStats
 from contracts.trajectory import BatchMeta
 from learner.checkpoint_manifest import CheckpointError, choose_checkpoint
 from learner.group import LearnerGroup, LearnerRankLost, UpdateResult
-from learner.stats import UpdateStats
 from telemetry.metrics import mark_actor_started, start_metrics_endpoint
 
 console = Console()

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from contracts.learner_messages import SFTResult, SFTStepStats
 from contracts.tasks import GPConfig, TaskConfig
 from envs.general_points.corpus import CorpusConfig, documents
 from envs.registry import make_episode
@@ -30,7 +31,6 @@ from learner.model import ModelConfig, PolicyValueModel, is_vision, load_backbon
 from learner.optim import OptimConfig
 from learner.rank import disable_dropout, pad_token_id
 from learner.sft_eval import EvalHook, evaluate_generation
-from learner.stats import SFTStepStats
 from multimodal.vision import excluded_token_ids
 
 
@@ -111,14 +111,6 @@ class Demonstration:
 
 PROGRESS_LINES = 10
 PROGRESS_LOG = "progress.log"
-
-
-class SFTResult(BaseModel):
-    """A whole SFT run: every step, every evaluation, every checkpoint directory."""
-
-    steps: list[SFTStepStats]
-    evaluations: list[dict[str, Any]]
-    checkpoints: list[str]
 
 
 def demonstrations(task: TaskConfig, seeds: range, tokenizer: Any, chat: Any = None,

@@ -12,11 +12,11 @@ name a type for the checker, which resolves cycles itself.
 from __future__ import annotations
 
 import ast
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 BOTTOM = "contracts"

@@ -22,9 +22,10 @@ from cluster.broker import RolloutBroker
 from contracts.engine import SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
 from contracts.rollout_config import RolloutConfig
+from contracts.rollout_messages import Answer
 from contracts.tasks import GPConfig
 from contracts.trajectory import TRAJECTORY_SCHEMA, TrajectoryError, validate_trajectories
-from rollout_workers.env_pool import Answer, EnvPool, EpisodeTable
+from rollout_workers.env_pool import EnvPool, EpisodeTable
 from rollout_workers.episodes.seeds import SeedRange
 from rollout_workers.ray_runtime import actor_runtime_env, local_cluster
 from rollout_workers.worker import remote_worker
@@ -149,9 +150,9 @@ def test_worker_streams_valid_gp_l_trajectories(workers: dict[str, Any]) -> None
 
 def test_worker_and_env_actor_serve_metrics(workers: dict[str, Any]) -> None:
     endpoints = ray.get(workers["lm"].metrics_endpoints.remote())
-    assert len(endpoints["rollout"]) == 1 and len(endpoints["env"]) == ROLLOUT.env_actors
-    rollout = urlopen(f"http://{endpoints['rollout'][0]}/metrics").read().decode()
-    env = urlopen(f"http://{endpoints['env'][0]}/metrics").read().decode()
+    assert len(endpoints.rollout) == 1 and len(endpoints.env) == ROLLOUT.env_actors
+    rollout = urlopen(f"http://{endpoints.rollout[0]}/metrics").read().decode()
+    env = urlopen(f"http://{endpoints.env[0]}/metrics").read().decode()
     assert ('revisor_rollout_episodes_total{phase="train",task="gp-l",variant="id",'
             'worker="w-lm"}') in rollout
     assert 'revisor_env_step_seconds_count{task="gp-l",variant="id"}' in env

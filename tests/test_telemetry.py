@@ -16,9 +16,9 @@ from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
 from cluster import telemetry as driver
+from contracts.learner_messages import SFTStepStats, UpdateStats
 from contracts.metrics import MetricsConfig
 from learner import telemetry as learner
-from learner.stats import SFTStepStats, UpdateStats
 from rollout_workers import telemetry as rollout
 from telemetry.metrics import (
     advertised_address,

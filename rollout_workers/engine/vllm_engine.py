@@ -22,6 +22,7 @@ from vllm import envs as vllm_envs
 
 from contracts.engine import (
     Engine,
+    EngineReport,
     Generation,
     GenerationRequest,
     SamplingSettings,
@@ -33,7 +34,7 @@ from multimodal.vision import (
     excluded_token_ids,
     is_vision_language,
 )
-from rollout_workers.engine.stats import EngineReport, StatsRecorder
+from rollout_workers.engine.stats import StatsRecorder
 from rollout_workers.engine.weight_sync import WORKER_EXTENSION, as_weight_list, pack, total_bytes
 
 
