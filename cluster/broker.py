@@ -20,8 +20,10 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from cluster.ledger import EpisodeLedger, LedgerState
-from cluster.trajectory_queue import Taken, TrajectoryQueue
+from cluster.ledger import EpisodeLedger
+from cluster.trajectory_queue import TrajectoryQueue
+from contracts.broker_messages import BrokerStats, LedgerState, Taken
+from contracts.episode_spec import EpisodeSpec
 from contracts.tasks import TaskConfig
 from contracts.trajectory import BatchMeta
 
@@ -29,7 +31,7 @@ from contracts.trajectory import BatchMeta
 class RolloutBroker:
     """Async Ray actor body (see `ray.remote`); plain asyncio, so it is testable without Ray."""
 
-    def __init__(self, task: dict[str, Any], episodes_per_update: int, max_staleness: int,
+    def __init__(self, task: TaskConfig, episodes_per_update: int, max_staleness: int,
                  capacity: int, base_seed: int = 0, ledger: LedgerState | None = None,
                  version: int = 0, updates: int | None = None, group_size: int = 1) -> None:
         self.task = TypeAdapter(TaskConfig).validate_python(task)
@@ -42,14 +44,14 @@ class RolloutBroker:
         """The run's number of updates: no episodes are played beyond what they consume."""
         self.finished = False
 
-    async def take_work(self, worker: str, count: int, worker_version: int) -> list[dict]:
+    async def take_work(self, worker: str, count: int, worker_version: int) -> list[EpisodeSpec]:
         """Up to `count` episode specs for `worker` (empty: none may be played right now)."""
         if self.finished or worker_version < self.version - self.max_staleness:
             return []
         count = min(count, self._budget())
         items = self.ledger.issue(worker, count, min_version=worker_version) if count > 0 else []
-        return [{"episode_id": str(item.episode_id), "task": self.task.model_dump(),
-                 "seed": item.seed} for item in items]
+        return [EpisodeSpec(episode_id=str(item.episode_id), task=self.task, seed=item.seed)
+                for item in items]
 
     async def put(self, meta: BatchMeta, refs: list[Any]) -> bool:
         """Queue a record batch (waits while the queue is full) and complete its episodes."""
@@ -101,9 +103,9 @@ class RolloutBroker:
         queued = [int(i) for meta, _ in self.queue.items for i in meta.episode_ids]
         return self.ledger.state(untrained=queued)
 
-    async def stats(self) -> dict[str, Any]:
-        return {"version": self.version, "in_flight": len(self.ledger.in_flight),
-                "queue": self.queue.stats(), "ledger": self.ledger.counts.model_dump()}
+    async def stats(self) -> BrokerStats:
+        return BrokerStats(version=self.version, in_flight=len(self.ledger.in_flight),
+                           queue=self.queue.stats(), ledger=self.ledger.counts)
 
     def _budget(self) -> int:
         horizon = self.version + self.max_staleness + 1

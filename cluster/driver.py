@@ -27,7 +27,6 @@ from cluster.config import ExperimentConfig
 from cluster.control import read_control
 from cluster.evaluation import describe_points, run_evaluation
 from cluster.fleet import WorkerFleet
-from cluster.ledger import LedgerState
 from cluster.results import (
     TRAINING_LOG,
     EvalPoint,
@@ -37,8 +36,8 @@ from cluster.results import (
 )
 from cluster.runtime import JobFailed
 from cluster.telemetry import write_prometheus_config
-from cluster.trajectory_queue import Taken
 from cluster.update_clock import UpdateClock
+from contracts.broker_messages import LedgerState, Taken
 from contracts.learner_messages import UpdateStats
 from contracts.trajectory import BatchMeta
 from learner.checkpoint_manifest import CheckpointError, choose_checkpoint
@@ -86,7 +85,7 @@ class RLDriver:
         ledger = LedgerState(**state.extra["ledger"]) if state else None
         t = config.training
         self.broker = ray.remote(RolloutBroker).options(num_cpus=0, max_concurrency=64).remote(
-            config.task.model_dump(), t.episodes_per_update, config.max_staleness,
+            config.task, t.episodes_per_update, config.max_staleness,
             t.queue_capacity, t.seed, ledger, self.version, t.updates, t.group_size)
         c = config.cluster
         self.fleet = WorkerFleet(self.broker, config.engine, config.rollout, c.cpus_per_worker,
@@ -152,10 +151,11 @@ class RLDriver:
             self._checkpoint()
         if self.version and (not self.evaluations or self.evaluations[-1].phase != f"step-{self.version}"):
             self._evaluate(f"step-{self.version}")
-        ledger = ray.get(self.broker.stats.remote())["ledger"]
+        ledger = ray.get(self.broker.stats.remote()).ledger
         telemetry.record_ledger(ledger, run=str(self.run_dir))
         return RLOutcome(evaluations=self.evaluations, tokens=self.tokens,
-                         policy_version=self.version, restarts=self.fleet.restarts, episodes=ledger,
+                         policy_version=self.version, restarts=self.fleet.restarts,
+                         episodes=ledger.model_dump(),
                          engines=engines,
                          env_actor_restarts=sum(s.env_actor_restarts for s in self.fleet.stats()))
 
@@ -232,9 +232,9 @@ class RLDriver:
         self.fleet.reap()
         self._check_workers()
         stats = ray.get(self.broker.stats.remote())
-        telemetry.record_queue(stats["queue"]["depth"], stats["queue"]["capacity"],
-                               stats["queue"]["duplicates"], run=str(self.run_dir))
-        telemetry.record_ledger(stats["ledger"], run=str(self.run_dir))
+        telemetry.record_queue(stats.queue.depth, stats.queue.capacity, stats.queue.duplicates,
+                               run=str(self.run_dir))
+        telemetry.record_ledger(stats.ledger, run=str(self.run_dir))
         telemetry.record_workers("rollout", wanted or self.config.cluster.rollout_workers,
                                  len(self.fleet.members))
 

@@ -203,6 +203,7 @@ def test_batches_lost_with_their_worker_after_taking_are_replayed_under_the_same
 
     from cluster.broker import RolloutBroker
     from cluster.driver import LOST_DATA, give_back_lost
+    from contracts.tasks import GPConfig
     from learner.group import RankActor
     from rollout_workers.ray_runtime import actor_runtime_env, local_cluster
     from tests.jobs import BatchMaker
@@ -210,7 +211,7 @@ def test_batches_lost_with_their_worker_after_taking_are_replayed_under_the_same
     with local_cluster(2):
         options = {"num_cpus": 0, "runtime_env": actor_runtime_env()}
         broker = ray.remote(RolloutBroker).options(max_concurrency=8, **options).remote(
-            {"task": "gp"}, 4, 0, 8, 100)
+            GPConfig(), 4, 0, 8, 100)
         maker = ray.remote(BatchMaker).options(**options)
         doomed, survivor = maker.remote("doomed"), maker.remote("survivor")
         lost_ids = ray.get(doomed.play.remote(broker, 2))
@@ -229,7 +230,7 @@ def test_batches_lost_with_their_worker_after_taking_are_replayed_under_the_same
         assert replayed == lost_ids  # the same episodes (ids and seeds) again, nothing new
         again = ray.get(broker.take_batches.remote(2, 10.0))
         assert [meta.episode_ids for meta, _ in again.batches] == [lost_ids]
-        ledger = ray.get(broker.stats.remote())["ledger"]
+        ledger = ray.get(broker.stats.remote()).ledger.model_dump()
         assert ledger == {"issued": 6, "completed": 4, "reissued": 2, "duplicates_rejected": 0,
                           "dropped_stale": 0}
         ray.kill(rank)
@@ -248,6 +249,7 @@ def test_a_worker_that_dies_while_weights_are_published_is_replaced_on_the_new_w
     from contracts.engine_config import RolloutEngineConfig
     from contracts.packed_weights import pack_weights
     from contracts.rollout_config import RolloutConfig
+    from contracts.tasks import GPConfig
     from rollout_workers.ray_runtime import actor_runtime_env, local_cluster
     from rollout_workers.weight_transport.object_store import ObjectStorePublication
     from tests.fixtures_models import save_model
@@ -257,7 +259,7 @@ def test_a_worker_that_dies_while_weights_are_published_is_replaced_on_the_new_w
     with local_cluster(2):
         options = {"num_cpus": 0, "runtime_env": actor_runtime_env()}
         broker = ray.remote(RolloutBroker).options(max_concurrency=8, **options).remote(
-            {"task": "gp"}, 4, 0, 8, 100)
+            GPConfig(), 4, 0, 8, 100)
         fleet = WorkerFleet(broker, RolloutEngineConfig(kind="hf", model=model),
                             RolloutConfig(episodes_in_flight=2, episodes_per_batch=2), 0.0)
         fleet.scale_to(2)

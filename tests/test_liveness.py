@@ -23,13 +23,15 @@ TIMEOUT_S = 10.0
 def _broker(task: dict):
     """A RolloutBroker actor handing out episodes of `task` (4 per batch, 100 at most)."""
     import ray
+    from pydantic import TypeAdapter
 
     from cluster.broker import RolloutBroker
+    from contracts.tasks import TaskConfig
     from rollout_workers.ray_runtime import actor_runtime_env
 
     options = {"num_cpus": 0, "runtime_env": actor_runtime_env()}
     return ray.remote(RolloutBroker).options(max_concurrency=8, **options).remote(
-        task, 4, 0, 8, 100)
+        TypeAdapter(TaskConfig).validate_python(task), 4, 0, 8, 100)
 
 
 def _fleet(broker, model, **timeouts):

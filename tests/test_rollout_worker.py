@@ -195,7 +195,7 @@ def test_worker_serves_a_broker(workers: dict[str, Any]) -> None:
     """Work comes from the rollout broker and batches go back into its queue."""
     worker = workers["lm"]
     broker = ray.remote(RolloutBroker).options(runtime_env=actor_runtime_env()).remote(
-        GP_L.model_dump(), episodes_per_update=4, max_staleness=0, capacity=4)
+        GP_L, episodes_per_update=4, max_staleness=0, capacity=4)
     serving = worker.serve.remote(broker)
     taken = ray.get(broker.take_batches.remote(4, timeout_s=60))
     ray.get(worker.stop.remote())
@@ -205,7 +205,7 @@ def test_worker_serves_a_broker(workers: dict[str, Any]) -> None:
     validate_trajectories(batch)
     assert meta.episode_ids == ["0", "1", "2", "3"] and meta.turns == batch.num_rows == 12
     assert meta.oldest_version == meta.newest_version == stats.policy_version
-    assert ray.get(broker.stats.remote())["ledger"]["completed"] == 4
+    assert ray.get(broker.stats.remote()).ledger.completed == 4
 
 
 def test_worker_plays_gp_vl_with_a_tiny_vlm(workers: dict[str, Any]) -> None:
