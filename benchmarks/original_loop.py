@@ -53,13 +53,13 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from benchmarks.cli import parse_settings
 from benchmarks.rollout import _play as play_worker
-from contracts.dialogue import user_message
 from contracts.engine import SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
 from contracts.episode_spec import EpisodeSpec
 from contracts.rollout_config import RolloutConfig
 from contracts.rollout_messages import Answer
 from contracts.tasks import GPConfig
+from model_inputs.dialogue import user_message
 from rollout_workers.env_pool import EpisodeTable
 from rollout_workers.episodes.seeds import SeedList, SeedRange
 from rollout_workers.ray_runtime import actor_runtime_env, local_cluster

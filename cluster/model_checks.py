@@ -84,8 +84,8 @@ def _engine_problems(config: ExperimentConfig) -> Iterator[str]:
 def _placeholder_problems(config: ExperimentConfig) -> Iterator[str]:
     """Every vision task's opening prompt, rendered by the model's own chat template, must
     hold exactly one image placeholder per image, and no more images than the engine takes."""
-    from contracts.dialogue import DialogueTokens
-    from multimodal.vision import image_token_id, load_processor
+    from model_inputs.dialogue import DialogueTokens
+    from model_inputs.vision import image_token_id, load_processor
 
     processor = load_processor(config.model)
     dialogue = DialogueTokens.from_tokenizer(processor.tokenizer, processor)

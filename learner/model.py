@@ -23,7 +23,7 @@ from transformers import (
 )
 
 from learner.logprobs import token_logprobs_and_entropy
-from multimodal.vision import (
+from model_inputs.vision import (
     EXCLUDED_LOGIT_BIAS,
     excluded_token_ids,
     token_type_inputs,

@@ -31,7 +31,7 @@ from learner.model import ModelConfig, PolicyValueModel, is_vision, load_backbon
 from learner.optim import OptimConfig
 from learner.rank import disable_dropout, pad_token_id
 from learner.sft_eval import EvalHook, evaluate_generation
-from multimodal.vision import excluded_token_ids
+from model_inputs.vision import excluded_token_ids
 
 
 class SFTConfig(BaseModel):
@@ -119,7 +119,7 @@ def demonstrations(task: TaskConfig, seeds: range, tokenizer: Any, chat: Any = N
     tokenise turns: one per state the expert reaches (GeneralPoints: the opening; V-IRL: every
     position of the ground-truth path). A `revision_share` of the episodes (drawn per seed)
     open with 1..`max_mistakes` mistaken answers."""
-    from contracts.dialogue import DialogueTokens
+    from model_inputs.dialogue import DialogueTokens
 
     dialogue = DialogueTokens.from_tokenizer(tokenizer, chat)
     demos = []
@@ -132,8 +132,8 @@ def demonstrations(task: TaskConfig, seeds: range, tokenizer: Any, chat: Any = N
 
 def corpus_demonstrations(corpus: CorpusConfig, tokenizer: Any) -> list[Demonstration]:
     """The corpus's documents as single-turn demonstrations, tokenised like rollout turns."""
-    from contracts.dialogue import DialogueTokens
     from contracts.episode import Observation
+    from model_inputs.dialogue import DialogueTokens
 
     dialogue = DialogueTokens.from_tokenizer(tokenizer)
     return [Demonstration(dialogue.opening(Observation(text=doc.prompt)),
@@ -208,7 +208,7 @@ class SFTTrainer:
     def __init__(self, config: SFTConfig, hooks: list[EvalHook] | None = None) -> None:
         from transformers import AutoTokenizer
 
-        from multimodal.vision import load_processor
+        from model_inputs.vision import load_processor
 
         torch.manual_seed(config.seed)
         self.config = config

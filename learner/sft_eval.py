@@ -13,7 +13,7 @@ import torch
 
 from envs.registry import make_episode
 from learner.batch import collate_turns
-from multimodal.vision import batch_vision_inputs, token_type_inputs
+from model_inputs.vision import batch_vision_inputs, token_type_inputs
 
 if TYPE_CHECKING:
     from learner.sft import SFTTrainer

@@ -23,14 +23,14 @@ import pyarrow as pa
 import ray
 from transformers import AutoTokenizer
 
-from contracts.dialogue import DialogueTokens
 from contracts.engine import SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
 from contracts.episode_spec import EpisodeSpec
 from contracts.rollout_config import RolloutConfig
 from contracts.rollout_messages import WorkerEndpoints, WorkerStats
 from contracts.trajectory import BatchMeta, EpisodeRecord, to_record_batch
-from multimodal.vision import load_processor
+from model_inputs.dialogue import DialogueTokens
+from model_inputs.vision import load_processor
 from rollout_workers import telemetry
 from rollout_workers.engine import make_engine
 from rollout_workers.env_pool import make_env_client

@@ -14,7 +14,7 @@ import torch
 from contracts.engine import GenerationRequest
 from contracts.tasks import GPConfig
 from envs.general_points import make_episode
-from multimodal.vision import (
+from model_inputs.vision import (
     EXCLUDED_LOGIT_BIAS,
     hf_vision_inputs,
     placeholder_ids,

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from contracts.dialogue import DialogueTokens, TemplateError, template_pieces
 from contracts.engine import (
     Engine,
     EngineStats,
@@ -25,6 +24,7 @@ from contracts.tasks import GPConfig, VIRLConfig
 from contracts.trajectory import EpisodeRecord, to_record_batch
 from contracts.verdict import Verdict
 from envs.registry import make_episode
+from model_inputs.dialogue import DialogueTokens, TemplateError, template_pieces
 from rollout_workers.engine import make_engine
 from rollout_workers.env_pool import EpisodeTable
 from rollout_workers.episodes.runner import EpisodeRunner

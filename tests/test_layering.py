@@ -145,7 +145,7 @@ def cycle_in(component: list[str], graph: dict[str, dict[str, int]]) -> list[str
 def test_graph_sees_imports_inside_functions() -> None:
     """The walk counts deferred imports and resolves `from a import b` to the module a.b."""
     graph = import_graph()
-    assert "multimodal.vision" in graph["learner.batch"]  # imported inside a function
+    assert "model_inputs.vision" in graph["learner.batch"]  # imported inside a function
     assert "contracts.tasks" in graph["contracts.episode_spec"]
 
 

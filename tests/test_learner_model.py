@@ -17,7 +17,7 @@ from learner.ppo import PPOConfig
 from learner.rank import LearnerRank
 from learner.sft import as_turns, demonstrations
 from learner.vision import VisionInputs
-from multimodal.vision import EXCLUDED_LOGIT_BIAS
+from model_inputs.vision import EXCLUDED_LOGIT_BIAS
 from rollout_workers.tiny_models import save_tiny_model
 from tests.fixtures_models import ppo_on_worker_rollouts
 

@@ -18,7 +18,6 @@ from transformers import (
 )
 from transformers.models.mllama.image_processing_pil_mllama import MllamaImageProcessorPil
 
-from contracts.dialogue import DialogueTokens
 from contracts.engine import GenerationRequest, SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
 from contracts.tasks import GPConfig
@@ -28,7 +27,8 @@ from learner.batch import collate_turns
 from learner.model import ModelConfig, load_policy
 from learner.sft import as_turns, demonstrations
 from learner.vision import VisionInputs
-from multimodal.vision import batch_vision_inputs, hf_vision_inputs
+from model_inputs.dialogue import DialogueTokens
+from model_inputs.vision import batch_vision_inputs, hf_vision_inputs
 from rollout_workers.engine import make_engine
 from rollout_workers.engine.factory import vllm_unservable_reason
 from rollout_workers.engine.hf_engine import HFEngine

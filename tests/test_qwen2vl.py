@@ -15,7 +15,7 @@ from contracts.engine import GenerationRequest, SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
 from learner.batch import collate
 from learner.model import ModelConfig, load_policy
-from multimodal.vision import hf_vision_inputs, load_processor
+from model_inputs.vision import hf_vision_inputs, load_processor
 from rollout_workers.engine import make_engine
 from rollout_workers.tiny_models import build_model, count_parameters
 from rollout_workers.tiny_models.qwen2vl import IMAGE_PAD, IMAGE_PLACEHOLDER

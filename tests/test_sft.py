@@ -9,12 +9,12 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from contracts.dialogue import DialogueTokens
 from contracts.tasks import GPConfig
 from learner.engine import DeepSpeedConfig
 from learner.model import ModelConfig
 from learner.optim import OptimConfig
 from learner.sft import SFTConfig, SFTTrainer, demonstrations
+from model_inputs.dialogue import DialogueTokens
 from rollout_workers.tiny_models import save_tiny_model
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,7 @@ from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, Gene
 
 from contracts.engine import Engine, EngineReport, Generation, GenerationRequest, SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
-from multimodal.vision import (
+from model_inputs.vision import (
     EXCLUDED_LOGIT_BIAS,
     batch_vision_inputs,
     excluded_token_ids,

@@ -29,7 +29,7 @@ from contracts.engine import (
 )
 from contracts.engine_config import RolloutEngineConfig
 from contracts.packed_weights import WeightLayout
-from multimodal.vision import (
+from model_inputs.vision import (
     EXCLUDED_LOGIT_BIAS,
     excluded_token_ids,
     is_vision_language,
