@@ -16,7 +16,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from cluster import telemetry as driver
+from cluster.job import telemetry as driver
 from contracts.learner_messages import SFTStepStats
 from learner import telemetry as learner
 from rollout_workers import telemetry as rollout

@@ -15,7 +15,6 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,8 +159,6 @@ def test_contracts_import_no_other_product_package() -> None:
     assert not offending, "contracts/ imports other product packages:\n" + "\n".join(offending)
 
 
-@pytest.mark.xfail(strict=False, reason="cluster/ still has a cycle (advice -> config -> "
-                                        "pretrain -> plan -> advice): its subpackage split fixes it")
 def test_no_import_cycle() -> None:
     """Dependencies point one way, even counting imports inside functions."""
     found = cycles(import_graph())
