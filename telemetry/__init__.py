@@ -5,6 +5,6 @@ process declares when it starts (`mark_actor_started`).
 The driver, the learner ranks, the rollout workers and their env actors each run it, so it sits
 below cluster/, learner/ and rollout_workers/ rather than inside one of them; each role's own
 catalogue stays beside its code (rollout_workers/telemetry.py, learner/telemetry.py,
-cluster/telemetry.py). contracts/ keeps only the setting that crosses a process boundary
+cluster/job/telemetry.py). contracts/ keeps only the setting that crosses a process boundary
 (`contracts.metrics.MetricsConfig`): this package is an implementation (prometheus_client, an
 HTTP server, process-wide state), and imports no Revisor package besides contracts."""

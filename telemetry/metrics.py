@@ -13,8 +13,8 @@ Metrics are declared once, in a `Catalogue`, so the list of exported names that 
 test checks against is the list the code registers, never a copy of it. A process serves the
 catalogue of its role only (`mark_actor_started`): the driver imports the learner's modules,
 and without this it would export the learner's unlabelled gauges as zeros beside the real ones.
-Each role's metrics are declared beside its code (rollout_workers/, learner/, cluster/
-telemetry.py); this module is what they all share.
+Each role's metrics are declared beside its code (the telemetry.py of rollout_workers/,
+learner/ and cluster/job/); this module is what they all share.
 """
 
 from __future__ import annotations
