@@ -148,6 +148,19 @@ def test_graph_sees_imports_inside_functions() -> None:
     assert "contracts.tasks" in graph["contracts.episode_spec"]
 
 
+def test_relative_imports_resolve_against_the_importing_package(tmp_path: Path) -> None:
+    """`from . import b` in a package's __init__ and `from ..c import d` in a submodule name
+    the same modules an absolute import would; TYPE_CHECKING-only imports are left out."""
+    init, module = tmp_path / "__init__.py", tmp_path / "mod.py"
+    init.write_text("from . import b\n")
+    module.write_text("from ..c import d\nfrom typing import TYPE_CHECKING\n"
+                      "if TYPE_CHECKING:\n    import e\nelse:\n    import f\n"
+                      "def g():\n    import h.i\n")
+    assert [n for n, _ in imported_names("p.q", init)] == ["p.q.b"]
+    assert [n for n, _ in imported_names("p.q.mod", module)] == ["p.c.d", "typing.TYPE_CHECKING",
+                                                                 "f", "h.i"]
+
+
 def test_contracts_import_no_other_product_package() -> None:
     """contracts/ is the bottom layer: every other package may import it, it imports none."""
     graph = import_graph()
