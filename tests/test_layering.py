@@ -161,6 +161,12 @@ def test_relative_imports_resolve_against_the_importing_package(tmp_path: Path) 
                                                                  "f", "h.i"]
 
 
+def test_a_cycle_is_reported_as_the_path_around_it() -> None:
+    graph = {"a": {"b": 1}, "b": {"c": 1}, "c": {"a": 1, "d": 1}, "d": {}}
+    assert cycles(graph) == [["a", "b", "c", "a"]]
+    assert cycles({"a": {"b": 1}, "b": {}}) == []
+
+
 def test_contracts_import_no_other_product_package() -> None:
     """contracts/ is the bottom layer: every other package may import it, it imports none."""
     graph = import_graph()
