@@ -223,7 +223,7 @@ def test_batches_lost_with_their_worker_after_taking_are_replayed_under_the_same
     with local_cluster(2):
         options = {"num_cpus": 0, "runtime_env": actor_runtime_env()}
         broker = ray.remote(RolloutBroker).options(max_concurrency=8, **options).remote(
-            GPConfig(), BROKER_TRAINING, max_staleness=0)
+            GPConfig(), BROKER_TRAINING, max_staleness=0, publish_every=1)
         maker = ray.remote(BatchMaker).options(**options)
         doomed, survivor = maker.remote("doomed"), maker.remote("survivor")
         lost_ids = ray.get(doomed.play.remote(broker, 2))
@@ -271,7 +271,7 @@ def test_a_worker_that_dies_while_weights_are_published_is_replaced_on_the_new_w
     with local_cluster(2):
         options = {"num_cpus": 0, "runtime_env": actor_runtime_env()}
         broker = ray.remote(RolloutBroker).options(max_concurrency=8, **options).remote(
-            GPConfig(), BROKER_TRAINING, max_staleness=0)
+            GPConfig(), BROKER_TRAINING, max_staleness=0, publish_every=1)
         fleet = WorkerFleet(broker, ClusterConfig(cpus_per_worker=0.0),
                             RolloutEngineConfig(kind="hf", model=model),
                             RolloutConfig(episodes_in_flight=2, episodes_per_batch=2),

@@ -33,7 +33,7 @@ def _broker(task: dict):
     options = {"num_cpus": 0, "runtime_env": actor_runtime_env()}
     training = TrainingConfig(episodes_per_update=4, queue_capacity=8, seed=100, updates=1000)
     return ray.remote(RolloutBroker).options(max_concurrency=8, **options).remote(
-        TypeAdapter(TaskConfig).validate_python(task), training, max_staleness=0)
+        TypeAdapter(TaskConfig).validate_python(task), training, max_staleness=0, publish_every=1)
 
 
 def _fleet(broker, model, **timeouts):

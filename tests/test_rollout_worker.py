@@ -196,7 +196,8 @@ def test_worker_serves_a_broker(workers: dict[str, Any]) -> None:
     """Work comes from the rollout broker and batches go back into its queue."""
     worker = workers["lm"]
     broker = ray.remote(RolloutBroker).options(runtime_env=actor_runtime_env()).remote(
-        GP_L, TrainingConfig(episodes_per_update=4, queue_capacity=4), max_staleness=0)
+        GP_L, TrainingConfig(episodes_per_update=4, queue_capacity=4), max_staleness=0,
+        publish_every=1)
     serving = worker.serve.remote(broker)
     taken = ray.get(broker.take_batches.remote(4, timeout_s=60))
     ray.get(worker.stop.remote())

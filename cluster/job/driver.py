@@ -84,7 +84,8 @@ class RLDriver:
             self.tokens = TokenCounts(**state.extra["tokens"])
         ledger = LedgerState(**state.extra["ledger"]) if state else None
         self.broker = ray.remote(RolloutBroker).options(num_cpus=0, max_concurrency=64).remote(
-            config.task, config.training, config.max_staleness, ledger, self.version)
+            config.task, config.training, config.max_staleness, config.learner.publish_every, ledger,
+            self.version)
         self.fleet = WorkerFleet(self.broker, config.cluster, config.engine, config.rollout,
                                  config.learner.weight_sync, name_prefix=config.name)
         self.evaluations: list[EvalPoint] = []
