@@ -51,6 +51,13 @@ class UpdateStats(BaseModel):
     """Of `seconds`, the forwards for old log-probs, values and advantages before the epochs."""
     epoch_losses: list[float]
     """The full-batch loss of each epoch's minibatches, averaged: comparable across rank counts."""
+    tokens_read_per_answer_token: float = 0.0
+    """Tokens the learner forwards (without padding) per answer token it trains on, over the
+    whole batch: 1.0 is the floor; one row per turn re-reads the dialogue for every turn."""
+    packed_share: float = 0.0
+    """Share of the batch's episodes read as one sequence (learner.packing)."""
+    pack_fallback: dict[str, int] = {}
+    """Episodes read one row per turn, by reason (not_extending, vision, disabled)."""
 
 
 class SFTStepStats(BaseModel):
