@@ -26,13 +26,11 @@ from dataclasses import dataclass
 import torch
 
 from learner.batch import MicroBatch, Turns, collate_turns
+from learner.stats import PACK_FALLBACK_REASONS
 
-NOT_EXTENDING = "not_extending"
-"""Fallback reason: some turn's prompt is not the previous prompt + answer + more ids."""
-VISION = "vision"
-"""Fallback reason: image inputs are built per turn (not proven equivalent when packed)."""
-DISABLED = "disabled"
-"""Fallback reason: learner.ppo.pack_episodes is off."""
+NOT_EXTENDING, VISION, DISABLED = PACK_FALLBACK_REASONS
+"""Fallback reasons: some turn's prompt is not the previous prompt + answer + more ids; image
+inputs are built per turn (packing them is not proven equivalent); pack_episodes is off."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+PACK_FALLBACK_REASONS = ("not_extending", "vision", "disabled")
+"""Why an episode is read one row per turn instead of one sequence (learner.packing): a turn's
+prompt is not the previous prompt + answer + more ids; image inputs are per turn; packing is
+off (learner.ppo.pack_episodes)."""
+
 
 class UpdateStats(BaseModel):
     """What one PPO update did, averaged over all ranks (token- or turn-weighted)."""

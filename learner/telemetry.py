@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from contracts.telemetry import SECONDS_BUCKETS, Catalogue, MetricSpec
-from learner.stats import SFTStepStats, UpdateStats
+from learner.stats import PACK_FALLBACK_REASONS, SFTStepStats, UpdateStats
 
 CATALOGUE = Catalogue("learner")
 STEP_BUCKETS = (*SECONDS_BUCKETS, 600, 1200)
@@ -61,6 +61,8 @@ PPO_PACKED_SHARE = CATALOGUE.gauge(
 PPO_PACK_FALLBACK = CATALOGUE.counter(
     "revisor_ppo_pack_fallback_episodes_total", "Episodes read one row per turn instead of one "
     "sequence, by reason.", ("reason",))
+for _reason in PACK_FALLBACK_REASONS:
+    PPO_PACK_FALLBACK.labels(_reason)  # every reason from 0, so increase() sees the first ones
 SFT_LOSS = CATALOGUE.gauge(
     "revisor_sft_loss", "Mean negative log-likelihood per answer token of the last SFT step.")
 PUBLISH_SECONDS = CATALOGUE.histogram(
