@@ -104,7 +104,7 @@ def read_stats(turns: Turns, plan: PackingPlan) -> dict[str, float | dict[str, i
 def split_units(turns: Turns, units: list[Unit], size: int) -> list[list[Unit]]:
     """Micro-batches of at most `size` turns (a unit with more turns goes alone), similar
     lengths together. With single-turn units this is split_micro_batches exactly."""
-    ordered = sorted(units, key=lambda u: unit_tokens(turns, u) if u.packed else turns.length(u.rows[0]))
+    ordered = sorted(units, key=lambda u: unit_tokens(turns, u))
     chunks: list[list[Unit]] = []
     count = 0
     for unit in ordered:
