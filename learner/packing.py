@@ -91,14 +91,17 @@ def unit_tokens(turns: Turns, unit: Unit) -> int:
     return sum(turns.length(row) for row in unit.rows)
 
 
-def read_stats(turns: Turns, plan: PackingPlan) -> dict[str, float | dict[str, int]]:
-    """tokens_read_per_answer_token (1.0 is the floor), packed_share and the fallback counts."""
+def read_stats(turns: Turns, plan: PackingPlan) -> dict[str, float | int]:
+    """tokens_read_per_answer_token (1.0 is the floor), packed_share and the fallback counts
+    (UpdateStats' fields: flat numbers, so that they reach training.jsonl)."""
     read = sum(unit_tokens(turns, u) for u in plan.units)
     answers = sum(len(ids) for ids in turns.response_ids)
     packed = sum(u.packed for u in plan.units)
     episodes = packed + sum(plan.fallback.values())
     return {"tokens_read_per_answer_token": read / max(answers, 1),
-            "packed_share": packed / max(episodes, 1), "pack_fallback": dict(plan.fallback)}
+            "packed_share": packed / max(episodes, 1),
+            **{f"pack_fallback_{reason}": plan.fallback.get(reason, 0)
+               for reason in PACK_FALLBACK_REASONS}}
 
 
 def split_units(turns: Turns, units: list[Unit], size: int) -> list[list[Unit]]:

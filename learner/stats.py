@@ -61,8 +61,19 @@ class UpdateStats(BaseModel):
     whole batch: 1.0 is the floor; one row per turn re-reads the dialogue for every turn."""
     packed_share: float = 0.0
     """Share of the batch's episodes read as one sequence (learner.packing)."""
-    pack_fallback: dict[str, int] = {}
-    """Episodes read one row per turn, by reason (not_extending, vision, disabled)."""
+    pack_fallback_not_extending: int = 0
+    """Episodes read one row per turn because a turn's prompt does not extend the previous
+    prompt + answer (a restarted dialogue, re-tokenised ids)."""
+    pack_fallback_vision: int = 0
+    """Episodes read one row per turn because their image inputs are per turn."""
+    pack_fallback_disabled: int = 0
+    """Episodes read one row per turn because learner.ppo.pack_episodes is off."""
+
+    @property
+    def pack_fallback(self) -> dict[str, int]:
+        """Episodes read one row per turn, by reason (those with any)."""
+        counts = {reason: getattr(self, f"pack_fallback_{reason}") for reason in PACK_FALLBACK_REASONS}
+        return {reason: count for reason, count in counts.items() if count}
 
 
 class SFTStepStats(BaseModel):

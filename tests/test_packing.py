@@ -145,7 +145,7 @@ def test_every_extending_episode_packs(kind: str) -> None:
     per_turn = read_stats(turns, plan_units(turns, enabled=False))
     assert stats["packed_share"] == 1.0 and per_turn["packed_share"] == 0.0
     assert 1.0 < stats["tokens_read_per_answer_token"] < per_turn["tokens_read_per_answer_token"] / 2.5
-    assert per_turn["pack_fallback"] == {"disabled": 3}
+    assert per_turn["pack_fallback_disabled"] == 3 and per_turn["pack_fallback_vision"] == 0
 
 
 def test_chatml_newline_after_im_end_opens_the_next_prompt() -> None:
