@@ -62,8 +62,9 @@ class PPOTrainer:
         scored = self.score(turns, units)
         score_seconds = time.perf_counter() - start
         epoch_losses, sums, steps, norms = [], {}, 0, []
-        # Several epochs over the same episodes, reshuffled into minibatches each time; one
-        # optimizer step per minibatch. The clipped ratio keeps the later steps honest.
+        # Several epochs over the same episodes, reshuffled into minibatches each time (a packed
+        # episode's turns stay together: they share one read); one optimizer step per
+        # minibatch. The clipped ratio keeps the later steps honest.
         for epoch in range(self.config.ppo_epochs):
             epoch_loss = 0.0
             for minibatch in self._minibatches(units, version, epoch):
