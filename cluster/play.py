@@ -16,7 +16,8 @@ from rich.markup import escape
 from rich.panel import Panel
 
 from contracts.episode import Episode
-from envs.registry import TaskConfig, make_episode
+from contracts.tasks import TaskConfig
+from envs.registry import make_episode
 
 POLICIES = ("expert", "reviser")
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import torch
 
+from contracts.learner_messages import PACK_FALLBACK_REASONS
 from learner.batch import MicroBatch, Turns, collate_turns
-from learner.stats import PACK_FALLBACK_REASONS
 
 NOT_EXTENDING, VISION, DISABLED = PACK_FALLBACK_REASONS
 """Fallback reasons: some turn's prompt is not the previous prompt + answer + more ids; image

@@ -14,14 +14,15 @@ from dataclasses import dataclass
 
 import torch
 
+from contracts.learner_messages import UpdateStats
 from learner.batch import MicroBatch, Turns, collate_turns
+from learner.config import PPOConfig
 from learner.engine import TrainEngine
 from learner.gae import normalise, turn_gae
 from learner.group_advantage import group_advantages
 from learner.model import PolicyValueModel
 from learner.packing import Unit, collate_units, plan_units, read_stats, split_units
-from learner.ppo import PPOConfig, PPOInputs, ppo_loss
-from learner.stats import UpdateStats
+from learner.ppo import PPOInputs, ppo_loss
 from learner.vision import VisionInputs
 
 

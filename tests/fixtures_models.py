@@ -12,13 +12,14 @@ from typing import Any
 import torch
 
 from contracts.engine import GenerationRequest
-from contracts.multimodal import (
+from contracts.tasks import GPConfig
+from envs.general_points import make_episode
+from model_inputs.vision import (
     EXCLUDED_LOGIT_BIAS,
     hf_vision_inputs,
     placeholder_ids,
     token_type_inputs,
 )
-from envs.general_points import GPConfig, make_episode
 from rollout_workers.tiny_models.build import save_tiny_model
 
 SHM = Path("/dev/shm")
@@ -91,10 +92,7 @@ def ppo_on_worker_rollouts(engine: Any, model: Path) -> tuple[Any, Any, Any]:
     tokens; the stats' behaviour_logprob_gap_max says how far from the engine it was."""
     from contracts.engine import SamplingSettings
     from contracts.rollout_config import RolloutConfig
-    from learner.config import LearnerConfig
-    from learner.engine import DeepSpeedConfig
-    from learner.model import ModelConfig
-    from learner.ppo import PPOConfig
+    from learner.config import DeepSpeedConfig, LearnerConfig, ModelConfig, PPOConfig
     from learner.rank import LearnerRank
     from rollout_workers.episodes.seeds import SeedRange
     from rollout_workers.worker import RolloutWorker

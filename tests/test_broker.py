@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import asyncio
 
-from cluster.broker import RolloutBroker
+from cluster.job.broker import RolloutBroker
+from cluster.settings.experiment import TrainingConfig
+from contracts.tasks import GPConfig
 from contracts.trajectory import BatchMeta
+
+UNBOUNDED = 1_000_000
+"""Updates of a broker whose tests never reach the run's last update."""
 
 
 def broker(staleness: int = 0, per_update: int = 4) -> RolloutBroker:
-    return RolloutBroker({"task": "gp"}, per_update, staleness, capacity=16, base_seed=1000)
+    training = TrainingConfig(episodes_per_update=per_update, queue_capacity=16, seed=1000,
+                              updates=UNBOUNDED)
+    return RolloutBroker(GPConfig(), training, staleness)
 
 
 def batch(ids: list[str], worker: str = "w0", version: int = 0) -> BatchMeta:
@@ -18,7 +25,7 @@ def batch(ids: list[str], worker: str = "w0", version: int = 0) -> BatchMeta:
 
 
 def ids(specs: list[dict]) -> list[str]:
-    return [spec["episode_id"] for spec in specs]
+    return [spec.episode_id for spec in specs]
 
 
 def test_staleness_zero_issues_exactly_one_update_of_episodes_per_version():
@@ -32,7 +39,7 @@ def test_staleness_zero_issues_exactly_one_update_of_episodes_per_version():
         return first, none_left, too_old, fresh
 
     first, none_left, too_old, fresh = asyncio.run(scenario())
-    assert ids(first) == ["0", "1", "2", "3"] and [s["seed"] for s in first] == [1000, 1001, 1002, 1003]
+    assert ids(first) == ["0", "1", "2", "3"] and [s.seed for s in first] == [1000, 1001, 1002, 1003]
     assert none_left == [] and too_old == []
     assert ids(fresh) == ["4", "5", "6", "7"]
 
@@ -42,7 +49,7 @@ def test_staleness_two_lets_workers_run_ahead_and_drops_older_batches():
         b = broker(staleness=2, per_update=2)
         ahead = await b.take_work("w0", 10, 0)
         for episode in ahead:
-            await b.put(batch([episode["episode_id"]], version=int(episode["episode_id"]) // 2), [])
+            await b.put(batch([episode.episode_id], version=int(episode.episode_id) // 2), [])
         await b.set_version(3)
         taken = await b.take_batches(2, timeout_s=0.1)
         return ahead, taken, await b.stats()
@@ -52,7 +59,7 @@ def test_staleness_two_lets_workers_run_ahead_and_drops_older_batches():
     assert taken.stale_ids == ["0", "1"]
     assert [m.episode_ids for m, _ in taken.batches] == [["2"], ["3"]]
     assert all(m.oldest_version >= 3 - 2 for m, _ in taken.batches)
-    assert stats["ledger"]["dropped_stale"] == 2
+    assert stats.ledger.dropped_stale == 2
 
 
 def test_a_lost_workers_held_and_untaken_episodes_are_replayed_exactly_once():
@@ -74,8 +81,8 @@ def test_a_lost_workers_held_and_untaken_episodes_are_replayed_exactly_once():
     assert accepted and not late
     assert [refs for _, refs in taken.batches] == [["kept"], ["replayed"]]
     assert sorted(i for m, _ in taken.batches for i in m.episode_ids) == ["0", "1", "2", "3", "4", "5"]
-    assert stats["ledger"]["completed"] == 6 and stats["ledger"]["reissued"] == 4
-    assert stats["ledger"]["duplicates_rejected"] == 2
+    assert stats.ledger.completed == 6 and stats.ledger.reissued == 4
+    assert stats.ledger.duplicates_rejected == 2
 
 
 def test_data_lost_after_taking_is_replayed():
@@ -103,7 +110,8 @@ def test_finish_stops_issuing():
 
 def test_no_episode_is_played_beyond_the_last_update():
     async def scenario():
-        b = RolloutBroker({"task": "gp"}, 4, 2, capacity=16, updates=2)
+        b = RolloutBroker(GPConfig(), TrainingConfig(episodes_per_update=4, queue_capacity=16,
+                                                     updates=2), max_staleness=2)
         return await b.take_work("w0", 100, 0)
 
     assert len(asyncio.run(scenario())) == 8

@@ -4,7 +4,7 @@ For the same episodes the packed and the per-turn layouts must give the same ans
 entropies and values (fp32), the same PPO loss and the same gradients; every answer token
 must sit once, unshifted, after exactly its turn's prompt; episodes that do not extend each
 turn's prompt fall back to per-turn rows, and a batch mixing both trains. Dialogues are built
-the way rollout workers build them (contracts.dialogue): the tiny Llama template, whose
+the way rollout workers build them (model_inputs.dialogue): the tiny Llama template, whose
 end-of-turn token is the engine's stop token, and ChatML (SmolLM2), whose `<|im_end|>` is
 followed by a newline the engine never emits: that newline opens the next prompt.
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from contracts.dialogue import DialogueTokens, Message, user_message
 from contracts.trajectory import EpisodeRecord, TurnRecord, to_record_batch
 from learner.batch import MicroBatch, Turns, collate_turns, turns_from_record_batches
+from learner.config import PPOConfig
 from learner.model import PolicyValueModel, ValueHead
 from learner.packing import (
     NOT_EXTENDING,
@@ -30,7 +30,8 @@ from learner.packing import (
     read_stats,
     split_units,
 )
-from learner.ppo import PPOConfig, PPOInputs, ppo_loss
+from learner.ppo import PPOInputs, ppo_loss
+from model_inputs.dialogue import DialogueTokens, Message, user_message
 from rollout_workers.tiny_models.build import build_model
 
 torch.set_num_threads(1)
@@ -263,9 +264,7 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _update(path: Path, batch, pack: bool):
-    from learner.config import LearnerConfig
-    from learner.engine import DeepSpeedConfig
-    from learner.model import ModelConfig
+    from learner.config import DeepSpeedConfig, LearnerConfig, ModelConfig
     from learner.rank import LearnerRank
 
     learner = LearnerRank(LearnerConfig(

@@ -1,0 +1,108 @@
+"""`revisor pretrain`: a base model with general skills, made on the machine, cached by settings.
+
+    revisor pretrain --config configs/study/cpu-gp-l.yaml     # a study or experiment file
+
+A tiny model (`tiny_model`) is trained on Revisor's generated corpus (`pretrain.corpus`,
+envs/general_points/corpus.py) with the SFT trainer on the learner's ranks, before any study
+or job uses it. The result is stored under `pretrain.cache_dir` in a directory named by the
+hash of every setting that shapes it, so a second study or job with the same settings finds it
+there and does not pretrain again. The directory appears only when complete (a stopped run
+leaves `<name>.partial`, redone next time), with `base.json` saying what made it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from cluster.job.phases import LogFollower
+from cluster.job.runtime import ray_cluster, run_command
+from cluster.settings.experiment import ExperimentConfig
+from cluster.settings.loading import SettingsError
+from cluster.settings.pretrain import BASE_RECORD, base_key
+from cluster.settings.study import load_experiment
+from envs.general_points.corpus import CORPUS_VERSION
+from learner.config import ModelConfig, SFTConfig
+from learner.group import run_sft_on_ranks
+from learner.sft import PROGRESS_LOG
+from rollout_workers.tiny_models import save_tiny_model
+
+console = Console()
+
+
+def ensure_pretrained(config: ExperimentConfig) -> Path:
+    """The experiment's base model: found in the cache, or pretrained now and stored there."""
+    pretrain, model = config.pretrain, Path(config.model)
+    key = base_key(pretrain, config.tiny_model)
+    if (model / "config.json").exists():
+        recorded = json.loads((model / BASE_RECORD).read_text()).get("key") \
+            if (model / BASE_RECORD).exists() else None
+        if recorded != key:
+            raise SettingsError(f"model {model} holds a checkpoint that these pretrain settings "
+                                f"did not make (its {BASE_RECORD} key {recorded}, the settings' "
+                                f"{key}): choose another model path or leave it unset")
+        console.print(f"pretrained base found at {model} (settings hash {key})")
+        return model
+    return _pretrain(config, key)
+
+
+def _pretrain(config: ExperimentConfig, key: str) -> Path:
+    pretrain, model, spec = config.pretrain, Path(config.model), config.tiny_model
+    work = model.with_name(model.name + ".partial")
+    shutil.rmtree(work, ignore_errors=True)
+    save_tiny_model(spec.kind, spec.size, work / "init", seed=spec.seed)
+    sft = SFTConfig(model=ModelConfig(path=str(work / "init")), corpus=pretrain.corpus,
+                    steps=pretrain.steps, batch_size=pretrain.batch_size, optim=pretrain.optim,
+                    engine=pretrain.engine, seed=pretrain.seed, eval_episodes=0, eval_every=0,
+                    checkpoint_every=0, output_dir=work / "train")
+    console.print(f"pretraining a tiny {spec.kind} ({spec.size}) on {pretrain.corpus.documents} "
+                  f"corpus documents: {pretrain.steps} steps of {pretrain.batch_size}")
+    start = time.perf_counter()
+    learner = config.learner
+    with ray_cluster(config.cluster):
+        ranks = pretrain.num_ranks or learner.num_ranks
+        result = run_sft_on_ranks(sft, ranks, learner.cpus_per_rank, learner.gpus_per_rank,
+                                  metrics=config.metrics,
+                                  on_progress=LogFollower(work / "train" / PROGRESS_LOG))
+    final = Path(result.checkpoints[-1])
+    record = {"key": key, "tiny_model": spec.model_dump(mode="json"),
+              "pretrain": pretrain.model_dump(mode="json"), "corpus_version": CORPUS_VERSION,
+              "final_loss": sum(s.loss for s in result.steps[-20:]) / len(result.steps[-20:]),
+              "tokens": sum(s.tokens for s in result.steps),
+              "seconds": round(time.perf_counter() - start, 1)}
+    (final / BASE_RECORD).write_text(json.dumps(record, indent=1))
+    final.rename(model)
+    shutil.rmtree(work, ignore_errors=True)
+    console.print(f"pretrained base saved at {model} (loss {record['final_loss']:.3f}, "
+                  f"{record['seconds']:.0f} s)")
+    return model
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="revisor pretrain", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, required=True,
+                        help="experiment or study settings (YAML) with a pretrain section")
+    parser.add_argument("overrides", nargs="*", help="dotted settings, key=value")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    def job() -> Any:
+        config = load_experiment(args.config, args.overrides)
+        if config.pretrain is None:
+            raise SettingsError(f"{args.config}: no pretrain section, nothing to pretrain")
+        return ensure_pretrained(config)
+
+    code, path = run_command("revisor pretrain", job)
+    if path is not None:
+        print(path)
+    return code
