@@ -17,7 +17,7 @@ ACTIVATIONS = ("activations", "vision activations", "answer logits")
 
 
 def problems_of(config: ExperimentConfig, plan: Plan) -> list[str]:
-    problems = gpu_count_problems(config, plan) + model_problems(config)
+    problems = gpu_count_problems(config, plan)
     problems += learner_problems(config, plan.learner, "learner")
     if plan.sft_learner is not None:
         problems += learner_problems(config, plan.sft_learner, "sft")
@@ -48,15 +48,6 @@ def gpu_count_problems(config: ExperimentConfig, plan: Plan) -> list[str]:
             f"cluster.gpus_per_worker ({cluster.gpus_per_worker}) is below "
             f"engine.tensor_parallel_size ({tp}): each vLLM engine needs {tp} GPUs of its own")
     return problems
-
-
-def model_problems(config: ExperimentConfig) -> list[str]:
-    """The settings checks that need only config.json (context length, weight sync)."""
-    from transformers import AutoConfig
-
-    from cluster.settings.model_checks import config_problems
-
-    return config_problems(config, AutoConfig.from_pretrained(config.model))
 
 
 def learner_problems(config: ExperimentConfig, estimate: ProcessEstimate, phase: str) -> list[str]:

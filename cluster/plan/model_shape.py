@@ -13,7 +13,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from learner.config import ModelConfig
-from learner.model import count_parameters, text_config
 
 
 class VisionShape(BaseModel):
@@ -68,7 +67,10 @@ class ModelShape(BaseModel):
 @lru_cache(maxsize=8)
 def read_shape(path: str, trust_remote_code: bool = False) -> ModelShape:
     """The shape of the checkpoint at `path` (config.json only; no weights, no tokenizer)."""
+    # Imported here: learner.model loads torch, which `revisor plan --help` must not wait for.
     from transformers import AutoConfig
+
+    from learner.model import count_parameters, text_config
 
     hf_config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     text = text_config(hf_config)
