@@ -2,9 +2,10 @@
 
 A run that does not fit fails minutes into its allocation, after the model has been loaded:
 an optimizer step out of GPU memory, a vLLM engine without room for one sequence's KV cache.
-The plan reads only the model's config.json (parameters are counted on the meta device), so
-it runs anywhere, in seconds, and says which process is over by how much and what to change.
-It starts nothing: no Ray, no engine, no weights, no tokenizer.
+The plan reads only the model's config.json (parameters are counted from it, without torch or
+transformers, for the families Revisor runs: cluster.settings.config_json), so it runs anywhere,
+in seconds, and says which process is over by how much and what to change. It starts
+nothing: no Ray, no engine, no weights, no tokenizer.
 """
 
 from __future__ import annotations
@@ -29,10 +30,17 @@ from cluster.plan.model_shape import ModelShape, read_shape
 from cluster.plan.outcome import GpuLoad, Plan
 from cluster.plan.placement import Placement, place
 from cluster.plan.report import render
+from cluster.settings.config_json import read_config_json
 from cluster.settings.experiment import ExperimentConfig
 from cluster.settings.loading import SettingsError
-from cluster.settings.model_checks import build_place_problem
+from cluster.settings.model_checks import (
+    build_place_problem,
+    config_json_problems,
+    misfit,
+    tasks_of,
+)
 from cluster.settings.study import load_experiment
+from rollout_workers.engine.factory import unservable_reason_of
 
 
 def plan_experiment(config: ExperimentConfig) -> Plan:
@@ -69,14 +77,9 @@ def estimate(config: ExperimentConfig, shown_model: str) -> Plan:
 
 def check_model_config(config: ExperimentConfig, shown_model: str) -> None:
     """The job's settings checks that need only config.json (context length, weight sync, a
-    vision task on a text model): a plan of settings the job refuses would say "fits"."""
-    from transformers import AutoConfig
-
-    from cluster.settings.model_checks import config_problems, misfit
-
-    hf_config = AutoConfig.from_pretrained(config.model,
-                                           trust_remote_code=config.learner.model.trust_remote_code)
-    if problems := config_problems(config, hf_config):
+    vision task on a text model), read without transformers: a plan of settings the job
+    refuses would say "fits"."""
+    if problems := config_json_problems(config, read_config_json(config.model)):
         # A scratch tiny model's path means nothing to the user; name the configured one.
         problems = [problem.replace(config.model, shown_model) for problem in problems]
         raise SettingsError(misfit(shown_model, problems))
@@ -90,6 +93,7 @@ def model_config_at_hand(config: ExperimentConfig) -> Iterator[ExperimentConfig]
     if Path(config.model).exists() or config.tiny_model is None:
         yield config
         return
+    # deferred: building a tiny model needs torch and transformers, which plan otherwise never loads
     from transformers.utils import logging as hf_logging
 
     from rollout_workers.tiny_models import save_tiny_model
@@ -115,8 +119,6 @@ def place_processes(config: ExperimentConfig) -> Placement:
 
 def images(config: ExperimentConfig) -> int:
     """Images in one prompt when any task shows images (the engine's per-prompt limit)."""
-    from cluster.settings.model_checks import tasks_of
-
     vision = any(getattr(task, "vision", False) for _, task in tasks_of(config))
     return config.engine.max_images_per_prompt if vision else 0
 
@@ -154,10 +156,9 @@ def sft_estimate(config: ExperimentConfig, shape: ModelShape, gpu_bytes: int,
 
 
 def rollout_engine(config: ExperimentConfig) -> tuple[str, str]:
-    """The engine the workers will run ('vllm' or 'hf'), and what chose it."""
-    from rollout_workers.engine.factory import vllm_unservable_reason
-
-    reason = vllm_unservable_reason(config.model)
+    """The engine the workers will run ('vllm' or 'hf'), and what chose it (from config.json
+    alone, as the engine factory would decide it)."""
+    reason = unservable_reason_of(read_config_json(config.model))
     unservable = reason.split(":")[0] if reason else ""
     if config.engine.kind == "hf":
         return "hf", "engine.kind=hf" + (f"; {unservable}" if unservable else "")

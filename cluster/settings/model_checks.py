@@ -12,9 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from cluster.settings.config_json import model_text_spec
 from cluster.settings.experiment import ExperimentConfig
 from cluster.settings.loading import SettingsError
 from envs.registry import TaskConfig, make_episode
+from rollout_workers.engine.factory import unservable_reason_of, vllm_unservable_reason
 
 WEIGHT_FILES = ("*.safetensors", "pytorch_model*.bin")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
@@ -99,17 +101,49 @@ def misfit(model: str, problems: list[str]) -> str:
 
 
 def config_problems(config: ExperimentConfig, hf_config: Any) -> list[str]:
-    """The checks that need only the model's config.json: `revisor plan` runs them on an
-    architecture-only directory (no weights, no tokenizer)."""
-    return (list(_context_problems(config, hf_config)) + list(_engine_problems(config))
-            + list(_vision_problems(config, hf_config)))
+    """The checks that need only the model's config (a transformers config object)."""
+    from learner.model import text_config
+
+    context = getattr(text_config(hf_config), "max_position_embeddings", None)
+    return model_config_problems(config, context, vllm_unservable_reason(config.model),
+                                 getattr(hf_config, "vision_config", None) is not None,
+                                 hf_config.model_type)
 
 
-def _vision_problems(config: ExperimentConfig, hf_config: Any) -> Iterator[str]:
+def config_json_problems(config: ExperimentConfig, config_json: dict[str, Any]) -> list[str]:
+    """config_problems from the parsed config.json alone: `revisor plan` runs them on an
+    architecture-only directory without importing transformers (for a family
+    cluster.settings.config_json does not know, the context comes from transformers)."""
+
+    text = model_text_spec(config_json)
+    if text is None:  # an unknown family: its config class knows the default context
+        from transformers import AutoConfig
+
+        from learner.model import text_config
+
+        hf_text = text_config(AutoConfig.from_pretrained(config.model))
+        context = getattr(hf_text, "max_position_embeddings", None)
+    else:
+        context = text.context
+    return model_config_problems(config, context, unservable_reason_of(config_json),
+                                 "vision_config" in config_json,
+                                 str(config_json.get("model_type")))
+
+
+def model_config_problems(config: ExperimentConfig, context: int | None, hf_only: str | None,
+                          vision_language: bool, model_type: str) -> list[str]:
+    """Settings the model's context length (max_position_embeddings), its engine (hf_only:
+    why vLLM cannot serve it) or its modality (a vision task on a text model) rule out."""
+    return (list(_context_problems(config, context)) + list(_engine_problems(config, hf_only))
+            + list(_vision_problems(config, vision_language, model_type)))
+
+
+def _vision_problems(config: ExperimentConfig, vision_language: bool,
+                     model_type: str) -> Iterator[str]:
     vision_fields = [field for field, task in tasks_of(config) if getattr(task, "vision", False)]
-    if vision_fields and getattr(hf_config, "vision_config", None) is None:
+    if vision_fields and not vision_language:
         yield (f"{', '.join(vision_fields)}: a vision-language task needs a vision-language "
-               f"model; {config.model} is a text model ({hf_config.model_type}): point model at "
+               f"model; {config.model} is a text model ({model_type}): point model at "
                "a vision-language checkpoint, or train a text task")
 
 
@@ -122,10 +156,7 @@ def tasks_of(config: ExperimentConfig) -> Iterator[tuple[str, TaskConfig]]:
         yield f"evaluation.splits.{name}", split
 
 
-def _context_problems(config: ExperimentConfig, hf_config: Any) -> Iterator[str]:
-    from learner.model import text_config
-
-    context = getattr(text_config(hf_config), "max_position_embeddings", None)
+def _context_problems(config: ExperimentConfig, context: int | None) -> Iterator[str]:
     if context is not None and config.engine.max_model_len > context:
         yield (f"engine.max_model_len ({config.engine.max_model_len}) exceeds the model's "
                f"context of {context} tokens (max_position_embeddings)")
@@ -135,14 +166,12 @@ def _context_problems(config: ExperimentConfig, hf_config: Any) -> Iterator[str]
                f"engine.max_model_len ({config.engine.max_model_len})")
 
 
-def _engine_problems(config: ExperimentConfig) -> Iterator[str]:
+def _engine_problems(config: ExperimentConfig, hf_only: str | None) -> Iterator[str]:
     """A weight transport may need vLLM engines (NCCL broadcasts into them); a family only the
     HF engine serves (rollout_workers/engine/factory.py) cannot take it."""
-    from rollout_workers.engine.factory import vllm_unservable_reason
     from rollout_workers.weight_transport import make_transport
 
     transport = make_transport(config.learner.weight_sync)
-    hf_only = vllm_unservable_reason(config.model)
     if refusal := transport.engine_refusal(config.engine.kind, config.cluster.gpus_per_worker,
                                            hf_only):
         yield refusal
