@@ -1,6 +1,7 @@
 """One training job, start to end: settings checked against the run directory and the model,
 the model built or imported when asked for, SFT warm start, RL with evaluations, the summary
-and the report. `python -m cluster.main` and `revisor study` run jobs through here.
+and the report. `revisor run` (`python -m cluster.main`) and `revisor study` run jobs through
+here.
 """
 
 from __future__ import annotations
