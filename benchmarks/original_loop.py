@@ -53,13 +53,14 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from benchmarks.cli import parse_settings
 from benchmarks.rollout import _play as play_worker
-from contracts.dialogue import user_message
 from contracts.engine import SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
 from contracts.episode_spec import EpisodeSpec
 from contracts.rollout_config import RolloutConfig
-from envs.general_points import GPConfig
-from rollout_workers.env_pool import Answer, EpisodeTable
+from contracts.rollout_messages import Answer
+from contracts.tasks import GPConfig
+from model_inputs.dialogue import user_message
+from rollout_workers.env_pool import EpisodeTable
 from rollout_workers.episodes.seeds import SeedList, SeedRange
 from rollout_workers.ray_runtime import actor_runtime_env, local_cluster
 from rollout_workers.tiny_models.build import save_tiny_model

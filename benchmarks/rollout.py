@@ -39,8 +39,8 @@ from benchmarks.cli import parse_settings
 from contracts.engine import GenerationRequest, SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
 from contracts.rollout_config import RolloutConfig
+from contracts.tasks import GPConfig
 from contracts.trajectory import validate_trajectories
-from envs.general_points import GPConfig
 from rollout_workers.engine import make_engine
 from rollout_workers.episodes.seeds import SeedRange
 from rollout_workers.ray_runtime import actor_runtime_env, local_cluster

@@ -43,8 +43,8 @@ from benchmarks.cli import parse_settings
 from contracts.engine import SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
 from contracts.rollout_config import RolloutConfig
+from contracts.tasks import GPConfig
 from contracts.trajectory import validate_trajectories
-from envs.general_points import GPConfig
 from rollout_workers.episodes.seeds import SeedRange
 from rollout_workers.ray_runtime import local_cluster
 from rollout_workers.tiny_models.build import save_tiny_model

@@ -18,7 +18,8 @@ from rich.markup import escape
 from rich.panel import Panel
 
 from contracts.episode import Episode
-from envs.registry import TaskConfig, make_episode
+from contracts.tasks import TaskConfig
+from envs.registry import make_episode
 
 POLICIES = ("expert", "reviser")
 TASK_NAMES = tuple(TypeAdapter(TaskConfig).json_schema()["discriminator"]["mapping"])

@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 
 class SamplingSettings(BaseModel):
@@ -59,6 +59,31 @@ class EngineStats(BaseModel):
     weight_updates: int = 0
     weight_update_seconds: float = 0.0
     policy_version: int = 0
+
+
+class EngineReport(EngineStats):
+    """`EngineStats` plus what benchmarks and dashboards need to explain the numbers."""
+
+    kind: str = ""
+    model: str = ""
+    backend: str = ""
+    """What runs the model, e.g. 'vllm (vllm implementation, in-process)' or 'hf (cpu)'."""
+    start_seconds: float = 0.0
+    """Construction time: loading the model, and for vLLM sizing and allocating the KV cache."""
+    weight_update_bytes: int = 0
+    last_weight_update_seconds: float = 0.0
+    cached_prompt_tokens: int = 0
+    """Prompt tokens served from vLLM's prefix cache (earlier turns of a revision dialogue)."""
+
+    @computed_field
+    @property
+    def generated_tokens_per_second(self) -> float:
+        return self.generated_tokens / self.generate_seconds if self.generate_seconds else 0.0
+
+    @computed_field
+    @property
+    def prefix_cache_hit_rate(self) -> float:
+        return self.cached_prompt_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
 
 
 class Engine(ABC):

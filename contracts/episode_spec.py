@@ -2,14 +2,14 @@
 
 A spec fixes its episode completely (the same task config and seed give the same episode),
 so an episode lost with a failed worker can be played again elsewhere under the same id. The
-broker hands specs out as dicts in this shape; evaluation and the fleet build them directly.
+broker hands them out (`take_work`); evaluation and the fleet build them directly.
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from envs.registry import TaskConfig
+from contracts.tasks import TaskConfig
 
 
 class EpisodeSpec(BaseModel):
@@ -20,3 +20,10 @@ class EpisodeSpec(BaseModel):
     episode_id: str = Field(min_length=1)
     task: TaskConfig
     seed: int
+
+    def checked_here(self) -> EpisodeSpec:
+        """This spec validated again in the process that plays it. Task settings name files
+        (a route file, a prompt template) that the driver found when it loaded the config; on
+        another node, or later, they may be gone, and the worker should say so naming the
+        setting (a ValidationError) rather than fail deep inside the environment."""
+        return EpisodeSpec.model_validate(self.model_dump())

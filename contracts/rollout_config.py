@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.engine import SamplingSettings
-from contracts.telemetry import MetricsConfig
+from contracts.metrics import MetricsConfig
 
 
 class RolloutConfig(BaseModel):

@@ -1,28 +1,21 @@
 """Every task behind one config type and one constructor.
 
-The rollout machinery, the config file and the trajectory schema name tasks only through
-this module, so adding a task means adding one config model and one `make_episode` (and,
-for a task with images, one renderer registered in envs/images.py). Importing this module
-imports every task, so every image kind is registered.
+The rollout machinery builds episodes only through this module, so adding a task means adding
+one config model (in contracts/tasks.py, where every task's settings live, so that specs carry
+them without importing envs) and one `make_episode` (and, for a task with images, one renderer
+registered in envs/images.py). Importing this module imports every task, so every image kind is
+registered.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import Field
-
 from contracts.episode import Episode
-from envs.general_points import GPConfig
+from contracts.tasks import GPConfig, TaskConfig, VIRLConfig
 from envs.general_points import make_episode as make_gp_episode
 from envs.images import render_image_ref
-from envs.virl import VIRLConfig
 from envs.virl import make_episode as make_virl_episode
 
-TaskConfig = Annotated[GPConfig | VIRLConfig, Field(discriminator="task")]
-"""A task's settings, chosen by its `task` field ('gp' or 'virl')."""
-
-__all__ = ["TaskConfig", "make_episode", "render_image_ref"]
+__all__ = ["make_episode", "render_image_ref"]
 
 
 def make_episode(config: TaskConfig, seed: int) -> Episode:

@@ -22,9 +22,7 @@ _EXPORTS = {
     "RankPool": "learner.group",
     "run_sft_on_ranks": "learner.group",
     "UpdateResult": "learner.group",
-    "UpdateStats": "learner.stats",
     "WeightPublication": "rollout_workers.weight_transport.base",
-    "LearnerState": "learner.checkpoint",
 }
 
 __all__ = sorted(_EXPORTS)

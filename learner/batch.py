@@ -149,7 +149,7 @@ def _vision_batch(vision: list[dict[str, torch.Tensor]] | None, lengths: list[in
     cover each row's prompt + answer and its right padding."""
     if not vision:
         return {}
-    from contracts.multimodal import batch_vision_inputs
+    from model_inputs.vision import batch_vision_inputs
 
     return batch_vision_inputs(vision, lengths, width, left=False)
 

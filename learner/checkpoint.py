@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from pydantic import BaseModel
 
+from contracts.learner_messages import LearnerState
 from learner.checkpoint_manifest import (
     CheckpointError,
     begin_rewrite,
@@ -28,18 +28,6 @@ from learner.checkpoint_manifest import (
 )
 from learner.engine import TrainEngine
 from learner.model import parameter_shapes
-
-
-class LearnerState(BaseModel):
-    """Counters that make a run resumable (everything except tensors)."""
-
-    policy_version: int = 0
-    """Updates applied so far; the version of the current weights."""
-    updates: int = 0
-    turns_trained: int = 0
-    tokens_trained: int = 0
-    extra: dict[str, Any] = {}
-    """Whatever the driver needs back on resume (e.g. its episode sampler's position)."""
 
 
 def save_checkpoint(engine: TrainEngine, directory: str | Path, state: LearnerState) -> Path:

@@ -10,9 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from envs.general_points import GPConfig
+from contracts.tasks import GPConfig, TaskConfig
 from envs.general_points.corpus import CorpusConfig
-from envs.registry import TaskConfig
 from rollout_workers.weight_transport import WeightSync, make_transport
 
 

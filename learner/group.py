@@ -20,12 +20,11 @@ from pydantic import BaseModel, ConfigDict
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from contracts.telemetry import MetricsConfig
-from learner.checkpoint import LearnerState
+from contracts.learner_messages import LearnerState, UpdateStats
+from contracts.metrics import MetricsConfig
 from learner.checkpoint_manifest import CheckpointError, choose_checkpoint
 from learner.config import LearnerConfig
 from learner.engine import DEFAULT_EXTENSIONS_DIR, free_port
-from learner.stats import UpdateStats
 from rollout_workers.weight_transport import make_transport
 from rollout_workers.weight_transport.base import WeightPublication
 
@@ -66,7 +65,7 @@ class RankActor:
         init_distributed()
         if self.rank_index != 0:
             return None
-        from contracts.telemetry import mark_actor_started, start_metrics_endpoint
+        from telemetry.metrics import mark_actor_started, start_metrics_endpoint
 
         mark_actor_started("learner", "rank-0")
         return start_metrics_endpoint(metrics)

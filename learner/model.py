@@ -21,13 +21,13 @@ from transformers import (
     PreTrainedModel,
 )
 
-from contracts.multimodal import (
+from learner.config import ModelConfig
+from learner.logprobs import token_logprobs_and_entropy
+from model_inputs.vision import (
     EXCLUDED_LOGIT_BIAS,
     excluded_token_ids,
     token_type_inputs,
 )
-from learner.config import ModelConfig
-from learner.logprobs import token_logprobs_and_entropy
 
 
 class ValueHead(nn.Module):

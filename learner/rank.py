@@ -13,16 +13,16 @@ import pyarrow as pa
 import torch
 from torch import nn
 
+from contracts.learner_messages import LearnerState, UpdateStats
 from contracts.packed_weights import PackedWeights, WeightPacker
 from learner import telemetry
 from learner.batch import turns_from_record_batches
-from learner.checkpoint import LearnerState, load_checkpoint, save_checkpoint
+from learner.checkpoint import load_checkpoint, save_checkpoint
 from learner.config import LearnerConfig
 from learner.engine import TrainEngine, resolve_dtype
 from learner.export import gathered_state_dict, with_tied_aliases
 from learner.model import is_vision, load_policy, load_reference, text_config
 from learner.ppo_trainer import PPOTrainer
-from learner.stats import UpdateStats
 from learner.vision import VisionInputs
 from rollout_workers.weight_transport.shared_memory import SharedSegment
 

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import BaseModel
 
-from contracts.multimodal import excluded_token_ids
+from contracts.learner_messages import SFTResult, SFTStepStats
+from contracts.tasks import TaskConfig
 from envs.general_points.corpus import CorpusConfig, documents
-from envs.registry import TaskConfig, make_episode
+from envs.registry import make_episode
 from learner import telemetry
 from learner.batch import Turns, collate_turns, split_micro_batches
 from learner.config import SFTConfig
@@ -30,7 +30,7 @@ from learner.export import gathered_state_dict
 from learner.model import PolicyValueModel, is_vision, load_backbone
 from learner.rank import disable_dropout, pad_token_id
 from learner.sft_eval import EvalHook, evaluate_generation
-from learner.stats import SFTStepStats
+from model_inputs.vision import excluded_token_ids
 
 
 @dataclass
@@ -53,21 +53,13 @@ PROGRESS_LINES = 10
 PROGRESS_LOG = "progress.log"
 
 
-class SFTResult(BaseModel):
-    """A whole SFT run: every step, every evaluation, every checkpoint directory."""
-
-    steps: list[SFTStepStats]
-    evaluations: list[dict[str, Any]]
-    checkpoints: list[str]
-
-
 def demonstrations(task: TaskConfig, seeds: range, tokenizer: Any, chat: Any = None,
                    revision_share: float = 0.0, max_mistakes: int = 4) -> list[Demonstration]:
     """The expert's answers along the episodes of `seeds`, tokenised exactly as rollout workers
     tokenise turns: one per state the expert reaches (GeneralPoints: the opening; V-IRL: every
     position of the ground-truth path). A `revision_share` of the episodes (drawn per seed)
     open with 1..`max_mistakes` mistaken answers."""
-    from contracts.dialogue import DialogueTokens
+    from model_inputs.dialogue import DialogueTokens
 
     dialogue = DialogueTokens.from_tokenizer(tokenizer, chat)
     demos = []
@@ -80,8 +72,8 @@ def demonstrations(task: TaskConfig, seeds: range, tokenizer: Any, chat: Any = N
 
 def corpus_demonstrations(corpus: CorpusConfig, tokenizer: Any) -> list[Demonstration]:
     """The corpus's documents as single-turn demonstrations, tokenised like rollout turns."""
-    from contracts.dialogue import DialogueTokens
     from contracts.episode import Observation
+    from model_inputs.dialogue import DialogueTokens
 
     dialogue = DialogueTokens.from_tokenizer(tokenizer)
     return [Demonstration(dialogue.opening(Observation(text=doc.prompt)),
@@ -156,7 +148,7 @@ class SFTTrainer:
     def __init__(self, config: SFTConfig, hooks: list[EvalHook] | None = None) -> None:
         from transformers import AutoTokenizer
 
-        from contracts.multimodal import load_processor
+        from model_inputs.vision import load_processor
 
         torch.manual_seed(config.seed)
         self.config = config

@@ -11,9 +11,9 @@ from typing import Any, Protocol
 
 import torch
 
-from contracts.multimodal import batch_vision_inputs, token_type_inputs
 from envs.registry import make_episode
 from learner.batch import collate_turns
+from model_inputs.vision import batch_vision_inputs, token_type_inputs
 
 
 class SFTTrainer(Protocol):

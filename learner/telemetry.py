@@ -2,7 +2,7 @@
 
 Statistics from the trainers are already averaged over all DeepSpeed ranks, so only rank 0
 serves an endpoint and records: a gauge served by every rank would show one real value and
-several zeros. The recording helpers take the trainers' own messages (learner.stats: PPO's
+several zeros. The recording helpers take the trainers' own messages (contracts.learner_messages: PPO's
 update stats, SFT's step stats) or mappings of their fields, so instrumenting a trainer is
 one call after each step.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from contracts.telemetry import SECONDS_BUCKETS, Catalogue, MetricSpec
-from learner.stats import SFTStepStats, UpdateStats
+from contracts.learner_messages import SFTStepStats, UpdateStats
+from telemetry.metrics import SECONDS_BUCKETS, Catalogue, MetricSpec
 
 CATALOGUE = Catalogue("learner")
 STEP_BUCKETS = (*SECONDS_BUCKETS, 600, 1200)

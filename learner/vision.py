@@ -25,7 +25,7 @@ class VisionInputs:
     """Rebuilds each turn's model inputs from its prompt ids and image references.
 
     The family of the checkpoint's processor decides what that means (see
-    contracts.multimodal): LLaVA-style prompts get their placeholders expanded
+    model_inputs.vision): LLaVA-style prompts get their placeholders expanded
     and pixel tensors independent of the text; Mllama keeps the ids and also gets its
     text-aligned cross-attention mask over the prompt, which collate extends over the answer
     (answer tokens see what the last prompt token sees, as in generation) and the padding.
@@ -33,13 +33,13 @@ class VisionInputs:
 
     def __init__(self, model_path: str, resolver: ImageResolver = render_image_ref,
                  processor: Any = None) -> None:
-        from contracts.multimodal import load_processor
+        from model_inputs.vision import load_processor
 
         self.processor = processor or load_processor(model_path)
         self.resolver = resolver
 
     def expand(self, turns: Turns) -> Turns:
-        from contracts.multimodal import hf_vision_inputs
+        from model_inputs.vision import hf_vision_inputs
 
         prompts, tensors = [], []
         for prompt, refs in zip(turns.prompt_ids, turns.image_refs, strict=True):

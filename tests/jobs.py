@@ -166,11 +166,11 @@ class BatchMaker:
                           policy_version=0, truncated=False, reward=-1.0, done=True, success=False,
                           outcome="wrong", feedback="", parsed_answer="", recognition_ok=None,
                           restart=False)
-        episodes = [EpisodeRecord(episode_id=s["episode_id"], task="gp", variant="id",
-                                  seed=s["seed"], turns=[turn]) for s in specs]
+        episodes = [EpisodeRecord(episode_id=s.episode_id, task="gp", variant="id",
+                                  seed=s.seed, turns=[turn]) for s in specs]
         batch = to_record_batch(episodes, self.name)
         assert ray.get(broker.put.remote(BatchMeta.of(batch), [ray.put(batch)]))
-        return [s["episode_id"] for s in specs]
+        return [s.episode_id for s in specs]
 
 
 def process_gone(pid: int, within_s: float = 60.0) -> bool:

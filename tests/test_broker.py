@@ -6,17 +6,17 @@ import asyncio
 
 from cluster.job.broker import RolloutBroker
 from cluster.settings.experiment import TrainingConfig
+from contracts.tasks import GPConfig
 from contracts.trajectory import BatchMeta
-from envs.general_points import GPConfig
 
 UNBOUNDED = 1_000_000
 """Updates of a broker whose tests never reach the run's last update."""
 
 
-def broker(staleness: int = 0, per_update: int = 4) -> RolloutBroker:
+def broker(staleness: int = 0, per_update: int = 4, publish_every: int = 1) -> RolloutBroker:
     training = TrainingConfig(episodes_per_update=per_update, queue_capacity=16, seed=1000,
                               updates=UNBOUNDED)
-    return RolloutBroker(GPConfig(), training, staleness)
+    return RolloutBroker(GPConfig(), training, staleness, publish_every)
 
 
 def batch(ids: list[str], worker: str = "w0", version: int = 0) -> BatchMeta:
@@ -25,7 +25,27 @@ def batch(ids: list[str], worker: str = "w0", version: int = 0) -> BatchMeta:
 
 
 def ids(specs: list[dict]) -> list[str]:
-    return [spec["episode_id"] for spec in specs]
+    return [spec.episode_id for spec in specs]
+
+
+def test_publishing_every_other_update_issues_two_updates_of_episodes_per_publication():
+    """With weights published every 2 updates, the 2 updates between publications play the
+    published weights: 2 updates' episodes per publication, none more, and the next
+    publication opens the next 2 (a job with learner.publish_every 2 used to stall after its
+    first update: the broker waited for a publication that was not due)."""
+    async def scenario():
+        b = broker(staleness=0, per_update=4, publish_every=2)
+        first = await b.take_work("w0", 100, 0)
+        none_left = await b.take_work("w0", 100, 0)
+        await b.set_version(2)
+        too_old = await b.take_work("w0", 100, 0)
+        fresh = await b.take_work("w0", 100, 2)
+        return first, none_left, too_old, fresh
+
+    first, none_left, too_old, fresh = asyncio.run(scenario())
+    assert ids(first) == [str(i) for i in range(8)]
+    assert none_left == [] and too_old == []
+    assert ids(fresh) == [str(i) for i in range(8, 16)]
 
 
 def test_staleness_zero_issues_exactly_one_update_of_episodes_per_version():
@@ -39,7 +59,7 @@ def test_staleness_zero_issues_exactly_one_update_of_episodes_per_version():
         return first, none_left, too_old, fresh
 
     first, none_left, too_old, fresh = asyncio.run(scenario())
-    assert ids(first) == ["0", "1", "2", "3"] and [s["seed"] for s in first] == [1000, 1001, 1002, 1003]
+    assert ids(first) == ["0", "1", "2", "3"] and [s.seed for s in first] == [1000, 1001, 1002, 1003]
     assert none_left == [] and too_old == []
     assert ids(fresh) == ["4", "5", "6", "7"]
 
@@ -49,7 +69,7 @@ def test_staleness_two_lets_workers_run_ahead_and_drops_older_batches():
         b = broker(staleness=2, per_update=2)
         ahead = await b.take_work("w0", 10, 0)
         for episode in ahead:
-            await b.put(batch([episode["episode_id"]], version=int(episode["episode_id"]) // 2), [])
+            await b.put(batch([episode.episode_id], version=int(episode.episode_id) // 2), [])
         await b.set_version(3)
         taken = await b.take_batches(2, timeout_s=0.1)
         return ahead, taken, await b.stats()
@@ -59,7 +79,7 @@ def test_staleness_two_lets_workers_run_ahead_and_drops_older_batches():
     assert taken.stale_ids == ["0", "1"]
     assert [m.episode_ids for m, _ in taken.batches] == [["2"], ["3"]]
     assert all(m.oldest_version >= 3 - 2 for m, _ in taken.batches)
-    assert stats["ledger"]["dropped_stale"] == 2
+    assert stats.ledger.dropped_stale == 2
 
 
 def test_a_lost_workers_held_and_untaken_episodes_are_replayed_exactly_once():
@@ -81,8 +101,8 @@ def test_a_lost_workers_held_and_untaken_episodes_are_replayed_exactly_once():
     assert accepted and not late
     assert [refs for _, refs in taken.batches] == [["kept"], ["replayed"]]
     assert sorted(i for m, _ in taken.batches for i in m.episode_ids) == ["0", "1", "2", "3", "4", "5"]
-    assert stats["ledger"]["completed"] == 6 and stats["ledger"]["reissued"] == 4
-    assert stats["ledger"]["duplicates_rejected"] == 2
+    assert stats.ledger.completed == 6 and stats.ledger.reissued == 4
+    assert stats.ledger.duplicates_rejected == 2
 
 
 def test_data_lost_after_taking_is_replayed():
@@ -111,7 +131,8 @@ def test_finish_stops_issuing():
 def test_no_episode_is_played_beyond_the_last_update():
     async def scenario():
         b = RolloutBroker(GPConfig(), TrainingConfig(episodes_per_update=4, queue_capacity=16,
-                                                     updates=2), max_staleness=2)
+                                                     updates=2), max_staleness=2,
+                          publish_every=1)
         return await b.take_work("w0", 100, 0)
 
     assert len(asyncio.run(scenario())) == 8

@@ -8,7 +8,8 @@ from collections import Counter
 
 import pytest
 
-from envs.general_points import GPConfig, render_prompt, sample_hand
+from contracts.tasks import GPConfig
+from envs.general_points import render_prompt, sample_hand
 from envs.general_points.corpus import (
     OBJECT_KEYS,
     STUDY_RULES,

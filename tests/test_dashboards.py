@@ -17,10 +17,10 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from cluster.job import telemetry as driver
-from contracts.telemetry import mark_actor_started
+from contracts.learner_messages import SFTStepStats
 from learner import telemetry as learner
-from learner.stats import SFTStepStats
 from rollout_workers import telemetry as rollout
+from telemetry.metrics import mark_actor_started
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

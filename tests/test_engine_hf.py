@@ -16,7 +16,7 @@ from transformers import (
 
 from contracts.engine import SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
-from contracts.multimodal import expand_image_tokens
+from model_inputs.vision import expand_image_tokens
 from rollout_workers.engine import make_engine
 from rollout_workers.engine.hf_engine import HFEngine
 from tests.fixtures_models import gp_request, reference_logprobs, save_model

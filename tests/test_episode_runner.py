@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from contracts.dialogue import DialogueTokens, TemplateError, template_pieces
 from contracts.engine import (
     Engine,
     EngineStats,
@@ -21,11 +20,11 @@ from contracts.engine_config import RolloutEngineConfig
 from contracts.episode import Episode, Observation, Transition
 from contracts.episode_spec import EpisodeSpec
 from contracts.rollout_config import RolloutConfig
+from contracts.tasks import GPConfig, VIRLConfig
 from contracts.trajectory import EpisodeRecord, to_record_batch
 from contracts.verdict import Verdict
-from envs.general_points import GPConfig
 from envs.registry import make_episode
-from envs.virl import VIRLConfig
+from model_inputs.dialogue import DialogueTokens, TemplateError, template_pieces
 from rollout_workers.engine import make_engine
 from rollout_workers.env_pool import EpisodeTable
 from rollout_workers.episodes.runner import EpisodeRunner

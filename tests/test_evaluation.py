@@ -11,10 +11,9 @@ import pytest
 
 from cluster.job.evaluation import summarise
 from contracts.episode import Episode
+from contracts.tasks import GPConfig, TaskConfig, VIRLConfig
 from contracts.trajectory import EpisodeRecord, TurnRecord, to_record_batch
-from envs.general_points import GPConfig
-from envs.registry import TaskConfig, make_episode
-from envs.virl import VIRLConfig
+from envs.registry import make_episode
 
 WRONG_ACTION = '{"current observation": "", "current instruction": "", "action": "stop()"}'
 WRONG_CARDS = '{"cards": ["A", "A", "A", "A"], "formula": "1+1+1+1"}'

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from envs.general_points import GPConfig, make_episode, render_hand, sample_hand
+from contracts.tasks import GPConfig
+from envs.general_points import make_episode, render_hand, sample_hand
 from envs.general_points.cards import Card
 from envs.registry import make_episode as make_any_episode
 
@@ -75,7 +76,7 @@ def test_a_built_in_template_is_named_without_a_path(rule, sentence):
 def test_registry_builds_gp_episodes_from_plain_settings():
     from pydantic import TypeAdapter
 
-    from envs.registry import TaskConfig
+    from contracts.tasks import TaskConfig
 
     config = TypeAdapter(TaskConfig).validate_python({"task": "gp", "rule": "ood"})
     episode = make_any_episode(config, 5)
@@ -121,7 +122,7 @@ def test_episode_hand_comes_from_the_seeded_sampler():
 def test_registry_builds_virl_episodes_too():
     from pydantic import TypeAdapter
 
-    from envs.registry import TaskConfig
+    from contracts.tasks import TaskConfig
 
     config = TypeAdapter(TaskConfig).validate_python({"task": "virl", "rule": "ood", "vision": True})
     episode = make_any_episode(config, 3)

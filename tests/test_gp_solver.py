@@ -7,7 +7,8 @@ from itertools import combinations_with_replacement
 
 import pytest
 
-from envs.general_points import GPConfig, is_solvable, sample_hand, solve
+from contracts.tasks import GPConfig
+from envs.general_points import is_solvable, sample_hand, solve
 from verifier.general_points import parse_formula
 
 ALL_HANDS = list(combinations_with_replacement(range(1, 14), 4))

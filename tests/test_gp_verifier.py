@@ -9,8 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from contracts.tasks import GPRewardTable
 from envs.general_points import solve
-from verifier.general_points import GPRewardTable, verify
+from verifier.general_points import verify
 
 CARDS = ["J", "3", "5", "A"]  # ID numbers 10, 3, 5, 1; OOD 11, 3, 5, 1
 TABLE = GPRewardTable()

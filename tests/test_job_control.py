@@ -15,7 +15,7 @@ import pytest
 from cluster.job.control import scale_main
 from cluster.results.evaluations import read_evaluations, read_training_log
 from cluster.settings.experiment import ClusterConfig, TrainingConfig
-from envs.general_points import GPConfig
+from contracts.tasks import GPConfig
 from tests.jobs import (
     assert_every_episode_trained_once,
     finish,
@@ -223,7 +223,7 @@ def test_batches_lost_with_their_worker_after_taking_are_replayed_under_the_same
     with local_cluster(2):
         options = {"num_cpus": 0, "runtime_env": actor_runtime_env()}
         broker = ray.remote(RolloutBroker).options(max_concurrency=8, **options).remote(
-            GPConfig(), BROKER_TRAINING, max_staleness=0)
+            GPConfig(), BROKER_TRAINING, max_staleness=0, publish_every=1)
         maker = ray.remote(BatchMaker).options(**options)
         doomed, survivor = maker.remote("doomed"), maker.remote("survivor")
         lost_ids = ray.get(doomed.play.remote(broker, 2))
@@ -242,7 +242,7 @@ def test_batches_lost_with_their_worker_after_taking_are_replayed_under_the_same
         assert replayed == lost_ids  # the same episodes (ids and seeds) again, nothing new
         again = ray.get(broker.take_batches.remote(2, 10.0))
         assert [meta.episode_ids for meta, _ in again.batches] == [lost_ids]
-        ledger = ray.get(broker.stats.remote())["ledger"]
+        ledger = ray.get(broker.stats.remote()).ledger.model_dump()
         assert ledger == {"issued": 6, "completed": 4, "reissued": 2, "duplicates_rejected": 0,
                           "dropped_stale": 0}
         ray.kill(rank)
@@ -261,6 +261,7 @@ def test_a_worker_that_dies_while_weights_are_published_is_replaced_on_the_new_w
     from contracts.engine_config import RolloutEngineConfig
     from contracts.packed_weights import pack_weights
     from contracts.rollout_config import RolloutConfig
+    from contracts.tasks import GPConfig
     from rollout_workers.ray_runtime import actor_runtime_env, local_cluster
     from rollout_workers.weight_transport.object_store import ObjectStorePublication
     from tests.fixtures_models import save_model
@@ -270,7 +271,7 @@ def test_a_worker_that_dies_while_weights_are_published_is_replaced_on_the_new_w
     with local_cluster(2):
         options = {"num_cpus": 0, "runtime_env": actor_runtime_env()}
         broker = ray.remote(RolloutBroker).options(max_concurrency=8, **options).remote(
-            GPConfig(), BROKER_TRAINING, max_staleness=0)
+            GPConfig(), BROKER_TRAINING, max_staleness=0, publish_every=1)
         fleet = WorkerFleet(broker, ClusterConfig(cpus_per_worker=0.0),
                             RolloutEngineConfig(kind="hf", model=model),
                             RolloutConfig(episodes_in_flight=2, episodes_per_batch=2),

@@ -103,8 +103,9 @@ def test_virl_l_sft_teaches_the_routes_and_short_rl_keeps_it(tmp_path: Path) -> 
 def random_action_accuracy(settings: dict, episodes: int) -> float:
     """Per-step accuracy of the expert's answer with a uniformly random action, on the ID
     split's evaluation episodes: the chance level of the action choice."""
+    from contracts.tasks import VIRLConfig
     from envs.registry import make_episode
-    from envs.virl import COMPASS, VIRLConfig
+    from envs.virl import COMPASS
 
     task = VIRLConfig.model_validate(settings["evaluation"]["splits"]["id"])
     first = EvaluationConfig().seed  # evaluation episode i plays seed first + i

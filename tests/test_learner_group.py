@@ -15,7 +15,7 @@ from contracts.engine import SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
 from contracts.packed_weights import unpack_weights
 from contracts.rollout_config import RolloutConfig
-from envs.general_points import GPConfig
+from contracts.tasks import GPConfig
 from learner.checkpoint_manifest import CheckpointError, model_mismatch, read_latest
 from learner.config import DeepSpeedConfig, LearnerConfig, ModelConfig, OptimConfig, PPOConfig
 from learner.group import LearnerGroup

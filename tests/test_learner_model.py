@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from contracts.multimodal import EXCLUDED_LOGIT_BIAS
-from envs.general_points import GPConfig
+from contracts.tasks import GPConfig
 from learner.batch import collate_turns
 from learner.config import DeepSpeedConfig, LearnerConfig, ModelConfig, PPOConfig
 from learner.model import load_policy
 from learner.rank import LearnerRank
 from learner.sft import as_turns, demonstrations
 from learner.vision import VisionInputs
+from model_inputs.vision import EXCLUDED_LOGIT_BIAS
 from rollout_workers.tiny_models import save_tiny_model
 from tests.fixtures_models import ppo_on_worker_rollouts
 

@@ -17,7 +17,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from cluster.settings.experiment import ClusterConfig, TrainingConfig
-from envs.registry import TaskConfig
+from contracts.tasks import TaskConfig
 from tests.jobs import process_gone
 
 TIMEOUT_S = 10.0
@@ -33,7 +33,7 @@ def _broker(task: dict):
     options = {"num_cpus": 0, "runtime_env": actor_runtime_env()}
     training = TrainingConfig(episodes_per_update=4, queue_capacity=8, seed=100, updates=1000)
     return ray.remote(RolloutBroker).options(max_concurrency=8, **options).remote(
-        TypeAdapter(TaskConfig).validate_python(task), training, max_staleness=0)
+        TypeAdapter(TaskConfig).validate_python(task), training, max_staleness=0, publish_every=1)
 
 
 def _fleet(broker, model, **timeouts):
@@ -107,7 +107,7 @@ def test_a_stopped_worker_is_found_while_the_driver_waits_and_during_an_evaluati
     replacement, so every episode of the evaluation comes back."""
     from contracts.engine import SamplingSettings
     from contracts.episode_spec import EpisodeSpec
-    from envs.general_points import GPConfig
+    from contracts.tasks import GPConfig
 
     fleet, _ = fleet_of_two
     stopped, pid = _stop_one(fleet)

@@ -18,17 +18,18 @@ from transformers import (
 )
 from transformers.models.mllama.image_processing_pil_mllama import MllamaImageProcessorPil
 
-from contracts.dialogue import DialogueTokens
 from contracts.engine import GenerationRequest, SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
-from contracts.multimodal import batch_vision_inputs, hf_vision_inputs
-from envs.general_points import GPConfig, make_episode
+from contracts.tasks import GPConfig
+from envs.general_points import make_episode
 from envs.registry import render_image_ref
 from learner.batch import collate_turns
 from learner.config import ModelConfig
 from learner.model import load_policy
 from learner.sft import as_turns, demonstrations
 from learner.vision import VisionInputs
+from model_inputs.dialogue import DialogueTokens
+from model_inputs.vision import batch_vision_inputs, hf_vision_inputs
 from rollout_workers.engine import make_engine
 from rollout_workers.engine.factory import vllm_unservable_reason
 from rollout_workers.engine.hf_engine import HFEngine

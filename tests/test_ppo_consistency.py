@@ -12,7 +12,7 @@ import torch
 from contracts.engine import SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
 from contracts.rollout_config import RolloutConfig
-from envs.general_points import GPConfig
+from contracts.tasks import GPConfig
 from learner.batch import collate_turns, turns_from_record_batches
 from learner.config import DeepSpeedConfig, LearnerConfig, ModelConfig, PPOConfig
 from learner.group import LearnerGroup

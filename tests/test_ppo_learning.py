@@ -17,7 +17,7 @@ import torch
 from contracts.engine import SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
 from contracts.rollout_config import RolloutConfig
-from envs.general_points import GPConfig
+from contracts.tasks import GPConfig
 from learner.config import (
     DeepSpeedConfig,
     LearnerConfig,

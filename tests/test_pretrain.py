@@ -12,7 +12,8 @@ import torch
 from cluster.settings.experiment import ExperimentConfig
 from cluster.settings.loading import load_settings
 from cluster.settings.pretrain import BASE_RECORD, base_key, base_path
-from envs.general_points import GPConfig, make_episode
+from contracts.tasks import GPConfig
+from envs.general_points import make_episode
 from tests.jobs import ROOT, run_job
 from verifier.general_points.parse import parse_answer
 

@@ -13,10 +13,10 @@ from transformers.utils import is_torchvision_available
 
 from contracts.engine import GenerationRequest, SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
-from contracts.multimodal import hf_vision_inputs, load_processor
 from learner.batch import collate
 from learner.config import ModelConfig
 from learner.model import load_policy
+from model_inputs.vision import hf_vision_inputs, load_processor
 from rollout_workers.engine import make_engine
 from rollout_workers.tiny_models import build_model, count_parameters
 from rollout_workers.tiny_models.qwen2vl import IMAGE_PAD, IMAGE_PLACEHOLDER
@@ -163,7 +163,7 @@ def test_sft_trains_on_rendered_cards_and_saves_a_loadable_checkpoint(qwen_dir: 
                                                                       tmp_path: Path) -> None:
     """The learner path end to end: re-rendered images, M-RoPE inputs in training and in the
     greedy evaluation, and a checkpoint every part loads back by path."""
-    from envs.general_points import GPConfig
+    from contracts.tasks import GPConfig
     from learner.config import DeepSpeedConfig, OptimConfig, SFTConfig
     from learner.sft import SFTTrainer
 

@@ -15,9 +15,8 @@ from cluster.results.recall import (
 )
 from cluster.results.report import write_report
 from cluster.settings.experiment import EvaluationConfig
-from envs.general_points import GPConfig
+from contracts.tasks import GPConfig, VIRLConfig
 from envs.general_points.episode import GPEpisode, make_episode
-from envs.virl import VIRLConfig
 
 GP = GPConfig(rule="id")
 

@@ -23,9 +23,10 @@ from cluster.settings.experiment import TrainingConfig
 from contracts.engine import SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
 from contracts.rollout_config import RolloutConfig
+from contracts.rollout_messages import Answer
+from contracts.tasks import GPConfig
 from contracts.trajectory import TRAJECTORY_SCHEMA, TrajectoryError, validate_trajectories
-from envs.general_points import GPConfig
-from rollout_workers.env_pool import Answer, EnvPool, EpisodeTable
+from rollout_workers.env_pool import EnvPool, EpisodeTable
 from rollout_workers.episodes.seeds import SeedRange
 from rollout_workers.ray_runtime import actor_runtime_env, local_cluster
 from rollout_workers.worker import remote_worker
@@ -150,9 +151,9 @@ def test_worker_streams_valid_gp_l_trajectories(workers: dict[str, Any]) -> None
 
 def test_worker_and_env_actor_serve_metrics(workers: dict[str, Any]) -> None:
     endpoints = ray.get(workers["lm"].metrics_endpoints.remote())
-    assert len(endpoints["rollout"]) == 1 and len(endpoints["env"]) == ROLLOUT.env_actors
-    rollout = urlopen(f"http://{endpoints['rollout'][0]}/metrics").read().decode()
-    env = urlopen(f"http://{endpoints['env'][0]}/metrics").read().decode()
+    assert len(endpoints.rollout) == 1 and len(endpoints.env) == ROLLOUT.env_actors
+    rollout = urlopen(f"http://{endpoints.rollout[0]}/metrics").read().decode()
+    env = urlopen(f"http://{endpoints.env[0]}/metrics").read().decode()
     assert ('revisor_rollout_episodes_total{phase="train",task="gp-l",variant="id",'
             'worker="w-lm"}') in rollout
     assert 'revisor_env_step_seconds_count{task="gp-l",variant="id"}' in env
@@ -195,7 +196,8 @@ def test_worker_serves_a_broker(workers: dict[str, Any]) -> None:
     """Work comes from the rollout broker and batches go back into its queue."""
     worker = workers["lm"]
     broker = ray.remote(RolloutBroker).options(runtime_env=actor_runtime_env()).remote(
-        GP_L, TrainingConfig(episodes_per_update=4, queue_capacity=4), max_staleness=0)
+        GP_L, TrainingConfig(episodes_per_update=4, queue_capacity=4), max_staleness=0,
+        publish_every=1)
     serving = worker.serve.remote(broker)
     taken = ray.get(broker.take_batches.remote(4, timeout_s=60))
     ray.get(worker.stop.remote())
@@ -205,7 +207,7 @@ def test_worker_serves_a_broker(workers: dict[str, Any]) -> None:
     validate_trajectories(batch)
     assert meta.episode_ids == ["0", "1", "2", "3"] and meta.turns == batch.num_rows == 12
     assert meta.oldest_version == meta.newest_version == stats.policy_version
-    assert ray.get(broker.stats.remote())["ledger"]["completed"] == 4
+    assert ray.get(broker.stats.remote()).ledger.completed == 4
 
 
 def test_worker_plays_gp_vl_with_a_tiny_vlm(workers: dict[str, Any]) -> None:

@@ -9,10 +9,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from contracts.dialogue import DialogueTokens
-from envs.general_points import GPConfig
+from contracts.tasks import GPConfig
 from learner.config import DeepSpeedConfig, ModelConfig, OptimConfig, SFTConfig
 from learner.sft import SFTTrainer, demonstrations
+from model_inputs.dialogue import DialogueTokens
 from rollout_workers.tiny_models import save_tiny_model
 
 pytestmark = pytest.mark.slow

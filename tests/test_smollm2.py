@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 import torch
 
-from contracts.dialogue import DialogueTokens
 from contracts.engine import (
     Engine,
     EngineStats,
@@ -27,7 +26,8 @@ from contracts.engine import (
 )
 from contracts.engine_config import RolloutEngineConfig
 from contracts.rollout_config import RolloutConfig
-from envs.general_points import GPConfig
+from contracts.tasks import GPConfig
+from model_inputs.dialogue import DialogueTokens
 from rollout_workers.engine import make_engine
 from rollout_workers.env_pool import EpisodeTable
 from rollout_workers.episodes.runner import EpisodeRunner

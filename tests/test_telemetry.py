@@ -16,15 +16,11 @@ from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
 from cluster.job import telemetry as driver
-from contracts.telemetry import (
-    MetricsConfig,
-    advertised_address,
-    mark_actor_started,
-    start_metrics_endpoint,
-)
+from contracts.learner_messages import SFTStepStats, UpdateStats
+from contracts.metrics import MetricsConfig
 from learner import telemetry as learner
-from learner.stats import SFTStepStats, UpdateStats
 from rollout_workers import telemetry as rollout
+from telemetry.metrics import advertised_address, mark_actor_started, start_metrics_endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = (rollout, learner, driver)
@@ -55,7 +51,7 @@ def test_fixed_port_is_honoured_in_a_fresh_process():
     from prometheus_server import free_port
 
     port = free_port()
-    code = ("from contracts.telemetry import start_metrics_endpoint as s; "
+    code = ("from telemetry.metrics import start_metrics_endpoint as s; "
             f"print(s(port={port}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=ROOT, env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
@@ -66,7 +62,7 @@ def test_a_process_serves_only_the_metrics_of_its_role():
     """The driver imports the learner's modules: it must not export the learner's unlabelled
     gauges (as zeros beside the learner's real values)."""
     code = ("import prometheus_client as p, cluster.job.telemetry, learner.telemetry; "
-            "from contracts.telemetry import mark_actor_started as m; "
+            "from telemetry.metrics import mark_actor_started as m; "
             "m('driver', 'd'); print('revisor_ppo_entropy' in p.generate_latest().decode(), "
             "'revisor_queue_depth' in p.generate_latest().decode()); "
             "m('learner', 'l'); print('revisor_ppo_entropy' in p.generate_latest().decode())")
@@ -78,7 +74,7 @@ def test_a_process_serves_only_the_metrics_of_its_role():
 def test_a_role_declared_before_its_module_is_imported_is_served():
     """A learner rank declares its role when it joins, before it imports the trainer."""
     code = ("import prometheus_client as p; "
-            "from contracts.telemetry import mark_actor_started as m; m('learner', 'l'); "
+            "from telemetry.metrics import mark_actor_started as m; m('learner', 'l'); "
             "import learner.telemetry, cluster.job.telemetry; text = p.generate_latest().decode(); "
             "print('revisor_ppo_entropy' in text, 'revisor_queue_depth' in text)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

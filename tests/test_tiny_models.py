@@ -15,8 +15,9 @@ from transformers import (
     AutoTokenizer,
 )
 
-from contracts.multimodal import hf_vision_inputs
-from envs.general_points import GPConfig, make_episode
+from contracts.tasks import GPConfig
+from envs.general_points import make_episode
+from model_inputs.vision import hf_vision_inputs
 from rollout_workers.tiny_models import VISION_PRESETS, build_model, build_tokenizer, cli
 from rollout_workers.tiny_models.build import count_parameters
 from rollout_workers.tiny_models.vocabulary import gp_corpus

@@ -30,7 +30,7 @@ def test_take_returns_batches_in_order_and_rejects_duplicates():
     taken, stats = run(scenario())
     assert [(m.episode_ids, refs) for m, refs in taken.batches] == [(["1", "2"], ["a"]), (["3"], ["b"])]
     assert taken.episodes == 3
-    assert stats["duplicates"] == 1 and stats["depth"] == 0
+    assert stats.duplicates == 1 and stats.depth == 0
 
 
 def test_stale_episodes_are_dropped_and_reported():

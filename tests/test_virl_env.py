@@ -7,7 +7,8 @@ import pytest
 from pydantic import ValidationError
 
 from contracts.episode import Episode
-from envs.virl import VIRLConfig, make_episode, routes_for
+from contracts.tasks import VIRLConfig
+from envs.virl import make_episode, routes_for
 from envs.virl.geometry import RELATIVE, compass, relative_action
 
 EXAMPLE = str(Path(__file__).parent / "data" / "virl_routes_example.json")

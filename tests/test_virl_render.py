@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from contracts.tasks import VIRLConfig
 from envs.virl import (
     SIGN_BOARD,
     VIEWS,
-    VIRLConfig,
     layout_sentence,
     make_episode,
     render_grid,

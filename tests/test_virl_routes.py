@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from contracts.tasks import VIRLConfig
 from envs.virl import (
     RouteFileError,
-    VIRLConfig,
     VIRLEpisode,
     load_routes,
     parse_milestone_info,

@@ -6,11 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contracts.tasks import VIRLRewardTable
 from contracts.verdict import Verdict
 from verifier.virl import (
     MAX_RESPONSE_CHARS,
     StepTarget,
-    VIRLRewardTable,
     normalise_action,
     out_of_attempts,
     parse_answer,

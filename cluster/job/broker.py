@@ -7,49 +7,53 @@ made it, so when a worker dies the broker replays, under the same ids, both the 
 still held and those of its batches nobody has taken yet; a batch already taken but
 unreadable is reported back with `data_lost`. Every episode is trained on exactly once.
 
-It also enforces bounded staleness at the source. With `max_staleness` s and E episodes per
-update, a worker gets new episodes only while its policy is at most s versions behind the
-learner, and no more than E·(v+s+1) episodes exist when the learner is at version v. With
-s = 0 that is exactly synchronous on-policy PPO: E episodes, all played by the current policy,
-per update.
+It also enforces bounded staleness at the source. With `max_staleness` s, E episodes per
+update and weights published every k updates (`learner.publish_every`), a worker gets new
+episodes only while its policy is at most s versions behind the last published one, and no
+more than E·(v+s+k) episodes exist when the last publication is version v. With s = 0 and
+k = 1 that is exactly synchronous on-policy PPO: E episodes, all played by the current policy,
+per update; with k > 1 the k updates between publications play the published weights.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from cluster.job.ledger import EpisodeLedger, LedgerState
-from cluster.job.trajectory_queue import Taken, TrajectoryQueue
+from cluster.job.ledger import EpisodeLedger
+from cluster.job.trajectory_queue import TrajectoryQueue
 from cluster.settings.experiment import TrainingConfig
+from contracts.broker_messages import BrokerStats, LedgerState, Taken
+from contracts.episode_spec import EpisodeSpec
+from contracts.tasks import TaskConfig
 from contracts.trajectory import BatchMeta
-from envs.registry import TaskConfig
 
 
 class RolloutBroker:
     """Async Ray actor body (see `ray.remote`); plain asyncio, so it is testable without Ray."""
 
     def __init__(self, task: TaskConfig, training: TrainingConfig, max_staleness: int,
-                 ledger: LedgerState | None = None, version: int = 0) -> None:
+                 publish_every: int, ledger: LedgerState | None = None, version: int = 0) -> None:
         """`training` gives the episodes per update, the queue's capacity, the episode seeds
         and group size, and the run's number of updates (no episodes are played beyond what
-        they consume); `ledger` and `version` resume a run."""
+        they consume); `ledger` and `version` (the last published) resume a run."""
         self.task = task
         self.episodes_per_update = training.episodes_per_update
         self.max_staleness = max_staleness
+        self.publish_every = publish_every
         self.ledger = EpisodeLedger(training.seed, ledger, training.group_size)
         self.queue = TrajectoryQueue(training.queue_capacity)
         self.version = version
         self.updates = training.updates
         self.finished = False
 
-    async def take_work(self, worker: str, count: int, worker_version: int) -> list[dict]:
+    async def take_work(self, worker: str, count: int, worker_version: int) -> list[EpisodeSpec]:
         """Up to `count` episode specs for `worker` (empty: none may be played right now)."""
         if self.finished or worker_version < self.version - self.max_staleness:
             return []
         count = min(count, self._budget())
         items = self.ledger.issue(worker, count, min_version=worker_version) if count > 0 else []
-        return [{"episode_id": str(item.episode_id), "task": self.task.model_dump(),
-                 "seed": item.seed} for item in items]
+        return [EpisodeSpec(episode_id=str(item.episode_id), task=self.task, seed=item.seed)
+                for item in items]
 
     async def put(self, meta: BatchMeta, refs: list[Any]) -> bool:
         """Queue a record batch (waits while the queue is full) and complete its episodes."""
@@ -101,12 +105,12 @@ class RolloutBroker:
         queued = [int(i) for meta, _ in self.queue.items for i in meta.episode_ids]
         return self.ledger.state(untrained=queued)
 
-    async def stats(self) -> dict[str, Any]:
-        return {"version": self.version, "in_flight": len(self.ledger.in_flight),
-                "queue": self.queue.stats(), "ledger": self.ledger.counts.model_dump()}
+    async def stats(self) -> BrokerStats:
+        return BrokerStats(version=self.version, in_flight=len(self.ledger.in_flight),
+                           queue=self.queue.stats(), ledger=self.ledger.counts)
 
     def _budget(self) -> int:
-        horizon = min(self.version + self.max_staleness + 1, self.updates)
+        horizon = min(self.version + self.max_staleness + self.publish_every, self.updates)
         allowed = self.episodes_per_update * horizon
         allowed += self.ledger.counts.dropped_stale
         return allowed - self.ledger.next_episode + len(self.ledger.pending)

@@ -25,10 +25,8 @@ from cluster.job.broker import RolloutBroker
 from cluster.job.control import read_control
 from cluster.job.evaluation import describe_points, run_evaluation
 from cluster.job.fleet import WorkerFleet
-from cluster.job.ledger import LedgerState
 from cluster.job.runtime import JobFailed
 from cluster.job.telemetry import write_prometheus_config
-from cluster.job.trajectory_queue import Taken
 from cluster.job.update_clock import UpdateClock
 from cluster.results.compute import TokenCounts, training_gflops
 from cluster.results.evaluations import (
@@ -39,11 +37,12 @@ from cluster.results.evaluations import (
     write_evaluations,
 )
 from cluster.settings.experiment import ExperimentConfig
-from contracts.telemetry import mark_actor_started, start_metrics_endpoint
+from contracts.broker_messages import LedgerState, Taken
+from contracts.learner_messages import UpdateStats
 from contracts.trajectory import BatchMeta
 from learner.checkpoint_manifest import CheckpointError, choose_checkpoint
 from learner.group import LearnerGroup, LearnerRankLost, UpdateResult
-from learner.stats import UpdateStats
+from telemetry.metrics import mark_actor_started, start_metrics_endpoint
 
 console = Console()
 HEALTH_CHECK_S = 2.0
@@ -85,7 +84,8 @@ class RLDriver:
             self.tokens = TokenCounts(**state.extra["tokens"])
         ledger = LedgerState(**state.extra["ledger"]) if state else None
         self.broker = ray.remote(RolloutBroker).options(num_cpus=0, max_concurrency=64).remote(
-            config.task, config.training, config.max_staleness, ledger, self.version)
+            config.task, config.training, config.max_staleness, config.learner.publish_every, ledger,
+            self.version)
         self.fleet = WorkerFleet(self.broker, config.cluster, config.engine, config.rollout,
                                  config.learner.weight_sync, name_prefix=config.name)
         self.evaluations: list[EvalPoint] = []
@@ -146,10 +146,11 @@ class RLDriver:
             self._checkpoint()
         if self.version and (not self.evaluations or self.evaluations[-1].phase != f"step-{self.version}"):
             self._evaluate(f"step-{self.version}")
-        ledger = ray.get(self.broker.stats.remote())["ledger"]
+        ledger = ray.get(self.broker.stats.remote()).ledger
         telemetry.record_ledger(ledger, run=str(self.run_dir))
         return RLOutcome(evaluations=self.evaluations, tokens=self.tokens,
-                         policy_version=self.version, restarts=self.fleet.restarts, episodes=ledger,
+                         policy_version=self.version, restarts=self.fleet.restarts,
+                         episodes=ledger.model_dump(),
                          engines=engines,
                          env_actor_restarts=sum(s.env_actor_restarts for s in self.fleet.stats()))
 
@@ -226,9 +227,9 @@ class RLDriver:
         self.fleet.reap()
         self._check_workers()
         stats = ray.get(self.broker.stats.remote())
-        telemetry.record_queue(stats["queue"]["depth"], stats["queue"]["capacity"],
-                               stats["queue"]["duplicates"], run=str(self.run_dir))
-        telemetry.record_ledger(stats["ledger"], run=str(self.run_dir))
+        telemetry.record_queue(stats.queue.depth, stats.queue.capacity, stats.queue.duplicates,
+                               run=str(self.run_dir))
+        telemetry.record_ledger(stats.ledger, run=str(self.run_dir))
         telemetry.record_workers("rollout", wanted or self.config.cluster.rollout_workers,
                                  len(self.fleet.members))
 

@@ -18,8 +18,7 @@ from cluster.results.evaluations import EvalPoint
 from cluster.settings.experiment import EvaluationConfig
 from contracts.engine import SamplingSettings
 from contracts.episode_spec import EpisodeSpec
-from envs.registry import TaskConfig
-from envs.virl import VIRLConfig
+from contracts.tasks import TaskConfig, VIRLConfig
 from verifier.virl import CORRECT as VIRL_CORRECT
 
 

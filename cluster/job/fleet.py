@@ -192,7 +192,7 @@ class WorkerFleet:
     def endpoints(self) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
         for endpoints in self._call_all("metrics_endpoints").values():
-            for role, addresses in endpoints.items():
+            for role, addresses in endpoints.model_dump().items():
                 found.setdefault(role, []).extend(addresses)
         return found
 

@@ -17,37 +17,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from pydantic import BaseModel, ConfigDict, Field
-
-
-class WorkItem(BaseModel):
-    """One episode to play: its id, the seed that fixes its task instance, and the oldest
-    policy version allowed to play it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    episode_id: int
-    seed: int
-    min_version: int = 0
-
-
-class LedgerCounts(BaseModel):
-    issued: int = 0
-    completed: int = 0
-    reissued: int = 0
-    duplicates_rejected: int = 0
-    dropped_stale: int = 0
-
-
-class LedgerState(BaseModel):
-    """What a checkpoint needs to resume the ledger exactly."""
-
-    next_episode: int = 0
-    base_seed: int = 0
-    group_size: int = Field(1, ge=1)
-    pending: list[WorkItem] = Field(default_factory=list)
-    completed_ids: list[int] = Field(default_factory=list)
-    counts: LedgerCounts = Field(default_factory=LedgerCounts)
+from contracts.broker_messages import LedgerState, WorkItem
 
 
 class EpisodeLedger:

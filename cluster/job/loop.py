@@ -26,10 +26,10 @@ from cluster.results.evaluations import EvalPoint
 from cluster.settings.experiment import ExperimentConfig
 from cluster.settings.loading import load_settings
 from contracts.episode_spec import EpisodeSpec
+from contracts.learner_messages import UpdateStats
 from contracts.trajectory import BatchMeta
 from learner.group import LearnerGroup
 from learner.model import count_parameters
-from learner.stats import UpdateStats
 from rollout_workers.episodes.seeds import SeedList
 from rollout_workers.worker import remote_worker
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from contracts.telemetry import ROLES, Catalogue, MetricSpec
+from telemetry.metrics import ROLES, Catalogue, MetricSpec
 
 SCRAPE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "prometheus.yml"
 RUN_DIR_PLACEHOLDER = "REVISOR_RUN_DIR"

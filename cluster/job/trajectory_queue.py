@@ -16,22 +16,8 @@ import asyncio
 from collections import deque
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from contracts.broker_messages import QueueStats, Taken
 from contracts.trajectory import BatchMeta
-
-
-class Taken(BaseModel):
-    """The result of one `take`: fresh batches (with their data references) and stale ids."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    batches: list[tuple[BatchMeta, list[Any]]] = Field(default_factory=list)
-    stale_ids: list[str] = Field(default_factory=list)
-
-    @property
-    def episodes(self) -> int:
-        return sum(meta.episodes for meta, _ in self.batches)
 
 
 class TrajectoryQueue:
@@ -100,8 +86,8 @@ class TrajectoryQueue:
     def depth(self) -> int:
         return len(self.items)
 
-    def stats(self) -> dict[str, int]:
-        return {"depth": len(self.items), "capacity": self.capacity, "duplicates": self.duplicates}
+    def stats(self) -> QueueStats:
+        return QueueStats(depth=len(self.items), capacity=self.capacity, duplicates=self.duplicates)
 
     def _move(self, taken: Taken, episodes: int, min_version: int) -> None:
         while self.items and taken.episodes < episodes:

@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cluster.results.evaluations import EvalPoint
 from cluster.settings.experiment import EvaluationConfig
-from envs.general_points import GPConfig
-from envs.registry import TaskConfig, make_episode
+from contracts.tasks import GPConfig, TaskConfig
+from envs.registry import make_episode
 
 UNSEEN = "unseen"
 

@@ -32,10 +32,9 @@ from cluster.settings.shared import (
     without_copies,
 )
 from contracts.engine_config import RolloutEngineConfig
+from contracts.metrics import MetricsConfig
 from contracts.rollout_config import RolloutConfig
-from contracts.telemetry import MetricsConfig
-from envs.general_points import GPConfig
-from envs.registry import TaskConfig
+from contracts.tasks import GPConfig, TaskConfig
 from learner.config import LearnerConfig, SFTConfig
 from rollout_workers.weight_transport import make_transport
 

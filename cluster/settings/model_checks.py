@@ -15,7 +15,8 @@ from typing import Any
 from cluster.settings.config_json import model_text_spec
 from cluster.settings.experiment import ExperimentConfig
 from cluster.settings.loading import SettingsError
-from envs.registry import TaskConfig, make_episode
+from contracts.tasks import TaskConfig
+from envs.registry import make_episode
 from rollout_workers.engine.factory import unservable_reason_of, vllm_unservable_reason
 
 WEIGHT_FILES = ("*.safetensors", "pytorch_model*.bin")
@@ -180,8 +181,8 @@ def _engine_problems(config: ExperimentConfig, hf_only: str | None) -> Iterator[
 def _placeholder_problems(config: ExperimentConfig) -> Iterator[str]:
     """Every vision task's opening prompt, rendered by the model's own chat template, must
     hold exactly one image placeholder per image, and no more images than the engine takes."""
-    from contracts.dialogue import DialogueTokens
-    from contracts.multimodal import image_token_id, load_processor
+    from model_inputs.dialogue import DialogueTokens
+    from model_inputs.vision import image_token_id, load_processor
 
     processor = load_processor(config.model)
     dialogue = DialogueTokens.from_tokenizer(processor.tokenizer, processor)

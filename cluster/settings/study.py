@@ -21,9 +21,7 @@ from cluster.settings.loading import (
     load_settings,
     read_yaml,
 )
-from envs.general_points import GPConfig
-from envs.registry import TaskConfig
-from envs.virl import VIRLConfig
+from contracts.tasks import GPConfig, TaskConfig, VIRLConfig
 
 STUDY_SETTINGS = "study.yaml"
 

@@ -6,11 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from verifier.general_points.cards import FACE_RANKS, RANKS, Rule, card_value
+from contracts.tasks import ColourSet, Rule
+from verifier.general_points.cards import FACE_RANKS, RANKS, card_value
 
 Suit = Literal["spades", "clubs", "hearts", "diamonds"]
-ColourSet = Literal["black", "red", "mixed"]
-"""'black' (spades, clubs) is the training look; 'red' (hearts, diamonds) the visual OOD one."""
 
 SUITS_BY_COLOUR: dict[ColourSet, tuple[Suit, ...]] = {
     "black": ("spades", "clubs"),

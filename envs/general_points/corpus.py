@@ -26,8 +26,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from contracts.tasks import GPConfig
 from envs.general_points.cards import Card
-from envs.general_points.config import GPConfig
 from envs.general_points.prompt import FACE_ORDER, face_rule_text, render_cards_prompt, rule_faces
 from envs.general_points.solver import solve
 from verifier.general_points.cards import RANKS, card_value

@@ -7,8 +7,8 @@ from collections.abc import Hashable
 from typing import Any
 
 from contracts.episode import Episode, Observation, Transition
+from contracts.tasks import GPConfig
 from envs.general_points.cards import Card
-from envs.general_points.config import GPConfig
 from envs.general_points.prompt import format_answer, render_prompt
 from envs.general_points.render import hand_ref, render_hand
 from envs.general_points.sampler import sample_hand

@@ -8,9 +8,9 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
+from contracts.tasks import GPConfig, Rule
 from envs.general_points.cards import Card
-from envs.general_points.config import GPConfig
-from verifier.general_points.cards import Rule, card_value
+from verifier.general_points.cards import card_value
 
 FACE_ORDER = ("J", "Q", "K")
 ANSWER_FORMAT = '{"cards": [card, ...], "numbers": [number, ...], "formula": "formula"}'

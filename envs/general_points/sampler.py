@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
+from contracts.tasks import GPConfig
 from envs.general_points.cards import SUITS_BY_COLOUR, Card
-from envs.general_points.config import GPConfig
 from envs.general_points.solver import is_solvable
 from verifier.general_points.cards import RANKS
 

@@ -12,8 +12,8 @@ from typing import Any
 from PIL import Image
 
 from contracts.episode import Episode, Observation, Transition
+from contracts.tasks import BUILT_IN_SOURCES, VIRLConfig
 from envs.images import register_image_kind
-from envs.virl.config import BUILT_IN_SOURCES, VIRLConfig
 from envs.virl.geometry import COMPASS, RELATIVE
 from envs.virl.imagery import load_image_table
 from envs.virl.path import Step, initial_heading, instructions, walk

@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-from envs.virl.config import VIRLConfig
+from contracts.tasks import VIRLConfig
 from envs.virl.geometry import COMPASS, RELATIVE, compass
 from envs.virl.path import Step
 from envs.virl.render import layout_sentence

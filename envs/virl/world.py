@@ -15,8 +15,7 @@ import random
 from dataclasses import dataclass
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
+from contracts.tasks import WorldConfig
 from envs.virl.cities import BENCHMARK_CITIES, TRAIN_CITY, CityStyle
 from envs.virl.geometry import METRES_PER_DEGREE, offset, side_of, wrap
 from envs.virl.routes import Landmark, Milestone, Place, Route, RouteResults, Sighting
@@ -27,23 +26,6 @@ _STEPS = ((0, 1), (1, 0), (0, -1), (-1, 0))
 """Grid steps along the city's 'north', 'east', 'south' and 'west' streets."""
 _PLACE_SETBACK_M = 12.0
 """How far a start or destination place stands from the street's centre line."""
-
-
-class WorldConfig(BaseModel):
-    """The shape of synthetic routes."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    min_intersections: int = Field(2, ge=1, le=10)
-    max_intersections: int = Field(6, ge=1, le=10)
-    straight_on_share: float = Field(0.2, ge=0.0, le=1.0)
-    """How often a route crosses an intersection straight on (a slight turn) instead of turning."""
-
-    @model_validator(mode="after")
-    def _ordered(self) -> WorldConfig:
-        if self.min_intersections > self.max_intersections:
-            raise ValueError("min_intersections must not exceed max_intersections")
-        return self
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,5 @@
 they offer and their settings are contracts (contracts.engine, contracts.engine_config)."""
 
 from rollout_workers.engine.factory import make_engine
-from rollout_workers.engine.stats import EngineReport
 
-__all__ = ["EngineReport", "make_engine"]
+__all__ = ["make_engine"]

@@ -15,9 +15,9 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, GenerationConfig
 
-from contracts.engine import Engine, Generation, GenerationRequest, SamplingSettings
+from contracts.engine import Engine, EngineReport, Generation, GenerationRequest, SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
-from contracts.multimodal import (
+from model_inputs.vision import (
     EXCLUDED_LOGIT_BIAS,
     batch_vision_inputs,
     excluded_token_ids,
@@ -26,7 +26,7 @@ from contracts.multimodal import (
     load_processor,
     token_type_inputs,
 )
-from rollout_workers.engine.stats import EngineReport, StatsRecorder
+from rollout_workers.engine.stats import StatsRecorder
 from rollout_workers.engine.weight_sync import as_weight_list, total_bytes
 
 

@@ -1,4 +1,5 @@
-"""Engine counters, kept the same way by every engine."""
+"""Engine counters, kept the same way by every engine (into `contracts.engine.EngineReport`,
+what a worker reports across the actor boundary)."""
 
 from __future__ import annotations
 
@@ -6,34 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pydantic import computed_field
-
-from contracts.engine import EngineStats, Generation, GenerationRequest
-
-
-class EngineReport(EngineStats):
-    """`EngineStats` plus what benchmarks and dashboards need to explain the numbers."""
-
-    kind: str = ""
-    model: str = ""
-    backend: str = ""
-    """What runs the model, e.g. 'vllm (vllm implementation, in-process)' or 'hf (cpu)'."""
-    start_seconds: float = 0.0
-    """Construction time: loading the model, and for vLLM sizing and allocating the KV cache."""
-    weight_update_bytes: int = 0
-    last_weight_update_seconds: float = 0.0
-    cached_prompt_tokens: int = 0
-    """Prompt tokens served from vLLM's prefix cache (earlier turns of a revision dialogue)."""
-
-    @computed_field
-    @property
-    def generated_tokens_per_second(self) -> float:
-        return self.generated_tokens / self.generate_seconds if self.generate_seconds else 0.0
-
-    @computed_field
-    @property
-    def prefix_cache_hit_rate(self) -> float:
-        return self.cached_prompt_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
+from contracts.engine import EngineReport, Generation, GenerationRequest
 
 
 class StatsRecorder:

@@ -22,18 +22,19 @@ from vllm import envs as vllm_envs
 
 from contracts.engine import (
     Engine,
+    EngineReport,
     Generation,
     GenerationRequest,
     SamplingSettings,
 )
 from contracts.engine_config import RolloutEngineConfig
-from contracts.multimodal import (
+from contracts.packed_weights import WeightLayout
+from model_inputs.vision import (
     EXCLUDED_LOGIT_BIAS,
     excluded_token_ids,
     is_vision_language,
 )
-from contracts.packed_weights import WeightLayout
-from rollout_workers.engine.stats import EngineReport, StatsRecorder
+from rollout_workers.engine.stats import StatsRecorder
 from rollout_workers.engine.weight_sync import WORKER_EXTENSION, as_weight_list, pack, total_bytes
 
 

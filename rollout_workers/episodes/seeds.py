@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from contracts.episode import TaskInputError
 from contracts.episode_spec import EpisodeSpec
-from envs.registry import TaskConfig
+from contracts.tasks import TaskConfig
 
 
 @runtime_checkable
@@ -80,8 +80,8 @@ def take_specs(source: Any, count: int) -> list[EpisodeSpec]:
 
 
 class BrokerSource:
-    """Specs from a broker actor offering `take_work(worker, count, worker_version)` (spec
-    dicts in EpisodeSpec's shape). The worker's policy version goes with every request, so
+    """Specs from a broker actor offering `take_work(worker, count, worker_version)`, checked
+    again here (`EpisodeSpec.checked_here`). The worker's policy version goes with every request, so
     the broker can hold back work from a worker whose policy is too stale."""
 
     def __init__(self, broker: Any, worker_id: str, version: Callable[[], int],
@@ -98,7 +98,7 @@ class BrokerSource:
 
         items = ray.get(self.broker.take_work.remote(self.worker_id, count, self.version()))
         try:
-            return [EpisodeSpec.model_validate(item) for item in items]
+            return [item.checked_here() for item in items]
         except ValidationError as error:  # valid at launch: an input has changed since
             problem = error.errors()[0]
             raise TaskInputError(f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}") from None

@@ -21,7 +21,7 @@ from transformers import (
 )
 from transformers.models.qwen2_vl import Qwen2VLImageProcessorPil
 
-from contracts.multimodal import ImageOnlyQwen2VLProcessor
+from model_inputs.vision import ImageOnlyQwen2VLProcessor
 from rollout_workers.tiny_models.presets import LM_PRESETS, LMShape
 from rollout_workers.tiny_models.tokenizer import CHAT_TEMPLATE, IMAGE_TOKEN, build_tokenizer
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from envs.general_points import GPConfig, make_episode
+from contracts.tasks import GPConfig
+from envs.general_points import make_episode
 
 WORD = re.compile(r"[A-Za-z_]+")
 

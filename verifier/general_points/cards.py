@@ -7,10 +7,8 @@ from here, so the dependency runs one way (envs -> verifier).
 from __future__ import annotations
 
 import re
-from typing import Literal
 
-Rule = Literal["id", "ood"]
-"""'id': J, Q and K all count as 10 (the training rule). 'ood': J=11, Q=12, K=13."""
+from contracts.tasks import Rule
 
 RANKS: tuple[str, ...] = ("A", "2", "3", "4", "5", "6", "7", "8", "9", "10", "J", "Q", "K")
 FACE_RANKS: frozenset[str] = frozenset({"J", "Q", "K"})

@@ -6,11 +6,11 @@ from collections import Counter
 from collections.abc import Sequence
 from fractions import Fraction
 
+from contracts.tasks import GPRewardTable, Rule
 from contracts.verdict import Verdict
 from verifier.general_points.arithmetic import FormulaError, parse_formula
-from verifier.general_points.cards import Rule, card_value, normalise_rank
+from verifier.general_points.cards import card_value, normalise_rank
 from verifier.general_points.parse import ParsedAnswer, parse_answer
-from verifier.general_points.rewards import GPRewardTable
 
 MAX_RESPONSE_CHARS = 4096
 

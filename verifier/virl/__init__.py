@@ -2,7 +2,6 @@
 
 from verifier.virl.detection import detection_problem, named_landmarks, reports_intersection
 from verifier.virl.parse import ParsedAnswer, normalise_action, parse_answer
-from verifier.virl.rewards import VIRLRewardTable
 from verifier.virl.verify import (
     CORRECT,
     MAX_RESPONSE_CHARS,
@@ -13,7 +12,7 @@ from verifier.virl.verify import (
 )
 
 __all__ = [
-    "CORRECT", "MAX_RESPONSE_CHARS", "ParsedAnswer", "StepTarget", "VIRLRewardTable", "VIRLVerdict",
+    "CORRECT", "MAX_RESPONSE_CHARS", "ParsedAnswer", "StepTarget", "VIRLVerdict",
     "detection_problem", "named_landmarks", "normalise_action", "out_of_attempts",
     "parse_answer", "reports_intersection", "verify",
 ]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from contracts.tasks import VIRLRewardTable
 from contracts.verdict import Verdict
 from verifier.virl.detection import detection_problem
 from verifier.virl.parse import ParsedAnswer, normalise_action, parse_answer
-from verifier.virl.rewards import VIRLRewardTable
 
 MAX_RESPONSE_CHARS = 8192
 CORRECT = "correct"

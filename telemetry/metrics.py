@@ -13,8 +13,8 @@ Metrics are declared once, in a `Catalogue`, so the list of exported names that 
 test checks against is the list the code registers, never a copy of it. A process serves the
 catalogue of its role only (`mark_actor_started`): the driver imports the learner's modules,
 and without this it would export the learner's unlabelled gauges as zeros beside the real ones.
-Each role's metrics are declared beside its code (rollout_workers/, learner/, cluster/
-telemetry.py); this module is what they all share.
+Each role's metrics are declared beside its code (the telemetry.py of rollout_workers/,
+learner/ and cluster/job/); this module is what they all share.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from typing import Any, Literal
 
 import prometheus_client
 from prometheus_client import Counter, Gauge, Histogram, Summary
-from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.metrics import MetricsConfig
 
 MetricKind = Literal["counter", "gauge", "histogram", "summary"]
 
@@ -42,20 +43,6 @@ SERIES_SUFFIXES: dict[str, tuple[str, ...]] = {
 
 ROLES = ("driver", "rollout", "learner", "env")
 """Kinds of Revisor process; each is a Prometheus job of its own."""
-
-
-class MetricsConfig(BaseModel):
-    """Where a process serves its metrics. The default is loopback on a free port: safe on a
-    shared machine, and the only choice that works with several actors on one node."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    """Interface to bind. On a multi-node cluster use "0.0.0.0" so that Prometheus on the head
-    node can scrape workers; the address advertised is then the node's IP."""
-    port: int = Field(0, ge=0, le=65535)
-    """0 picks a free port per process; a fixed port suits a single process (the driver)."""
 
 
 @dataclass(frozen=True)

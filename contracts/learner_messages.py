@@ -1,4 +1,5 @@
-"""The learner's step messages: what one PPO update and one SFT step report.
+"""What the learner's rank actors return to the driver: one PPO update's statistics, one SFT
+step's and a whole SFT run's, and the counters that make a run resumable.
 
 One model per message, shared by the trainers that make them, the driver that logs them and
 the telemetry that turns them into metrics, so a field renamed on one side cannot silently go
@@ -6,6 +7,8 @@ missing on the other. Pydantic only: importing them loads no torch.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -68,3 +71,23 @@ class SFTStepStats(BaseModel):
     answer_tokens: int
     """Tokens the loss covers."""
     seconds: float
+
+
+class SFTResult(BaseModel):
+    """A whole SFT run: every step, every evaluation, every checkpoint directory."""
+
+    steps: list[SFTStepStats]
+    evaluations: list[dict[str, Any]]
+    checkpoints: list[str]
+
+
+class LearnerState(BaseModel):
+    """Counters that make a run resumable (everything except tensors)."""
+
+    policy_version: int = 0
+    """Updates applied so far; the version of the current weights."""
+    updates: int = 0
+    turns_trained: int = 0
+    tokens_trained: int = 0
+    extra: dict[str, Any] = {}
+    """Whatever the driver needs back on resume (e.g. its episode sampler's position)."""
