@@ -272,11 +272,3 @@ def matched(points: list[EvalPoint], targets: list[float]) -> list[tuple[float, 
             if reached:
                 pairs.append((target, min(reached, key=lambda p: p.gflops)))
     return pairs
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`revisor study` (cluster/study/command.py parses its arguments without this module's
-    imports, so that --help answers at once)."""
-    from cluster.study.command import main as study_main
-
-    return study_main(argv)
