@@ -11,6 +11,12 @@ turn's prompt extending the previous prompt and answer) with random token ids.
   raw tokens/s = epochs x batch tokens / wall time.
 `ppo_over_raw` (PPO tokens/s over raw tokens/s) is the share of the model's training speed the
 PPO machinery keeps.
+- per-turn: the same PPO update with `learner.ppo.pack_episodes: false`, one row per turn, each
+  re-reading the dialogue so far, where the PPO side reads each episode once, as its last
+  turn's sequence (learner.packing). Same model, weights, batch and micro-batch setting (at most
+  `micro_batch_size` turns a forward, so a packed micro-batch holds no more tokens than a
+  per-turn one). `packed_over_per_turn` = per-turn seconds / packed seconds; the tokens each
+  layout forwards per answer token are `tokens_read_per_answer_token` / `_per_turn`.
 
 Model FLOPs utilisation (MFU) divides the model FLOPs per second by the device's dense bf16
 peak. Model FLOPs of a forward over a sequence of T tokens: 2 per matmul weight and token plus
@@ -54,6 +60,7 @@ from contracts.trajectory import EpisodeRecord, TurnRecord, to_record_batch
 from learner.batch import Turns, collate_turns, split_micro_batches, turns_from_record_batches
 from learner.config import DeepSpeedConfig, LearnerConfig, ModelConfig, OptimConfig, PPOConfig
 from learner.engine import prepare_environment, resolve_dtype, use_gpu
+from learner.packing import plan_units, read_stats
 from learner.rank import LearnerRank
 from rollout_workers.tiny_models.build import save_tiny_model
 
@@ -80,8 +87,8 @@ class LearnerBenchmark(BaseModel):
     rounds: int = Field(3, ge=1)
     """PPO and raw take turns this many times (after one warm-up each); medians are reported."""
     episodes: int = Field(16, ge=1)
-    turns: int = Field(3, ge=1)
-    """Verification steps per episode."""
+    turns: int = Field(5, ge=1)
+    """Verification steps per episode (GP-L: 5 attempts)."""
     prompt_tokens: int = Field(96, ge=1)
     """Tokens of the first prompt; later turns add the answer and a feedback of 16 tokens."""
     response_tokens: int = Field(48, ge=1)
@@ -93,6 +100,10 @@ class LearnerBenchmark(BaseModel):
     """A real-size architecture of REAL_SHAPES (random weights) instead of the tiny `size`."""
     peak_tflops: float = Field(0.0, ge=0.0)
     """The device's dense bf16 peak for MFU; 0 takes it from the GPU's name (none on CPU)."""
+    per_turn: bool = True
+    """Also time the update with one row per turn (packed_over_per_turn)."""
+    raw: bool = True
+    """Also time plain forward+backward (ppo_over_raw)."""
 
 
 def synthetic_batch(b: LearnerBenchmark, vocab: int, seed: int = 0) -> pa.RecordBatch:
@@ -115,7 +126,9 @@ def synthetic_batch(b: LearnerBenchmark, vocab: int, seed: int = 0) -> pa.Record
     return to_record_batch(episodes, "bench")
 
 
-def ppo_seconds(learner: LearnerRank, batch: pa.RecordBatch) -> float:
+def ppo_seconds(learner: LearnerRank, batch: pa.RecordBatch, pack: bool = True) -> float:
+    """One update's wall time, episodes packed (the default) or one row per turn."""
+    learner.trainer.config = learner.trainer.config.model_copy(update={"pack_episodes": pack})
     start = time.perf_counter()
     learner.update([batch])
     _synchronize()
@@ -193,33 +206,54 @@ def measure(b: LearnerBenchmark, path: Path) -> dict[str, float | int | str | No
         model=ModelConfig(path=str(path)), optim=OptimConfig(lr=1e-5), engine=engine,
         ppo=PPOConfig(ppo_epochs=b.epochs, num_minibatches=b.minibatches, temperature=1.0)))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    ppo_seconds(learner, batch), raw_seconds(model, optimizer, turns, b)  # warm-up
-    ppo, raw = [], []
-    for _ in range(b.rounds):
-        ppo.append(ppo_seconds(learner, batch))
-        raw.append(raw_seconds(model, optimizer, turns, b))
-    return report(b, model, lengths, ppo, raw) | {"dtype": str(dtype).removeprefix("torch."),
-                                                  "device": _device_name()}
+    sides = {"ppo": lambda: ppo_seconds(learner, batch)}
+    if b.per_turn:
+        sides["per_turn"] = lambda: ppo_seconds(learner, batch, pack=False)
+    if b.raw:
+        sides["raw"] = lambda: raw_seconds(model, optimizer, turns, b)
+    seconds: dict[str, list[float]] = {name: [] for name in sides}
+    for round_ in range(b.rounds + 1):  # round 0 warms up
+        for name, side in sides.items():
+            took = side()
+            seconds[name] += [took] if round_ else []
+    return (report(b, model, lengths, seconds) | packing_report(turns, seconds)
+            | {"dtype": str(dtype).removeprefix("torch."), "device": _device_name()})
 
 
-def report(b: LearnerBenchmark, model: torch.nn.Module, lengths: list[int], ppo: list[float],
-           raw: list[float]) -> dict[str, float | int | str | None]:
+def packing_report(turns: Turns, seconds: dict[str, list[float]]) -> dict[str, float | None]:
+    """Tokens each layout forwards per answer token, and the per-turn update over the packed."""
+    packed, per_turn = (read_stats(turns, plan_units(turns, pack)) for pack in (True, False))
+    ratio = None
+    if seconds.get("per_turn"):
+        ratio = statistics.median(seconds["per_turn"]) / statistics.median(seconds["ppo"])
+    return {"per_turn_seconds": seconds.get("per_turn", []), "packed_over_per_turn": ratio,
+            "packed_share": packed["packed_share"],
+            "tokens_read_per_answer_token": packed["tokens_read_per_answer_token"],
+            "tokens_read_per_answer_token_per_turn": per_turn["tokens_read_per_answer_token"]}
+
+
+def report(b: LearnerBenchmark, model: torch.nn.Module, lengths: list[int],
+           seconds: dict[str, list[float]]) -> dict[str, float | int | str | None]:
+    """Tokens/s and model FLOPs of the PPO update (as configured: packed) and of the raw side
+    (None when not measured). Model FLOPs count the per-turn rows, the work a turn stands for."""
     tokens, flops, peak = sum(lengths), forward_flops(model, lengths), peak_flops(b)
-    ppo_s, raw_s = statistics.median(ppo), statistics.median(raw)
+    ppo, raw = seconds["ppo"], seconds.get("raw", [])
+    ppo_s, raw_s = statistics.median(ppo), statistics.median(raw) if raw else float("nan")
     ppo_flops_per_s = (1 + 3 * b.epochs) * flops / ppo_s
     raw_flops_per_s = 3 * b.epochs * flops / raw_s
     ppo_rate, raw_rate = b.epochs * tokens / ppo_s, b.epochs * tokens / raw_s
+    raw_rate = None if not raw else raw_rate
     return {"model": b.shape or b.size, "parameters": sum(p.numel() for p in model.parameters()),
             "batch_tokens": tokens, "turns": len(lengths), "epochs": b.epochs,
             "minibatches": b.minibatches, "zero_stage": b.zero_stage,
             "ppo_seconds": ppo, "raw_seconds": raw,
             "ppo_tokens_per_s": ppo_rate, "raw_tokens_per_s": raw_rate,
-            "ppo_over_raw": ppo_rate / raw_rate,
+            "ppo_over_raw": ppo_rate / raw_rate if raw_rate else None,
             "ppo_model_tflops_per_s": ppo_flops_per_s / 1e12,
-            "raw_model_tflops_per_s": raw_flops_per_s / 1e12,
+            "raw_model_tflops_per_s": raw_flops_per_s / 1e12 if raw else None,
             "peak_tflops": peak / 1e12 if peak else None,
             "ppo_mfu": ppo_flops_per_s / peak if peak else None,
-            "raw_mfu": raw_flops_per_s / peak if peak else None}
+            "raw_mfu": raw_flops_per_s / peak if peak and raw else None}
 
 
 def _synchronize() -> None:
@@ -234,19 +268,37 @@ def _device_name() -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name, field in LearnerBenchmark.model_fields.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(field.default),
-                            default=field.default, help=field.description)
+        flag = f"--{name.replace('_', '-')}"
+        if isinstance(field.default, bool):  # --raw / --no-raw
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction,
+                                default=field.default, help=field.description)
+            continue
+        parser.add_argument(flag, type=type(field.default), default=field.default,
+                            help=field.description)
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/learner.json"))
     args = vars(parser.parse_args(argv))
     out = args.pop("out")
     result = run(LearnerBenchmark(**args))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    mfu = (f"; MFU {result['ppo_mfu']:.1%} (PPO), {result['raw_mfu']:.1%} (raw)"
-           if result["ppo_mfu"] is not None else "")
-    print(f"PPO update: {result['ppo_tokens_per_s']:.0f} tokens/s; raw forward+backward: "
-          f"{result['raw_tokens_per_s']:.0f} tokens/s; ppo_over_raw "
-          f"{result['ppo_over_raw']:.2f}{mfu} -> {out}")
+    print(summary(result) + f" -> {out}")
+
+
+def summary(result: dict) -> str:
+    """One line of the figures that were measured."""
+    line = f"PPO update: {result['ppo_tokens_per_s']:.0f} tokens/s"
+    if result["raw_tokens_per_s"] is not None:
+        line += (f"; raw forward+backward: {result['raw_tokens_per_s']:.0f} tokens/s; "
+                 f"ppo_over_raw {result['ppo_over_raw']:.2f}")
+    if result["ppo_mfu"] is not None:
+        line += f"; MFU {result['ppo_mfu']:.1%} (PPO)"
+    if result["raw_mfu"] is not None:
+        line += f", {result['raw_mfu']:.1%} (raw)"
+    if result["packed_over_per_turn"] is not None:
+        line += (f"; packed_over_per_turn {result['packed_over_per_turn']:.2f} (tokens read per "
+                 f"answer token {result['tokens_read_per_answer_token']:.2f} packed, "
+                 f"{result['tokens_read_per_answer_token_per_turn']:.2f} per turn)")
+    return line
 
 
 if __name__ == "__main__":

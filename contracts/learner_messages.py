@@ -12,6 +12,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+PACK_FALLBACK_REASONS = ("not_extending", "vision", "disabled")
+"""Why an episode is read one row per turn instead of one sequence (learner.packing): a turn's
+prompt is not the previous prompt + answer + more ids; image inputs are per turn; packing is
+off (learner.ppo.pack_episodes)."""
+
 
 class UpdateStats(BaseModel):
     """What one PPO update did, averaged over all ranks (token- or turn-weighted)."""
@@ -54,6 +59,24 @@ class UpdateStats(BaseModel):
     """Of `seconds`, the forwards for old log-probs, values and advantages before the epochs."""
     epoch_losses: list[float]
     """The full-batch loss of each epoch's minibatches, averaged: comparable across rank counts."""
+    tokens_read_per_answer_token: float = 0.0
+    """Tokens the learner forwards (without padding) per answer token it trains on, over the
+    whole batch: 1.0 is the floor; one row per turn re-reads the dialogue for every turn."""
+    packed_share: float = 0.0
+    """Share of the batch's episodes read as one sequence (learner.packing)."""
+    pack_fallback_not_extending: int = 0
+    """Episodes read one row per turn because a turn's prompt does not extend the previous
+    prompt + answer (a restarted dialogue, re-tokenised ids)."""
+    pack_fallback_vision: int = 0
+    """Episodes read one row per turn because their image inputs are per turn."""
+    pack_fallback_disabled: int = 0
+    """Episodes read one row per turn because learner.ppo.pack_episodes is off."""
+
+    @property
+    def pack_fallback(self) -> dict[str, int]:
+        """Episodes read one row per turn, by reason (those with any)."""
+        counts = {reason: getattr(self, f"pack_fallback_{reason}") for reason in PACK_FALLBACK_REASONS}
+        return {reason: count for reason, count in counts.items() if count}
 
 
 class SFTStepStats(BaseModel):

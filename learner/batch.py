@@ -81,7 +81,7 @@ def turns_from_record_batches(batches: list[pa.RecordBatch]) -> Turns:
 
 @dataclass
 class MicroBatch:
-    """Rows = turns. Scored positions are flattened: token k of the batch is the answer token
+    """Rows = turns (or packed episodes, see value_rows). Scored positions are flattened: token k of the batch is the answer token
     targets[k], predicted by the logits at (logit_rows[k], logit_cols[k])."""
 
     rows: list[int]
@@ -99,15 +99,20 @@ class MicroBatch:
     vision_inputs: dict[str, torch.Tensor]
     """Image tensors of the rows in row order (empty for text models); text-aligned ones are
     as wide as input_ids."""
+    value_rows: torch.Tensor | None = None
+    """Which row each turn's value is read from, when rows are packed episodes holding several
+    turns (learner.packing); None: turn b is row b."""
 
     @property
     def num_tokens(self) -> int:
         return int(self.targets.numel())
 
     def model_inputs(self) -> dict[str, torch.Tensor]:
+        packed = {} if self.value_rows is None else {"value_rows": self.value_rows}
         return {"input_ids": self.input_ids, "attention_mask": self.attention_mask,
                 "logit_rows": self.logit_rows, "logit_cols": self.logit_cols,
-                "targets": self.targets, "value_index": self.value_index, **self.vision_inputs}
+                "targets": self.targets, "value_index": self.value_index, **packed,
+                **self.vision_inputs}
 
 
 def collate(prompts: list[list[int]], responses: list[list[int]], rows: list[int], pad_id: int,

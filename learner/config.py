@@ -149,6 +149,11 @@ class PPOConfig(BaseModel):
     unbiased on the kept samples, fewer samples when the lag is large)."""
     is_cap: float = Field(2.0, gt=1.0)
     """Cap on the stale-sample weight w."""
+    pack_episodes: bool = True
+    """Read an episode whose turns extend each other (each prompt = the previous prompt + answer
+    + feedback, checked on the ids) as one sequence, its last turn's: one forward gives every
+    turn's log-probs and values, the loss stays per turn (learner.packing). False: one row per
+    turn, each re-reading the dialogue so far."""
 
     @property
     def uses_stale_correction(self) -> bool:

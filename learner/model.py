@@ -61,9 +61,10 @@ class PolicyValueModel(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 logit_rows: torch.Tensor, logit_cols: torch.Tensor, targets: torch.Tensor,
                 value_index: torch.Tensor | None = None, temperature: float = 1.0,
-                **vision_inputs: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+                value_rows: torch.Tensor | None = None, **vision_inputs: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Log-probs and entropies of `targets` predicted at (logit_rows, logit_cols), and the
-        values at (row, value_index[row]). Only the scored positions go through the output
+        values at (value_rows[k], value_index[k]) (value_rows defaults to 0..K-1: one value per
+        row; a packed row holds several turns, learner.packing). Only the scored positions go through the output
         layer, so long dialogues with short answers stay cheap."""
         hidden = backbone_hidden(self.backbone, input_ids, attention_mask, **vision_inputs)
         logits = output_logits(self.backbone, hidden[logit_rows, logit_cols])
@@ -80,7 +81,8 @@ class PolicyValueModel(nn.Module):
             hidden = self.critic_backbone(input_ids=input_ids, attention_mask=attention_mask,
                                           use_cache=False, **vision_inputs,
                                           **types).last_hidden_state
-        rows = torch.arange(len(value_index), device=hidden.device)
+        rows = (torch.arange(len(value_index), device=hidden.device) if value_rows is None
+                else value_rows)
         return logprobs, entropy, self.value_head(hidden[rows, value_index])
 
 

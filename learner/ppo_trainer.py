@@ -3,7 +3,8 @@
 The update follows the data flow of the design: score every turn with the current weights
 (old log-probs, old values), compute turn-level GAE per episode, standardise advantages over
 all ranks, then run clipped PPO epochs. Episodes are split across ranks whole (GAE needs all of
-an episode's turns), balanced by tokens.
+an episode's turns), balanced by tokens. An episode whose turns extend each other is read as
+one sequence (learner.packing): the loss is per turn either way, only the forwards are shared.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from dataclasses import dataclass
 import torch
 
 from contracts.learner_messages import UpdateStats
-from learner.batch import MicroBatch, Turns, collate_turns, split_micro_batches
+from learner.batch import MicroBatch, Turns, collate_turns
 from learner.config import PPOConfig
 from learner.engine import TrainEngine
 from learner.gae import normalise, turn_gae
 from learner.group_advantage import group_advantages
 from learner.model import PolicyValueModel
+from learner.packing import Unit, collate_units, plan_units, read_stats, split_units
 from learner.ppo import PPOInputs, ppo_loss
 from learner.vision import VisionInputs
 
@@ -50,18 +52,23 @@ class PPOTrainer:
         start = time.perf_counter()
         if self.vision is not None:
             turns = self.vision.expand(turns)
-        # Each rank takes whole episodes (GAE runs along an episode's turns).
+        # Each rank takes whole episodes (GAE runs along an episode's turns); an episode whose
+        # turns extend each other is one unit, read by one sequence.
+        plan = plan_units(turns, self.config.pack_episodes)
         rows = shard_groups(turns, self.engine.rank, self.engine.world_size)
+        mine = set(rows)
+        units = [unit for unit in plan.units if unit.rows[0] in mine]
         # Score once with the weights as they are now: the "old" log-probs the ratio starts
         # from, values, then turn-level GAE and normalised advantages.
-        scored = self.score(turns, rows)
+        scored = self.score(turns, units)
         score_seconds = time.perf_counter() - start
         epoch_losses, sums, steps, norms = [], {}, 0, []
-        # Several epochs over the same episodes, reshuffled into minibatches each time; one
-        # optimizer step per minibatch. The clipped ratio keeps the later steps honest.
+        # Several epochs over the same episodes, reshuffled into minibatches each time (a packed
+        # episode's turns stay together: they share one read); one optimizer step per
+        # minibatch. The clipped ratio keeps the later steps honest.
         for epoch in range(self.config.ppo_epochs):
             epoch_loss = 0.0
-            for minibatch in self._minibatches(rows, version, epoch):
+            for minibatch in self._minibatches(units, version, epoch):
                 stats, norm = self._train_minibatch(turns, minibatch, scored)
                 steps, epoch_loss = steps + 1, epoch_loss + stats["loss"]
                 norms += [] if norm is None else [norm]
@@ -73,17 +80,18 @@ class PPOTrainer:
         return UpdateStats(policy_version=version + 1, **means, grad_norm=grad_norm,
                            lr=self.engine.lr, optimizer_steps=steps,
                            seconds=time.perf_counter() - start, score_seconds=score_seconds,
-                           epoch_losses=epoch_losses,
+                           epoch_losses=epoch_losses, **read_stats(turns, plan),
                            **self._behaviour_gap(turns, scored), **batch_stats(turns, version))
 
-    def score(self, turns: Turns, rows: list[int]) -> Scored:
-        """Old log-probs and values of `rows` with the weights as they are now, then advantages
-        (every rank must call this: forwards are collective under ZeRO-3)."""
+    def score(self, turns: Turns, units: list[Unit]) -> Scored:
+        """Old log-probs and values of the turns of `units` with the weights as they are now,
+        then advantages (every rank must call this: forwards are collective under ZeRO-3)."""
+        rows = sorted(row for unit in units for row in unit.rows)
         old_lp: dict[int, torch.Tensor] = {}
         ref_lp: dict[int, torch.Tensor] | None = {} if self._uses_reference else None
         values = torch.zeros(len(turns))
         with torch.no_grad():
-            for micro in self._micro_batches(turns, rows):
+            for micro in self._micro_batches(turns, units):
                 logprobs, _, v = self._forward(micro)
                 if micro.turn_weight[0] == 0:
                     continue
@@ -109,13 +117,15 @@ class PPOTrainer:
         return turn_gae(rewards, values, turns.dones[index], episodes, self.config.gamma,
                         self.config.lam)
 
-    def _train_minibatch(self, turns: Turns, rows: list[int],
+    def _train_minibatch(self, turns: Turns, units: list[Unit],
                          scored: Scored) -> tuple[dict[str, float], float | None]:
+        # Token and turn counts are per turn, packed or not: the loss is the per-turn loss.
+        rows = [row for unit in units for row in unit.rows]
         counts = torch.tensor([float(len(rows)), float(sum(len(turns.response_ids[i]) for i in rows))],
                               dtype=torch.float64)
         num_turns, num_tokens = self.engine.all_reduce(counts).tolist()
         sums: dict[str, torch.Tensor] = {}
-        for micro in self._micro_batches(turns, rows):
+        for micro in self._micro_batches(turns, units):
             logprobs, entropy, values = self._forward(micro)
             inputs = self._ppo_inputs(turns, micro, scored, logprobs, entropy, values)
             loss, stats = ppo_loss(inputs, self.config, max(num_tokens, 1.0), max(num_turns, 1.0))
@@ -151,15 +161,17 @@ class PPOTrainer:
         inputs = {k: self.engine.to_device(v) for k, v in micro.model_inputs().items()}
         if model is not None:
             inputs.pop("value_index")
+            inputs.pop("value_rows", None)
         return (model or self.engine)(**inputs, temperature=self.config.temperature)
 
-    def _micro_batches(self, turns: Turns, rows: list[int]) -> list[MicroBatch]:
+    def _micro_batches(self, turns: Turns, units: list[Unit]) -> list[MicroBatch]:
         """This rank's micro-batches, padded with zero-weight copies to the count of the rank
-        with the most, so that every rank runs the same number of forwards and backwards."""
-        lengths = [turns.length(i) for i in range(len(turns))]
-        chunks = split_micro_batches(rows, lengths, self.engine.config.micro_batch_size)
+        with the most, so that every rank runs the same number of forwards and backwards (at
+        least one: a minibatch that no rank has turns for still steps on zero gradients)."""
+        chunks = split_units(turns, units, self.engine.config.micro_batch_size)
         wanted = int(self.engine.all_reduce(torch.tensor([len(chunks)]), op="max").item())
-        micro = [collate_turns(turns, chunk, self.pad_id) for chunk in chunks]
+        wanted = max(wanted, 1)
+        micro = [collate_units(turns, chunk, self.pad_id) for chunk in chunks]
         filler = self._filler_rows(turns)
         micro += [collate_turns(turns, filler, self.pad_id, weight=0.0)] * (wanted - len(chunks))
         return micro
@@ -168,10 +180,11 @@ class PPOTrainer:
         """A row to run a zero-weight micro-batch on (any real row: same modules, same shapes)."""
         return [min(range(len(turns)), key=turns.length)]
 
-    def _minibatches(self, rows: list[int], version: int, epoch: int) -> list[list[int]]:
+    def _minibatches(self, units: list[Unit], version: int, epoch: int) -> list[list[Unit]]:
+        """Units (whole packed episodes, or single turns) shuffled into num_minibatches."""
         seed = ((self.seed * 1_000_003 + version) * 1009 + epoch) * 101 + self.engine.rank
         generator = torch.Generator().manual_seed(seed % 2**62)
-        order = [rows[i] for i in torch.randperm(len(rows), generator=generator).tolist()]
+        order = [units[i] for i in torch.randperm(len(units), generator=generator).tolist()]
         n = self.config.num_minibatches
         return [order[k::n] for k in range(n)]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from contracts.learner_messages import SFTStepStats, UpdateStats
+from contracts.learner_messages import PACK_FALLBACK_REASONS, SFTStepStats, UpdateStats
 from telemetry.metrics import SECONDS_BUCKETS, Catalogue, MetricSpec
 
 CATALOGUE = Catalogue("learner")
@@ -53,6 +53,16 @@ PPO_STALE_WEIGHT = CATALOGUE.gauge(
     "revisor_ppo_stale_weight", "Mean importance weight applied to stale samples (1: none).")
 PPO_STALE_DROPPED = CATALOGUE.gauge(
     "revisor_ppo_stale_dropped", "Share of samples the stale-sample correction dropped.")
+PPO_TOKENS_READ = CATALOGUE.gauge(
+    "revisor_ppo_tokens_read_per_answer_token", "Tokens the learner forwards per answer token it "
+    "trains on, last update (1 is the floor; per-turn rows re-read every earlier turn).")
+PPO_PACKED_SHARE = CATALOGUE.gauge(
+    "revisor_ppo_packed_share", "Share of the last update's episodes read as one sequence.")
+PPO_PACK_FALLBACK = CATALOGUE.counter(
+    "revisor_ppo_pack_fallback_episodes_total", "Episodes read one row per turn instead of one "
+    "sequence, by reason.", ("reason",))
+for _reason in PACK_FALLBACK_REASONS:
+    PPO_PACK_FALLBACK.labels(_reason)  # every reason from 0, so increase() sees the first ones
 SFT_LOSS = CATALOGUE.gauge(
     "revisor_sft_loss", "Mean negative log-likelihood per answer token of the last SFT step.")
 PUBLISH_SECONDS = CATALOGUE.histogram(
@@ -80,8 +90,12 @@ def record_ppo_update(stats: UpdateStats | Mapping[str, Any]) -> None:
                          (PPO_VALUE_CLIP_FRACTION, s.value_clip_fraction),
                          (PPO_STALENESS_MEAN, s.mean_staleness),
                          (PPO_STALENESS_MAX, s.max_staleness),
-                         (PPO_STALE_WEIGHT, s.stale_weight), (PPO_STALE_DROPPED, s.stale_dropped)):
+                         (PPO_STALE_WEIGHT, s.stale_weight), (PPO_STALE_DROPPED, s.stale_dropped),
+                         (PPO_TOKENS_READ, s.tokens_read_per_answer_token),
+                         (PPO_PACKED_SHARE, s.packed_share)):
         gauge.set(value)
+    for reason, count in s.pack_fallback.items():
+        PPO_PACK_FALLBACK.labels(reason).inc(count)
 
 
 def record_sft_step(stats: SFTStepStats | Mapping[str, Any]) -> None:

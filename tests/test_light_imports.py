@@ -15,7 +15,7 @@ HEAVY = ("torch", "transformers", "vllm", "deepspeed", "ray")
 LOAD_EVERY_CONFIG = f"""
 import json, sys
 from pathlib import Path
-from cluster.settings.loading.study import load_experiment
+from cluster.settings.study import load_experiment
 names = []
 for path in sorted(Path("configs").rglob("*.yaml")):
     load_experiment(path, [])

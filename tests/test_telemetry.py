@@ -204,6 +204,18 @@ def test_record_ppo_update_takes_the_trainer_stats():
     assert sample("revisor_learner_grad_norm", stage="ppo") == 3.0
 
 
+def test_record_ppo_update_reports_how_the_batch_was_read():
+    before = sample("revisor_ppo_pack_fallback_episodes_total", reason="vision") or 0
+    stats = update_stats().model_copy(update={"tokens_read_per_answer_token": 1.7,
+                                              "packed_share": 0.75, "pack_fallback_vision": 2})
+    assert stats.pack_fallback == {"vision": 2}
+    learner.record_ppo_update(stats)
+    assert sample("revisor_ppo_tokens_read_per_answer_token") == 1.7
+    assert sample("revisor_ppo_packed_share") == 0.75
+    assert sample("revisor_ppo_pack_fallback_episodes_total", reason="vision") == before + 2
+    assert sample("revisor_ppo_pack_fallback_episodes_total", reason="not_extending") is not None
+
+
 def test_record_ppo_update_names_a_missing_field():
     stats = update_stats().model_dump()
     del stats["clip_fraction"]

@@ -126,6 +126,11 @@ ROWS = [
         ("Learning rate", "short", [("revisor_learner_learning_rate", "{{stage}}")]),
         ("Stale-sample correction", "short", [
             ("revisor_ppo_stale_weight", "mean weight"), ("revisor_ppo_stale_dropped", "dropped share")]),
+        ("Episode packing", "short", [
+            ("revisor_ppo_tokens_read_per_answer_token", "tokens read per answer token"),
+            ("revisor_ppo_packed_share", "packed share"),
+            ("sum by (reason) (increase(revisor_ppo_pack_fallback_episodes_total[10m]))",
+             "per-turn {{reason}} (10 min)")]),
         ("SFT loss", "short", [("revisor_sft_loss", "loss per answer token")]),
     ]),
     ("Where an update's time goes", [

@@ -1,0 +1,159 @@
+"""One sequence per episode: every turn of a sequential-revision episode read in one forward.
+
+Turn t+1's prompt is usually turn t's prompt + its sampled answer + the feedback (and, for
+ChatML templates, the newline after `<|im_end|>` that the engine never emits: it is the first
+id of the next prompt's continuation, never of a response). When that holds token for token,
+checked on the stored ids, the last turn's prompt + answer contains every earlier turn's
+prompt and answer at the same positions, with the same causal context. So one row gives every
+turn's answer log-probs (logits at the positions before its answer tokens) and its value (at
+its last prompt token, `len(prompt) - 1`, exactly where the per-turn row reads it).
+
+A packed row is therefore laid out as
+    [ prompt_0 | answer_0 | feedback_0 ... | answer_1 | ... | prompt_{T-1} tail | answer_{T-1} ]
+with turn t's answer at columns len(prompt_t) .. len(prompt_t) + len(answer_t) - 1. The loss
+stays per turn: a micro-batch's `rows`, `token_turn` and `turn_weight` index turns, not
+sequences; `logit_rows` and `value_rows` say which sequence each token and value is read from.
+
+Episodes that do not extend (a restart, re-tokenised text, a vision model whose image inputs
+are per turn) keep one row per turn; a batch may hold both.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import torch
+
+from contracts.learner_messages import PACK_FALLBACK_REASONS
+from learner.batch import MicroBatch, Turns, collate_turns
+
+NOT_EXTENDING, VISION, DISABLED = PACK_FALLBACK_REASONS
+"""Fallback reasons: some turn's prompt is not the previous prompt + answer + more ids; image
+inputs are built per turn (packing them is not proven equivalent); pack_episodes is off."""
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Turns read by one sequence: a whole packed episode, or a single turn."""
+
+    rows: tuple[int, ...]
+    """Turn rows of the Turns, in turn order; the last one's prompt + answer is the sequence."""
+    packed: bool
+    """True when the unit is a whole episode read as one sequence (one-turn episodes too)."""
+
+
+@dataclass
+class PackingPlan:
+    """How an update reads its batch: the units, and why episodes were not packed."""
+
+    units: list[Unit]
+    fallback: dict[str, int]
+    """Episodes not packed, by reason."""
+
+
+def extends(turns: Turns, previous: int, current: int) -> bool:
+    """Whether turn `current`'s prompt starts with turn `previous`'s prompt + answer, id for id."""
+    head = turns.prompt_ids[previous] + turns.response_ids[previous]
+    prompt = turns.prompt_ids[current]
+    return len(prompt) >= len(head) and prompt[: len(head)] == head
+
+
+def fallback_reason(turns: Turns, rows: list[int], enabled: bool) -> str | None:
+    """Why the episode of `rows` (in turn order) cannot be one sequence; None when it can."""
+    if not enabled:
+        return DISABLED
+    if turns.vision is not None:
+        return VISION
+    if not all(extends(turns, a, b) for a, b in zip(rows, rows[1:], strict=False)):
+        return NOT_EXTENDING
+    return None
+
+
+def plan_units(turns: Turns, enabled: bool = True) -> PackingPlan:
+    """Units of every episode of the batch, in row order (the same on every rank)."""
+    units: list[Unit] = []
+    fallback: Counter[str] = Counter()
+    for rows in turns.episodes().values():
+        reason = fallback_reason(turns, rows, enabled)
+        if reason is None:
+            units.append(Unit(tuple(rows), packed=True))
+        else:
+            fallback[reason] += 1
+            units += [Unit((row,), packed=False) for row in rows]
+    return PackingPlan(units, dict(fallback))
+
+
+def unit_tokens(turns: Turns, unit: Unit) -> int:
+    """Tokens the learner forwards for `unit` (without padding)."""
+    if unit.packed:
+        return turns.length(unit.rows[-1])
+    return sum(turns.length(row) for row in unit.rows)
+
+
+def read_stats(turns: Turns, plan: PackingPlan) -> dict[str, float | int]:
+    """tokens_read_per_answer_token (1.0 is the floor), packed_share and the fallback counts
+    (UpdateStats' fields: flat numbers, so that they reach training.jsonl)."""
+    read = sum(unit_tokens(turns, u) for u in plan.units)
+    answers = sum(len(ids) for ids in turns.response_ids)
+    packed = sum(u.packed for u in plan.units)
+    episodes = packed + sum(plan.fallback.values())
+    return {"tokens_read_per_answer_token": read / max(answers, 1),
+            "packed_share": packed / max(episodes, 1),
+            **{f"pack_fallback_{reason}": plan.fallback.get(reason, 0)
+               for reason in PACK_FALLBACK_REASONS}}
+
+
+def split_units(turns: Turns, units: list[Unit], size: int) -> list[list[Unit]]:
+    """Micro-batches of at most `size` turns (a unit with more turns goes alone), similar
+    lengths together. With single-turn units this is split_micro_batches exactly."""
+    ordered = sorted(units, key=lambda u: unit_tokens(turns, u))
+    chunks: list[list[Unit]] = []
+    count = 0
+    for unit in ordered:
+        if not chunks or count + len(unit.rows) > size:
+            chunks.append([])
+            count = 0
+        chunks[-1].append(unit)
+        count += len(unit.rows)
+    return chunks
+
+
+def collate_units(turns: Turns, units: list[Unit], pad_id: int, weight: float = 1.0) -> MicroBatch:
+    """One right-padded row per unit; tokens, values and weights per turn in unit order."""
+    if all(len(u.rows) == 1 for u in units):
+        # Nothing shared: the per-turn rows exactly (vision inputs included).
+        return collate_turns(turns, [u.rows[0] for u in units], pad_id, weight)
+    if turns.vision is not None:
+        raise ValueError("packed episodes carry no image inputs: vision turns are read per turn")
+    sequences = [turns.prompt_ids[u.rows[-1]] + turns.response_ids[u.rows[-1]] for u in units]
+    width = max(len(s) for s in sequences)
+    input_ids = torch.full((len(units), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(units), width), dtype=torch.long)
+    cols: dict[str, list[int]] = {k: [] for k in ("rows", "cols", "targets", "turn", "vrow", "vidx")}
+    rows: list[int] = []
+    for s, (unit, sequence) in enumerate(zip(units, sequences, strict=True)):
+        input_ids[s, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
+        attention_mask[s, : len(sequence)] = 1
+        for row in unit.rows:
+            _place_turn(cols, s, len(rows), len(turns.prompt_ids[row]), turns.response_ids[row])
+            rows.append(row)
+    as_long = lambda x: torch.tensor(x, dtype=torch.long)  # noqa: E731
+    return MicroBatch(rows=rows, input_ids=input_ids, attention_mask=attention_mask,
+                      logit_rows=as_long(cols["rows"]), logit_cols=as_long(cols["cols"]),
+                      targets=as_long(cols["targets"]), value_index=as_long(cols["vidx"]),
+                      token_turn=as_long(cols["turn"]),
+                      turn_weight=torch.full((len(rows),), float(weight)), vision_inputs={},
+                      value_rows=as_long(cols["vrow"]))
+
+
+def _place_turn(cols: dict[str, list[int]], sequence: int, turn: int, start: int,
+                response: list[int]) -> None:
+    """Turn `turn`'s answer, starting at column `start` of `sequence`: each token is predicted
+    by the logits one column before it; the value is read at the last prompt token."""
+    cols["rows"] += [sequence] * len(response)
+    cols["cols"] += range(start - 1, start - 1 + len(response))
+    cols["targets"] += response
+    cols["turn"] += [turn] * len(response)
+    cols["vrow"].append(sequence)
+    cols["vidx"].append(start - 1)
