@@ -22,6 +22,7 @@ from typing import Any
 from rich.console import Console
 
 from cluster.job.phases import LogFollower
+from cluster.job.resources import ensure_resources, learner_request
 from cluster.job.runtime import ray_cluster, run_command
 from cluster.settings.experiment import ExperimentConfig
 from cluster.settings.loading import SettingsError
@@ -67,6 +68,8 @@ def _pretrain(config: ExperimentConfig, key: str) -> Path:
     learner = config.learner
     with ray_cluster(config.cluster):
         ranks = pretrain.num_ranks or learner.num_ranks
+        ensure_resources([learner_request("pretraining ranks", ranks, learner.cpus_per_rank,
+                                          learner.gpus_per_rank)], config)
         result = run_sft_on_ranks(sft, ranks, learner.cpus_per_rank, learner.gpus_per_rank,
                                   metrics=config.metrics,
                                   on_progress=LogFollower(work / "train" / PROGRESS_LOG))
