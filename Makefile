@@ -12,7 +12,7 @@ install:
 	@bash deploy/install.sh
 
 demo: install
-	$(VENV)/bin/python -m cluster.main --config configs/cpu_demo.yaml run_dir=runs/cpu-demo-$$(date +%Y%m%d-%H%M%S)
+	$(VENV)/bin/python -m cluster.cli run --config configs/cpu_demo.yaml run_dir=runs/cpu-demo-$$(date +%Y%m%d-%H%M%S)
 
 # The study on this machine: a base model pretrained on the generated corpus (once; cached in
 # runs/bases), then SFT and RL arms from one init at 3 matched compute points

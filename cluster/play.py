@@ -8,9 +8,11 @@ revises to the expert's answer after reading the feedback.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import sys
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
@@ -20,6 +22,8 @@ from contracts.tasks import TaskConfig
 from envs.registry import make_episode
 
 POLICIES = ("expert", "reviser")
+TASK_NAMES = tuple(TypeAdapter(TaskConfig).json_schema()["discriminator"]["mapping"])
+"""The tasks `--task` can name ('gp', 'virl')."""
 
 
 def scripted_answer(episode: Episode, policy: str, attempt: int) -> str:
@@ -46,15 +50,53 @@ def play_episode(episode: Episode, policy: str, console: Console) -> dict:
             "turns": len(rewards), "rewards": rewards, **episode.info()}
 
 
+def positive(text: str) -> int:
+    """An argparse type: a count of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a count of episodes: give 1 or more")
+    return value
+
+
+def read_task(text: str) -> TaskConfig:
+    """--task as JSON task settings, or a bare task name (`gp`); anything else is refused in
+    one line saying which tasks there are and what the JSON looks like."""
+    names = list(TASK_NAMES)
+    if not text.lstrip().startswith("{"):
+        if text.strip() in names:
+            return TypeAdapter(TaskConfig).validate_python({"task": text.strip()})
+        near = difflib.get_close_matches(text.strip(), names, n=1, cutoff=0.3)
+        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        raise TaskError(f"--task {text!r} is not a task{hint}: give a task name ("
+                        f"{', '.join(names)}) or its settings as JSON, e.g. "
+                        '\'{"task": "gp", "vision": true}\'')
+    try:
+        return TypeAdapter(TaskConfig).validate_json(text)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        field = ".".join(str(part) for part in problem["loc"]) or "the settings"
+        raise TaskError(f"--task {text!r}: {field}: {problem['msg']} (tasks: "
+                        f"{', '.join(names)})") from None
+
+
+class TaskError(ValueError):
+    """--task that names no task or holds invalid settings."""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="revisor play", description=__doc__)
-    parser.add_argument("--task", default='{"task": "gp"}',
-                        help='task settings as JSON, e.g. \'{"task": "gp", "rule": "ood"}\'')
+    parser.add_argument("--task", default="gp",
+                        help='a task name (gp, virl) or task settings as JSON, e.g. '
+                             '\'{"task": "gp", "rule": "ood"}\'')
     parser.add_argument("--policy", choices=POLICIES, default="reviser")
-    parser.add_argument("--episodes", type=int, default=2)
+    parser.add_argument("--episodes", type=positive, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    config = TypeAdapter(TaskConfig).validate_json(args.task)
+    try:
+        config = read_task(args.task)
+    except TaskError as error:
+        print(f"revisor play: {error}", file=sys.stderr)
+        return 2
     console = Console()
     summaries = [play_episode(make_episode(config, args.seed + i), args.policy, console)
                  for i in range(args.episodes)]

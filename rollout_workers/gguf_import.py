@@ -16,15 +16,16 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from pydantic import BaseModel
 
 from model_inputs.dialogue import DialogueTokens
 
+GGUF_MAGIC = b"GGUF"
 CHECK_DIALOGUE = [{"role": "user", "content": "Cards: 4, 7, 8 and K. Make 24."},
                   {"role": "assistant", "content": '{"formula": "(8-4)*(7-1)"}'},
                   {"role": "user", "content": "Wrong numbers: use each card once."}]
@@ -63,14 +64,27 @@ def packaged_gguf(package: str) -> Path:
 
 def load_gguf(path: Path) -> tuple[Any, Any]:
     """(model, tokenizer) from a GGUF file, dequantised to float32."""
+    # Imported here: torch and transformers take seconds, `--help` and a wrong path must not.
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if not path.is_file():
-        raise GGUFImportError(f"{path}: no such GGUF file")
+    check_gguf_file(path)
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name,
                                                  dtype=torch.float32)
     return model, tokenizer
+
+
+def check_gguf_file(path: Path) -> None:
+    """A missing file or one that is not GGUF (its first bytes are not the GGUF magic) is
+    refused in one line; transformers would fail on it with a long traceback."""
+    if not path.is_file():
+        raise GGUFImportError(f"{path}: no such GGUF file")
+    with path.open("rb") as file:
+        magic = file.read(4)
+    if magic != GGUF_MAGIC:
+        raise GGUFImportError(f"{path}: not a GGUF file (it does not start with the GGUF magic "
+                              "bytes); give a .gguf model file, e.g. from a llama.cpp export")
 
 
 def plain_copy(model: Any) -> Any:
@@ -141,9 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         path = packaged_gguf(args.package) if args.package else args.gguf
+        check_gguf_file(path)
         report = import_gguf(path, args.out)
     except (GGUFImportError, ImportError) as error:
-        print(f"revisor import-gguf: {error}")
+        print(f"revisor import-gguf: {error}", file=sys.stderr)
         return 2
     print(json.dumps(report.model_dump(), indent=1))
     return 0

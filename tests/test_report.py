@@ -70,9 +70,9 @@ def test_report_shows_step_and_recognition_accuracy_when_measured(tmp_path):
     assert "| rl | step-4 | gp-l | id | 0 | 2 | 200 | 25.0 | 3.1 | – | – |" in text
 
 
-def test_report_rejects_a_missing_run_directory(tmp_path):
-    with pytest.raises(SystemExit):
-        revisor(["report", str(tmp_path / "nope")])
+def test_report_rejects_a_missing_run_directory(tmp_path, capsys):
+    assert revisor(["report", str(tmp_path / "nope")]) == 2
+    assert f"revisor report: not a run directory: {tmp_path / 'nope'}" in capsys.readouterr().err
 
 
 def test_change_on_the_same_episodes_is_paired_and_tighter_than_independent_samples():

@@ -40,7 +40,8 @@ def test_errors_name_the_field_and_the_allowed_values(tmp_path):
     assert "3 invalid setting(s)" in message
     assert "rollout.workers: Input should be greater than or equal to 1 (given: 0)" in message
     assert "rollout.mode: Input should be 'sync' or 'async' (given: 'fast')" in message
-    assert "rollout.typo: Extra inputs are not permitted" in message
+    assert ("override rollout.typo=1: unknown setting 'rollout.typo' (did you mean "
+            "'rollout.mode'?)") in message
 
 
 @pytest.mark.parametrize(("override", "expected"), [

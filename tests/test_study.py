@@ -18,7 +18,7 @@ from cluster.plan.planner import main as plan_main
 from cluster.results.evaluations import EvalPoint, read_training_log
 from cluster.settings.loading import SettingsError
 from cluster.settings.study import load_study
-from cluster.study.run import main as study_main
+from cluster.study.command import main as study_main
 from cluster.study.run import matched
 from tests.jobs import DEMO, ROOT, finish, interrupt, start_job, wait_for
 

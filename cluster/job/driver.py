@@ -110,7 +110,7 @@ class RLDriver:
         except CheckpointError:
             return "No complete checkpoint was written yet: start the job again"
         return (f"The last complete checkpoint is {self.checkpoints / choice.tag}; go on from it "
-                f"with: python -m cluster.main --resume {self.run_dir}")
+                f"with: revisor run --resume {self.run_dir}")
 
     def _run(self) -> RLOutcome:
         t = self.config.training

@@ -21,18 +21,12 @@ from typing import Any
 
 from rich.console import Console
 
-from cluster.job.phases import LogFollower
-from cluster.job.resources import ensure_resources, learner_request
-from cluster.job.runtime import ray_cluster, run_command
 from cluster.settings.experiment import ExperimentConfig
 from cluster.settings.loading import SettingsError
 from cluster.settings.pretrain import BASE_RECORD, base_key
 from cluster.settings.study import load_experiment
 from envs.general_points.corpus import CORPUS_VERSION
 from learner.config import ModelConfig, SFTConfig
-from learner.group import run_sft_on_ranks
-from learner.sft import PROGRESS_LOG
-from rollout_workers.tiny_models import save_tiny_model
 
 console = Console()
 
@@ -54,6 +48,14 @@ def ensure_pretrained(config: ExperimentConfig) -> Path:
 
 
 def _pretrain(config: ExperimentConfig, key: str) -> Path:
+    # Imported here: the ranks' modules load torch, Ray and DeepSpeed, `--help` must not wait.
+    from cluster.job.phases import LogFollower
+    from cluster.job.resources import ensure_resources, learner_request
+    from cluster.job.runtime import ray_cluster
+    from learner.group import run_sft_on_ranks
+    from learner.sft import PROGRESS_LOG
+    from rollout_workers.tiny_models import save_tiny_model
+
     pretrain, model, spec = config.pretrain, Path(config.model), config.tiny_model
     work = model.with_name(model.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
@@ -98,6 +100,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from cluster.job.runtime import run_command  # after parsing: it imports Ray
 
     def job() -> Any:
         config = load_experiment(args.config, args.overrides)

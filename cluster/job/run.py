@@ -1,6 +1,7 @@
 """One training job, start to end: settings checked against the run directory and the model,
 the model built or imported when asked for, SFT warm start, RL with evaluations, the summary
-and the report. `python -m cluster.main` and `revisor study` run jobs through here.
+and the report. `revisor run` (`python -m cluster.main`) and `revisor study` run jobs through
+here.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from cluster.results.recall import SFTData, recall_splits
 from cluster.results.report import write_report
 from cluster.settings.experiment import ExperimentConfig
 from cluster.settings.loading import SettingsError, dump_settings, load_settings
-from cluster.settings.model_checks import check_against_model
+from cluster.settings.model_checks import check_against_model, check_model_source
 from learner.checkpoint_manifest import (
     CheckpointChoice,
     CheckpointError,
@@ -69,7 +70,9 @@ def check_checkpoint_fits(config: ExperimentConfig, choice: CheckpointChoice) ->
 def prepare_job(config: ExperimentConfig, resume: bool) -> None:
     """The run directory and the model, checked against each other. A resume checks its
     checkpoint before rewriting the run's config.yaml, so a refused resume changes nothing;
-    a new run refuses an existing run directory before building a model."""
+    a new run refuses an existing run directory before building a model. Where the model
+    comes from is checked first, before anything is written."""
+    check_model_source(config)
     if resume:
         choice = resume_point(config)
         ensure_model(config)

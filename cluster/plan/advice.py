@@ -10,16 +10,14 @@ import math
 
 from cluster.plan.memory import ProcessEstimate, gib, training_dtype
 from cluster.plan.outcome import Plan
-from cluster.settings.config_json import read_config_json
 from cluster.settings.experiment import ExperimentConfig
-from cluster.settings.model_checks import config_json_problems
 
 MODEL_STATES = ("weights", "gradients", "optimizer states")
 ACTIVATIONS = ("activations", "vision activations", "answer logits")
 
 
 def problems_of(config: ExperimentConfig, plan: Plan) -> list[str]:
-    problems = gpu_count_problems(config, plan) + model_problems(config)
+    problems = gpu_count_problems(config, plan)
     problems += learner_problems(config, plan.learner, "learner")
     if plan.sft_learner is not None:
         problems += learner_problems(config, plan.sft_learner, "sft")
@@ -50,13 +48,6 @@ def gpu_count_problems(config: ExperimentConfig, plan: Plan) -> list[str]:
             f"cluster.gpus_per_worker ({cluster.gpus_per_worker}) is below "
             f"engine.tensor_parallel_size ({tp}): each vLLM engine needs {tp} GPUs of its own")
     return problems
-
-
-def model_problems(config: ExperimentConfig) -> list[str]:
-    """The settings checks that need only config.json (context length, weight sync), read
-    without transformers (cluster.settings.config_json)."""
-
-    return config_json_problems(config, read_config_json(config.model))
 
 
 def learner_problems(config: ExperimentConfig, estimate: ProcessEstimate, phase: str) -> list[str]:

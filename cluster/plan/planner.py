@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from cluster.plan.advice import problems_of
@@ -31,14 +33,29 @@ from cluster.plan.report import render
 from cluster.settings.config_json import read_config_json
 from cluster.settings.experiment import ExperimentConfig
 from cluster.settings.loading import SettingsError
-from cluster.settings.model_checks import tasks_of
+from cluster.settings.model_checks import (
+    build_place_problem,
+    config_json_problems,
+    misfit,
+    tasks_of,
+)
 from cluster.settings.study import load_experiment
 from rollout_workers.engine.factory import unservable_reason_of
 
 
 def plan_experiment(config: ExperimentConfig) -> Plan:
-    """Place the processes and estimate their memory; nothing is started or loaded."""
-    config = with_model_config(config)
+    """Place the processes and estimate their memory; nothing is started or loaded. Settings
+    the job would refuse before start are refused here too (SettingsError)."""
+    problem = None if (Path(config.model) / "config.json").is_file() else build_place_problem(config)
+    if problem:
+        raise SettingsError(problem)
+    with model_config_at_hand(config) as readable:
+        return estimate(readable, shown_model=config.model)
+
+
+def estimate(config: ExperimentConfig, shown_model: str) -> Plan:
+    """The plan of settings whose `model` holds a config.json (read here, and nothing else)."""
+    check_model_config(config, shown_model)
     shape = read_shape(config.model, config.learner.model.trust_remote_code)
     gpu_bytes = int(config.cluster.gpu_memory_gib * GIB)
     placement = place_processes(config)
@@ -50,7 +67,7 @@ def plan_experiment(config: ExperimentConfig) -> Plan:
         gpu_bytes=gpu_bytes, sequences=config.rollout.episodes_in_flight,
         answer_tokens=config.rollout.sampling.max_tokens, images_per_sequence=images(config)))
     loads = gpu_loads(placement, learner, rollout, gpu_bytes)
-    plan = Plan(name=config.name, model_path=config.model, model=shape, placement=placement,
+    plan = Plan(name=config.name, model_path=shown_model, model=shape, placement=placement,
                 learner=learner, sft_learner=sft, rollout=rollout,
                 rollout_engine=engine, rollout_engine_note=note,
                 sft_as_learner=config.sft is not None and sft is None,
@@ -58,18 +75,35 @@ def plan_experiment(config: ExperimentConfig) -> Plan:
     return plan.model_copy(update={"problems": problems_of(config, plan)})
 
 
-def with_model_config(config: ExperimentConfig) -> ExperimentConfig:
+def check_model_config(config: ExperimentConfig, shown_model: str) -> None:
+    """The job's settings checks that need only config.json (context length, weight sync, a
+    vision task on a text model), read without transformers: a plan of settings the job
+    refuses would say "fits"."""
+    if problems := config_json_problems(config, read_config_json(config.model)):
+        # A scratch tiny model's path means nothing to the user; name the configured one.
+        problems = [problem.replace(config.model, shown_model) for problem in problems]
+        raise SettingsError(misfit(shown_model, problems))
+
+
+@contextmanager
+def model_config_at_hand(config: ExperimentConfig) -> Iterator[ExperimentConfig]:
     """A tiny model the job would build first (CPU demos) is built into a scratch directory
-    (seconds), so that its config.json can be read; any other path is used as it is."""
+    (seconds), removed afterwards, so that its config.json can be read; any other path is
+    used as it is."""
     if Path(config.model).exists() or config.tiny_model is None:
-        return config
+        yield config
+        return
     # deferred: building a tiny model needs torch and transformers, which plan otherwise never loads
+    from transformers.utils import logging as hf_logging
+
     from rollout_workers.tiny_models import save_tiny_model
 
+    hf_logging.disable_progress_bar()  # a progress bar for a scratch file is noise in a plan
+
     tiny = config.tiny_model
-    path = save_tiny_model(tiny.kind, tiny.size, Path(tempfile.mkdtemp(prefix="revisor-plan-")),
-                           seed=tiny.seed)
-    return ExperimentConfig.model_validate({**config.model_dump(), "model": str(path)})
+    with tempfile.TemporaryDirectory(prefix="revisor-plan-") as scratch:
+        path = save_tiny_model(tiny.kind, tiny.size, Path(scratch), seed=tiny.seed)
+        yield ExperimentConfig.model_validate({**config.model_dump(), "model": str(path)})
 
 
 def place_processes(config: ExperimentConfig) -> Placement:
@@ -162,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"revisor plan: {error}", file=sys.stderr)
         return 2
     except OSError as error:
-        print(f"revisor plan: model: cannot read a model config from {config.model!r} ({error})",
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"revisor plan: model: cannot read a model config from {config.model!r} ({reason})",
               file=sys.stderr)
         return 2
     print(render(plan))

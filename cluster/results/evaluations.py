@@ -14,8 +14,6 @@ import json
 import math
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 TRAINING_LOG = "training.jsonl"
@@ -87,6 +85,9 @@ def success_change(first: EvalPoint, last: EvalPoint) -> Change:
 
 def write_evaluations(run_dir: Path, points: list[EvalPoint]) -> None:
     """Write all points (replacing earlier files) as Parquet and as readable JSON."""
+    import pyarrow as pa  # here: pyarrow takes a second that `revisor report --help` skips
+    import pyarrow.parquet as pq
+
     rows = [point.model_dump() for point in points]
     pq.write_table(pa.Table.from_pylist(rows), run_dir / EVALUATIONS)
     (run_dir / "evaluations.json").write_text(json.dumps(rows, indent=1))
@@ -96,6 +97,8 @@ def read_evaluations(run_dir: Path) -> list[EvalPoint]:
     path = run_dir / EVALUATIONS
     if not path.exists():
         return []
+    import pyarrow.parquet as pq
+
     return [EvalPoint(**row) for row in pq.read_table(path).to_pylist()]
 
 

@@ -9,25 +9,36 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from cluster.results.evaluations import (  # noqa: E402
+from cluster.results.evaluations import (
+    EVALUATIONS,
+    TRAINING_LOG,
     EvalPoint,
     read_evaluations,
     read_training_log,
     success_change,
     success_stderr,
-)  # noqa: E402
-from cluster.results.recall import RecallGroup, read_run_settings, recall_splits  # noqa: E402
+)
+from cluster.results.recall import RecallGroup, read_run_settings, recall_splits
+
+
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the file-only backend, imported on first plot: it takes a
+    second, which `--help` and a refused command must not wait for."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def plot_success_vs_compute(points: list[EvalPoint], path: Path) -> None:
+    plt = _pyplot()
     panels = sorted({(p.task, p.split) for p in points})
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     for ax, (task, split) in zip(axes[0], panels, strict=True):
@@ -48,6 +59,7 @@ def plot_success_vs_compute(points: list[EvalPoint], path: Path) -> None:
 
 
 def plot_training_curves(logs: dict[str, list[dict]], path: Path) -> None:
+    plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for name, rows in logs.items():
         steps = [row.get("step", i) for i, row in enumerate(rows)]
@@ -65,6 +77,7 @@ def plot_training_curves(logs: dict[str, list[dict]], path: Path) -> None:
 
 
 def plot_success_by_turn(points: list[EvalPoint], path: Path) -> None:
+    plt = _pyplot()
     latest = _latest_per_series(points)
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     for point in latest:
@@ -216,14 +229,29 @@ def write_report(run_dirs: list[Path], out: Path) -> Path:
     return report
 
 
+def runs_problem(runs: list[Path]) -> str | None:
+    """Why the report of `runs` would say nothing, or None: a path that is not a directory,
+    or a run with neither evaluations nor a training log (not started, or stopped before its
+    first update); its report would be an empty page and exit 0."""
+    missing = [str(run) for run in runs if not run.is_dir()]
+    if missing:
+        return f"not a run directory: {', '.join(missing)}"
+    empty = [str(run) for run in runs
+             if not (run / EVALUATIONS).exists() and not (run / TRAINING_LOG).exists()]
+    if empty:
+        return (f"no results in {', '.join(empty)} (no {EVALUATIONS} and no {TRAINING_LOG}): "
+                "give the run_dir of a job that has evaluated or trained")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="revisor report", description=__doc__)
     parser.add_argument("runs", nargs="+", type=Path, help="run directories")
     parser.add_argument("--out", type=Path, help="where to write (default: RUN_DIR/report)")
     args = parser.parse_args(argv)
-    missing = [str(run) for run in args.runs if not run.is_dir()]
-    if missing:
-        parser.error(f"not a run directory: {', '.join(missing)}")
+    if problem := runs_problem(args.runs):
+        print(f"revisor report: {problem}", file=sys.stderr)
+        return 2
     report = write_report(args.runs, args.out or args.runs[0] / "report")
     print(f"report written to {report}")
     return 0

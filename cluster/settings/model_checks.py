@@ -9,6 +9,7 @@ it fails at once, naming the field.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from cluster.settings.config_json import model_text_spec
@@ -18,11 +19,67 @@ from contracts.tasks import TaskConfig
 from envs.registry import make_episode
 from rollout_workers.engine.factory import unservable_reason_of, vllm_unservable_reason
 
+WEIGHT_FILES = ("*.safetensors", "pytorch_model*.bin")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+
+
+def check_model_source(config: ExperimentConfig) -> None:
+    """Where the model comes from, checked before the job writes anything or starts an actor:
+    a checkpoint directory with weights and a tokenizer, or a place where tiny_model or gguf
+    may make one. (`revisor plan` reads config.json only and skips the file check.)"""
+    model = Path(config.model)
+    if (model / "config.json").is_file():
+        if missing := missing_checkpoint_files(model):
+            raise SettingsError(f"model {model}: holds config.json but no {' and no '.join(missing)}"
+                                " (an architecture-only directory `revisor plan` reads); put the "
+                                "whole checkpoint there, or point model at one")
+        return
+    if problem := build_place_problem(config):
+        raise SettingsError(problem)
+
+
+def missing_checkpoint_files(model: Path) -> list[str]:
+    """What a checkpoint directory lacks for the engines and the learner to load it."""
+    missing = []
+    if not any(any(model.glob(pattern)) for pattern in WEIGHT_FILES):
+        missing.append("weights (" + " or ".join(WEIGHT_FILES) + ")")
+    if not any((model / name).is_file() for name in TOKENIZER_FILES):
+        missing.append("tokenizer (" + " or ".join(TOKENIZER_FILES[:2]) + ")")
+    return missing
+
+
+def build_place_problem(config: ExperimentConfig) -> str | None:
+    """Why the model cannot be made at `model` (which holds no checkpoint), or None.
+
+    tiny_model and gguf make the model at `model` when nothing is there. A place is taken as
+    meant when its parent directory exists, or it lies inside the run directory or under
+    runs/ (the places a job creates: the demo builds runs/cpu-demo/model on first run).
+    Elsewhere a path whose parent is missing is far more likely a typo of a checkpoint's
+    path than a wish for a fresh random model there."""
+    model = Path(config.model)
+    if config.tiny_model is None and config.gguf is None and config.pretrain is None:
+        return (f"model: cannot load a model config from {config.model!r} (it holds no "
+                "config.json); give a checkpoint directory, or tiny_model settings to build "
+                "one there")
+    if config.pretrain is not None or model.parent.is_dir():
+        return None
+    if any(_inside(model, place) for place in (Path(config.run_dir), Path("runs"))):
+        return None
+    maker = "tiny_model" if config.tiny_model is not None else "gguf"
+    return (f"model {model}: no checkpoint there and its parent {model.parent} does not exist "
+            f"(a typo?); {maker} builds a new model only in an existing directory, the run_dir "
+            "or runs/: fix the path or create its parent")
+
+
+def _inside(path: Path, place: Path) -> bool:
+    return path.resolve().is_relative_to(place.resolve())
+
 
 def check_against_model(config: ExperimentConfig) -> None:
     """Raise SettingsError listing every setting the checkpoint at `config.model` cannot run."""
     from transformers import AutoConfig
 
+    check_model_source(config)
     try:
         hf_config = AutoConfig.from_pretrained(config.model)
     except (OSError, ValueError) as error:
@@ -30,16 +87,18 @@ def check_against_model(config: ExperimentConfig) -> None:
                             "give a checkpoint directory, or tiny_model settings to build one "
                             "there") from None
     problems = config_problems(config, hf_config)
-    vision_fields = [field for field, task in tasks_of(config) if getattr(task, "vision", False)]
-    if vision_fields and getattr(hf_config, "vision_config", None) is None:
-        problems.append(f"{', '.join(vision_fields)}: a vision-language task needs a vision-"
-                        f"language model; {config.model} is a text model "
-                        f"({hf_config.model_type})")
-    elif vision_fields:
+    vision = any(getattr(task, "vision", False) for _, task in tasks_of(config))
+    if vision and getattr(hf_config, "vision_config", None) is not None:
         problems += _placeholder_problems(config)
     if problems:
-        raise SettingsError(f"settings do not fit the model at {config.model}:\n  "
-                            + "\n  ".join(problems))
+        raise SettingsError(misfit(config.model, problems))
+
+
+def misfit(model: str, problems: list[str]) -> str:
+    """The settings that do not fit a model: one line for one problem, a line each for more."""
+    if len(problems) == 1:
+        return f"settings do not fit the model at {model}: {problems[0]}"
+    return f"settings do not fit the model at {model}:\n  " + "\n  ".join(problems)
 
 
 def config_problems(config: ExperimentConfig, hf_config: Any) -> list[str]:
@@ -47,7 +106,9 @@ def config_problems(config: ExperimentConfig, hf_config: Any) -> list[str]:
     from learner.model import text_config
 
     context = getattr(text_config(hf_config), "max_position_embeddings", None)
-    return model_config_problems(config, context, vllm_unservable_reason(config.model))
+    return model_config_problems(config, context, vllm_unservable_reason(config.model),
+                                 getattr(hf_config, "vision_config", None) is not None,
+                                 hf_config.model_type)
 
 
 def config_json_problems(config: ExperimentConfig, config_json: dict[str, Any]) -> list[str]:
@@ -65,14 +126,26 @@ def config_json_problems(config: ExperimentConfig, config_json: dict[str, Any]) 
         context = getattr(hf_text, "max_position_embeddings", None)
     else:
         context = text.context
-    return model_config_problems(config, context, unservable_reason_of(config_json))
+    return model_config_problems(config, context, unservable_reason_of(config_json),
+                                 "vision_config" in config_json,
+                                 str(config_json.get("model_type")))
 
 
-def model_config_problems(config: ExperimentConfig, context: int | None,
-                          hf_only: str | None) -> list[str]:
-    """Settings the model's context length (max_position_embeddings) or its engine (hf_only:
-    why vLLM cannot serve it) rule out."""
-    return list(_context_problems(config, context)) + list(_engine_problems(config, hf_only))
+def model_config_problems(config: ExperimentConfig, context: int | None, hf_only: str | None,
+                          vision_language: bool, model_type: str) -> list[str]:
+    """Settings the model's context length (max_position_embeddings), its engine (hf_only:
+    why vLLM cannot serve it) or its modality (a vision task on a text model) rule out."""
+    return (list(_context_problems(config, context)) + list(_engine_problems(config, hf_only))
+            + list(_vision_problems(config, vision_language, model_type)))
+
+
+def _vision_problems(config: ExperimentConfig, vision_language: bool,
+                     model_type: str) -> Iterator[str]:
+    vision_fields = [field for field, task in tasks_of(config) if getattr(task, "vision", False)]
+    if vision_fields and not vision_language:
+        yield (f"{', '.join(vision_fields)}: a vision-language task needs a vision-language "
+               f"model; {config.model} is a text model ({model_type}): point model at "
+               "a vision-language checkpoint, or train a text task")
 
 
 def tasks_of(config: ExperimentConfig) -> Iterator[tuple[str, TaskConfig]]:

@@ -128,16 +128,17 @@ def load_study(path: Path, overrides: list[str] = ()) -> StudyConfig:
         data["experiment"] = deep_merge(base, changes)
     for assignment in overrides:
         apply_override(data, assignment)
-    return validate_study(data, str(path))
+    return validate_study(data, str(path), overrides)
 
 
-def validate_study(data: dict[str, Any], source: str) -> StudyConfig:
+def validate_study(data: dict[str, Any], source: str, overrides: list[str] = ()) -> StudyConfig:
     from pydantic import ValidationError
 
     try:
         return StudyConfig.model_validate(data)
     except ValidationError as error:
-        raise SettingsError(describe(error, source=source)) from None
+        raise SettingsError(describe(error, source=source, overrides=overrides,
+                                     model=StudyConfig)) from None
 
 
 def _find(path: Path, beside: Path) -> Path:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-
-from cluster.study.compare import (  # noqa: E402
+from cluster.study.compare import (
     MAIN_ARMS,
     Gain,
     arm_points,
@@ -24,7 +22,7 @@ from cluster.study.compare import (  # noqa: E402
     measure_name,
     study_splits,
 )
-from cluster.study.results import StudyPoint, StudyResults  # noqa: E402
+from cluster.study.results import StudyPoint, StudyResults
 
 ARM_STYLE = {"sft": ("SFT", "tab:blue"), "rl": ("RL", "tab:red")}
 INIT_COLOR = "black"
@@ -32,6 +30,17 @@ Series = dict[tuple[str, str], list[tuple[float, float]]]
 """(split, arm) -> [(GFLOPs, value in %)], the init first when the split has one."""
 Value = Callable[[StudyPoint], tuple[float, float | None] | None]
 """A point's (value in %, error bar in % or None), or None when it has no such value."""
+
+
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the file-only backend, imported on first plot: it takes a
+    second, which `--help` and a refused command must not wait for."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _success(point: StudyPoint) -> tuple[float, float]:
@@ -72,6 +81,7 @@ def _draw_split(ax: Axes, study: StudyResults, split: str, value: Value) -> Seri
 
 def _panels(study: StudyResults, splits: list[str], value: Value, ylabel: str,
             path: Path) -> Series:
+    plt = _pyplot()
     fig, axes = plt.subplots(1, len(splits), figsize=(4.2 * len(splits), 3.6), squeeze=False)
     drawn: Series = {}
     for ax, split in zip(axes[0], splits, strict=True):
@@ -112,6 +122,7 @@ def plot_gain_vs_verification_steps(
         gains: dict[str, list[Gain]], path: Path) -> dict[str, list[tuple[int, float, float]]]:
     """OOD gain over the init (points) against the verification steps an RL arm trained
     with, one line per OOD split; returns split -> [(steps, gain, error bar)]."""
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     drawn: dict[str, list[tuple[int, float, float]]] = {}
     for split, row in gains.items():

@@ -23,7 +23,6 @@ nothing it finished; an RL arm stopped half-way resumes from its last checkpoint
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Callable
 from itertools import accumulate
@@ -36,16 +35,15 @@ from cluster.job.evaluation import describe_points
 from cluster.job.phases import LogFollower, evaluate_model, rl_phase
 from cluster.job.resources import ensure_resources, rl_requests
 from cluster.job.run import ensure_model
-from cluster.job.runtime import ray_cluster, run_command
+from cluster.job.runtime import ray_cluster
 from cluster.results.compute import TokenCounts, training_gflops
 from cluster.results.evaluations import EvalPoint
 from cluster.settings.experiment import ExperimentConfig
 from cluster.settings.loading import SettingsError, dump_settings
-from cluster.settings.model_checks import check_against_model
+from cluster.settings.model_checks import check_against_model, check_model_source
 from cluster.settings.study import (
     STUDY_SETTINGS,
     StudyConfig,
-    load_study,
     with_verification_steps,
 )
 from cluster.study.report import write_study_report
@@ -174,11 +172,12 @@ def run_study(config: StudyConfig, resume: bool = False, only: list[str] | None 
     """Run (or finish) the study; returns what STUDY_DIR/study.json holds."""
     arms = check_arms(config, only)
     needs_sft_run_done(config, only)
-    prepare_study_dir(config, resume)
     experiment = config.experiment
     if config.init.checkpoint:
         experiment = experiment.model_validate({**experiment.model_dump(),
                                                 "model": config.init.checkpoint})
+    check_model_source(experiment)  # before the study directory is written
+    prepare_study_dir(config, resume)
     ensure_model(experiment)
     check_against_model(experiment)
     study = Study(config, count_parameters(experiment.learner.model))
@@ -275,32 +274,3 @@ def matched(points: list[EvalPoint], targets: list[float]) -> list[tuple[float, 
             if reached:
                 pairs.append((target, min(reached, key=lambda p: p.gflops)))
     return pairs
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="revisor study", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--config", type=Path, help="study settings (YAML)")
-    source.add_argument("--resume", type=Path, metavar="STUDY_DIR",
-                        help="finish the study in STUDY_DIR, redoing nothing it finished")
-    parser.add_argument("--arms", type=lambda text: text.split(","), metavar="ARM,ARM",
-                        help="run only these arms (sft, rl, rl-steps-K); other jobs can run "
-                             "the others side by side once the 'sft' arm has run")
-    parser.add_argument("overrides", nargs="*", help="dotted.key=value settings "
-                                                     "(experiment.… for the experiment's)")
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-
-    def study() -> dict:
-        path = args.resume / STUDY_SETTINGS if args.resume else args.config
-        config = load_study(path, args.overrides)
-        results = run_study(config, resume=args.resume is not None, only=args.arms)
-        points = sum(len(arm) for arm in results["arms"].values())
-        console.print(f"study: {Path(config.study_dir) / STUDY_RESULTS} ({points} arm points)")
-        return results
-
-    return run_command("revisor study", study)[0]
