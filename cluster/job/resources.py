@@ -67,11 +67,11 @@ def worker_request(cluster: ClusterConfig, what: str = "rollout workers") -> Req
 
 
 def sft_requests(config: ExperimentConfig) -> list[Request]:
-    """The SFT warm start: its ranks, and the workers that evaluate the SFT arm."""
+    """The SFT ranks (the SFT arm's evaluations run on workers before and after them, never
+    beside them: evaluate_model checks those on its own)."""
     learner = config.learner
-    requests = [learner_request("SFT ranks", learner.num_ranks, learner.cpus_per_rank,
-                                learner.gpus_per_rank)]
-    return requests + ([worker_request(config.cluster)] if config.arm == "sft" else [])
+    return [learner_request("SFT ranks", learner.num_ranks, learner.cpus_per_rank,
+                            learner.gpus_per_rank)]
 
 
 def rl_requests(config: ExperimentConfig) -> list[Request]:
