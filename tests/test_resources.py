@@ -82,6 +82,8 @@ def test_a_fixed_cluster_fails_at_once() -> None:
 def test_an_autoscaling_cluster_waits_then_names_what_never_came(monkeypatch, capsys) -> None:
     monkeypatch.setattr(resources, "PROGRESS_EVERY_S", 0.2)
     monkeypatch.setattr(resources, "POLL_S", 0.05)
+    waits: list[float] = []
+    monkeypatch.setattr(resources.telemetry, "record_resource_wait", waits.append)
     settings = config(autoscaling="true", resource_timeout_s=0.5)
     settings = settings.model_copy(update={"metrics": settings.metrics.model_copy(
         update={"enabled": False})})
@@ -91,6 +93,7 @@ def test_an_autoscaling_cluster_waits_then_names_what_never_came(monkeypatch, ca
     said = capsys.readouterr().out
     assert "waiting up to 0 s for the autoscaler" in said or "waiting up to 1 s" in said
     assert "still waiting for resources" in said
+    assert max(waits) >= 0.5 and waits[-1] == 0.0  # the gauge RevisorWaitingForResources reads
 
 
 def test_an_autoscaling_cluster_goes_on_when_nodes_arrive(monkeypatch) -> None:
