@@ -53,6 +53,12 @@ PPO_STALE_WEIGHT = CATALOGUE.gauge(
     "revisor_ppo_stale_weight", "Mean importance weight applied to stale samples (1: none).")
 PPO_STALE_DROPPED = CATALOGUE.gauge(
     "revisor_ppo_stale_dropped", "Share of samples the stale-sample correction dropped.")
+PPO_BEHAVIOUR_GAP = CATALOGUE.gauge(
+    "revisor_ppo_behaviour_logprob_gap", "Mean |learner - sampler| log-prob per answer token "
+    "before the update: ~0 on-policy; grows with staleness or a sampler/learner mismatch.")
+PPO_BEHAVIOUR_GAP_MAX = CATALOGUE.gauge(
+    "revisor_ppo_behaviour_logprob_gap_max", "Largest |learner - sampler| log-prob of one "
+    "answer token in the last batch.")
 PPO_TOKENS_READ = CATALOGUE.gauge(
     "revisor_ppo_tokens_read_per_answer_token", "Tokens the learner forwards per answer token it "
     "trains on, last update (1 is the floor; per-turn rows re-read every earlier turn).")
@@ -91,6 +97,8 @@ def record_ppo_update(stats: UpdateStats | Mapping[str, Any]) -> None:
                          (PPO_STALENESS_MEAN, s.mean_staleness),
                          (PPO_STALENESS_MAX, s.max_staleness),
                          (PPO_STALE_WEIGHT, s.stale_weight), (PPO_STALE_DROPPED, s.stale_dropped),
+                         (PPO_BEHAVIOUR_GAP, s.behaviour_logprob_gap),
+                         (PPO_BEHAVIOUR_GAP_MAX, s.behaviour_logprob_gap_max),
                          (PPO_TOKENS_READ, s.tokens_read_per_answer_token),
                          (PPO_PACKED_SHARE, s.packed_share)):
         gauge.set(value)

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from cluster.job.driver import RLDriver, RLOutcome
 from cluster.job.evaluation import run_evaluation, share_out
+from cluster.job.resources import ensure_resources, rl_requests, sft_requests, worker_request
 from cluster.results.compute import TokenCounts, training_gflops
 from cluster.results.evaluations import EvalPoint
 from cluster.settings.experiment import ExperimentConfig
@@ -28,6 +29,7 @@ class SFTOutcome(BaseModel):
 
 def sft_phase(config: ExperimentConfig, parameters: int) -> SFTOutcome:
     """SFT on expert answers; evaluates the SFT arm before and after when it is the arm."""
+    ensure_resources(sft_requests(config), config)
     sft = config.sft.model_copy(update={"output_dir": Path(config.run_dir) / "sft"})
     evaluations = []
     if config.arm == "sft":
@@ -62,6 +64,8 @@ class LogFollower:
 
 def rl_phase(config: ExperimentConfig, parameters: int, tokens: TokenCounts,
              resume: bool) -> RLOutcome:
+    """PPO with evaluations, once the cluster can hold the learner's ranks and the workers."""
+    ensure_resources(rl_requests(config), config)
     driver = RLDriver(config, parameters, tokens, resume=resume)
     try:
         return driver.run()
@@ -73,6 +77,7 @@ def evaluate_model(config: ExperimentConfig, model: str, phase: str, gflops: flo
                    arm: str | None = None) -> list[EvalPoint]:
     """Evaluate a checkpoint on fresh rollout workers (no training running); the points are
     labelled `arm` (default: the config's)."""
+    ensure_resources([worker_request(config.cluster)], config)
     engine = config.engine.model_copy(update={"model": model})
     c = config.cluster
     workers = [remote_worker(f"eval-{i}", engine, config.rollout, num_cpus=c.cpus_per_worker,

@@ -50,6 +50,7 @@ def ensure_pretrained(config: ExperimentConfig) -> Path:
 def _pretrain(config: ExperimentConfig, key: str) -> Path:
     # Imported here: the ranks' modules load torch, Ray and DeepSpeed, `--help` must not wait.
     from cluster.job.phases import LogFollower
+    from cluster.job.resources import ensure_resources, learner_request
     from cluster.job.runtime import ray_cluster
     from learner.group import run_sft_on_ranks
     from learner.sft import PROGRESS_LOG
@@ -69,6 +70,9 @@ def _pretrain(config: ExperimentConfig, key: str) -> Path:
     learner = config.learner
     with ray_cluster(config.cluster):
         ranks = pretrain.num_ranks or learner.num_ranks
+        ensure_resources([learner_request("pretraining ranks", ranks, learner.cpus_per_rank,
+                                          learner.gpus_per_rank,
+                                          custom=config.cluster.learner_resources)], config)
         result = run_sft_on_ranks(sft, ranks, learner.cpus_per_rank, learner.gpus_per_rank,
                                   metrics=config.metrics,
                                   on_progress=LogFollower(work / "train" / PROGRESS_LOG),

@@ -6,7 +6,8 @@ scrape list can name them. The driver collects each actor's address and writes a
 file-based service discovery file, RUN_DIR/prometheus/targets.json by default, rewriting it
 whenever actors come and go; Prometheus notices the change by itself. Next to it the driver can
 write the shipped scrape config with the run directory filled in (`write_prometheus_config`),
-so that `prometheus --config.file=RUN_DIR/prometheus/prometheus.yml` watches the run.
+so that `prometheus --config.file=RUN_DIR/prometheus/prometheus.yml` watches the run, with the
+alerting rules of deploy/prometheus/alerts.yml copied next to it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import yaml
 from telemetry.metrics import ROLES, Catalogue, MetricSpec
 
 SCRAPE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "prometheus.yml"
+ALERT_RULES = SCRAPE_CONFIG.with_name("alerts.yml")
+"""The alerting rules the scrape config loads (rule_files: alerts.yml, next to it)."""
 RUN_DIR_PLACEHOLDER = "REVISOR_RUN_DIR"
 """The one token of the shipped scrape config that names a place: the run directory."""
 _ADDRESS = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")
@@ -64,6 +67,14 @@ UPDATE_SECONDS = CATALOGUE.gauge(
 BUSY_FRACTION = CATALOGUE.gauge(
     "revisor_busy_fraction", "Share of the last update's wall time the learner trained and the "
     "rollout workers generated (mean over workers).", ("role",))
+UPDATES = CATALOGUE.counter(
+    "revisor_updates_total", "PPO updates the job has finished (a stall shows as no increase).")
+LAST_UPDATE = CATALOGUE.gauge(
+    "revisor_last_update_timestamp_seconds", "Unix time the last update finished; with "
+    "revisor_update_seconds it tells a stalled job from a slow one.")
+RESOURCE_WAIT = CATALOGUE.gauge(
+    "revisor_resource_wait_seconds", "Seconds the job has been waiting for the cluster to hold "
+    "its actors (an autoscaler adding nodes); 0 when not waiting.")
 
 _LEDGER_COUNTERS = {"issued": LEDGER_ISSUED, "completed": LEDGER_COMPLETED,
                     "reissued": LEDGER_REISSUED, "duplicates_rejected": LEDGER_DUPLICATES,
@@ -99,11 +110,18 @@ def record_ledger(counts: Any, run: str = "") -> None:
 
 def record_update_time(phases: Mapping[str, float], busy: Mapping[str, float]) -> None:
     """Where the last update's seconds went, and how busy each role was during it."""
+    UPDATES.inc()
+    LAST_UPDATE.set_to_current_time()
     for phase, seconds in phases.items():
         UPDATE_SECONDS.labels(phase).set(seconds)
     for role, share in busy.items():
         _check_role(role)
         BUSY_FRACTION.labels(role).set(share)
+
+
+def record_resource_wait(seconds: float) -> None:
+    """How long the job has waited for resources so far (0: not waiting)."""
+    RESOURCE_WAIT.set(seconds)
 
 
 def record_workers(role: str, desired: int, alive: int) -> None:
@@ -173,9 +191,11 @@ def render_prometheus_config(run_dir: Path, scrape_interval: str | None = None,
 
 
 def write_prometheus_config(run_dir: Path, scrape_interval: str | None = None) -> Path:
-    """Write RUN_DIR/prometheus/prometheus.yml, ready for `prometheus --config.file=...`."""
+    """Write RUN_DIR/prometheus/prometheus.yml, ready for `prometheus --config.file=...`, and
+    the alerting rules it loads next to it (a run directory that moves keeps its rules)."""
     path = Path(run_dir) / "prometheus" / "prometheus.yml"
     _replace(path, render_prometheus_config(run_dir, scrape_interval))
+    _replace(path.with_name(ALERT_RULES.name), ALERT_RULES.read_text())
     return path
 
 

@@ -167,6 +167,13 @@ class ClusterConfig(BaseModel):
     """A rollout worker that has not loaded its engine (and the current weights) this long
     after it was started ends the job, naming it: without a bound a stuck load (a model
     directory on a hung network mount, a GPU that never frees) would stall the job forever."""
+    autoscaling: bool = False
+    """The cluster adds nodes on demand (Ray's autoscaler, KubeRay): a phase whose actors no
+    node can hold yet waits for them, up to resource_timeout_s, instead of failing at once
+    (cluster/job/resources.py)."""
+    resource_timeout_s: float = Field(600.0, gt=0)
+    """How long a job on an autoscaling cluster waits for nodes that can hold its actors
+    before it fails, naming what it waited for."""
     num_nodes: int = Field(1, ge=1)
     """Nodes of the cluster, for `revisor plan` (Ray itself reads nothing here)."""
     gpus_per_node: int = Field(8, ge=1)

@@ -33,6 +33,7 @@ from rich.console import Console
 
 from cluster.job.evaluation import describe_points
 from cluster.job.phases import LogFollower, evaluate_model, rl_phase
+from cluster.job.resources import ensure_resources, rl_requests
 from cluster.job.run import ensure_model
 from cluster.job.runtime import ray_cluster
 from cluster.results.compute import TokenCounts, training_gflops
@@ -182,6 +183,7 @@ def run_study(config: StudyConfig, resume: bool = False, only: list[str] | None 
     check_against_model(experiment)
     study = Study(config, count_parameters(experiment.learner.model))
     with ray_cluster(experiment.cluster):
+        ensure_resources(rl_requests(experiment), experiment)  # the SFT run uses the same ranks
         run = study.sft_run()
         init = study.init_model(run)
         study.evaluate(study.dir / "init" / "points.json", init[0], "init", init[1], "init")

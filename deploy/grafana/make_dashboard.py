@@ -132,10 +132,18 @@ ROWS = [
             ("sum by (reason) (increase(revisor_ppo_pack_fallback_episodes_total[10m]))",
              "per-turn {{reason}} (10 min)")]),
         ("SFT loss", "short", [("revisor_sft_loss", "loss per answer token")]),
+        ("Behaviour log-prob gap (nats per token)", "short", [
+            ("revisor_ppo_behaviour_logprob_gap", "mean"),
+            ("revisor_ppo_behaviour_logprob_gap_max", "max")]),
     ]),
     ("Where an update's time goes", [
         ("Update time by part", "s", [("revisor_update_seconds", "{{part}}")]),
         ("Busy share of wall time", "percentunit", [("revisor_busy_fraction", "{{role}}")]),
+        ("Since the last update, and waiting for resources", "s", [
+            ("time() - revisor_last_update_timestamp_seconds", "since the last update"),
+            ("revisor_resource_wait_seconds", "waiting for resources")]),
+        ("Updates finished (10 min)", "short", [
+            ("sum (increase(revisor_updates_total[10m]))", "updates")]),
     ]),
     ("Workers", [
         ("Actors desired and alive", "short", [
