@@ -1,7 +1,7 @@
 """Weight sync: seconds per weight publication on the CPU paths vs one memory copy of its bytes.
 
 A publication is what the driver does after an update, with the real pieces on a private
-local Ray cluster, for each CPU transport (rollout_workers.weight_transport):
+local Ray cluster, for each CPU transport (weight_transport):
 `LearnerGroup.publish()` (rank 0 gathers the state dict straight into the buffers it packs it
 in, one per dtype, kept from the previous publication; object_store returns them into the
 object store, shared_memory keeps them in a shared-memory segment), then the transport's
@@ -20,10 +20,13 @@ For each model the run reports, medians over `publications` after one warm-up:
   costs (1.0 would be a sync as fast as copying the weights once; the object-store path copies
   them three times - into the packed buffers, into the object store, into the engine - the
   shared-memory path twice, and vLLM's CPU engine repacks every linear layer's weights for
-  oneDNN on each load, so expect more).
+  oneDNN on each load, so expect more);
+- own_over_copy = (publish_s + transfer_s) / copy_limit_s: the same for Revisor's own part,
+  the engine's reload left out (shared_memory: the gather into the kept segment, one copy;
+  object_store: that and the copy into fresh object-store pages).
 
-Usage: .venv/bin/python benchmarks/weight_sync.py [--sizes 0.5m,50m] [--publications 5]
-       [--weight_syncs object_store,shared_memory]
+Usage: DS_ACCELERATOR=cpu .venv/bin/python benchmarks/weight_sync.py [--sizes 0.5m,50m]
+       [--publications 5] [--weight_syncs object_store,shared_memory]
 """
 # ruff: noqa: E402  (the checkout goes on sys.path, and one thread is set, before any import)
 
@@ -121,7 +124,8 @@ def measure_model(bench: WeightSyncBenchmark, size: str, weight_sync: str, scrat
     learner = LearnerGroup(LearnerConfig(model=ModelConfig(path=str(path)),
                                          weight_sync=weight_sync))
     engine = RolloutEngineConfig(model=path, kv_cache_bytes=64 << 20, max_model_len=512)
-    workers = [remote_worker(f"sync-{size}-{i}", engine, RolloutConfig())
+    workers = [remote_worker(f"sync-{size}-{i}", engine, RolloutConfig(),
+                             weight_sync=learner.transport.kind)
                for i in range(bench.workers)]
     try:
         publish_once(learner, workers)  # warm-up: first fetch, first reload
@@ -140,6 +144,7 @@ def measure_model(bench: WeightSyncBenchmark, size: str, weight_sync: str, scrat
         "workers": bench.workers, "sync_s": round(median["sync_s"], 4),
         "copy_limit_s": round(limit, 5), "copy_gb_per_s": round(num_bytes / limit / 1e9, 2),
         "sync_over_copy": round(median["sync_s"] / limit, 1),
+        "own_over_copy": round((median["publish_s"] + median["transfer_s"]) / limit, 1),
         "breakdown": {key: round(value, 4) for key, value in median.items() if key != "sync_s"},
         "sync_s_all": [round(r["sync_s"], 4) for r in runs],
     }
@@ -157,7 +162,8 @@ def main() -> None:
     bench.out.write_text(json.dumps(report, indent=2) + "\n")
     for r in results:
         print(json.dumps({k: r[k] for k in ("model", "weight_sync", "bytes", "sync_s",
-                                             "copy_limit_s", "sync_over_copy", "breakdown")}))
+                                             "copy_limit_s", "sync_over_copy", "own_over_copy",
+                                             "breakdown")}))
     print(f"written to {bench.out}")
 
 

@@ -71,12 +71,11 @@ def _engine_problems(config: ExperimentConfig) -> Iterator[str]:
     """A weight transport may need vLLM engines (NCCL broadcasts into them); a family only the
     HF engine serves (rollout_workers/engine/factory.py) cannot take it."""
     from rollout_workers.engine.factory import vllm_unservable_reason
-    from rollout_workers.weight_transport import make_transport
+    from weight_transport.choices import engine_refusal
 
-    transport = make_transport(config.learner.weight_sync)
     hf_only = vllm_unservable_reason(config.model)
-    if refusal := transport.engine_refusal(config.engine.kind, config.cluster.gpus_per_worker,
-                                           hf_only):
+    if refusal := engine_refusal(config.learner.weight_sync, config.engine.kind,
+                                 config.cluster.gpus_per_worker, hf_only):
         yield refusal
 
 

@@ -23,7 +23,6 @@ _EXPORTS = {
     "run_sft_on_ranks": "learner.group",
     "UpdateResult": "learner.group",
     "UpdateStats": "learner.stats",
-    "WeightPublication": "rollout_workers.weight_transport.base",
     "LearnerState": "learner.checkpoint",
 }
 

@@ -3,7 +3,7 @@
 Rank 0 gathers the backbone's tensors (in its own Hugging Face naming, value head left out)
 straight into the buffers it packs them in (contracts.packed_weights.WeightPacker): after the
 first publication, one memory copy per publication. How they then travel is the business of
-rollout_workers.weight_transport.
+weight_transport.
 """
 
 from __future__ import annotations
