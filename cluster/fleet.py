@@ -62,7 +62,7 @@ class WorkerFleet:
                  resources: dict[str, float] | None = None, max_restarts: int = 10,
                  name_prefix: str = "revisor", worker_timeout_s: float = 600.0,
                  worker_start_timeout_s: float = 1800.0,
-                 weight_sync: WeightSync = "auto") -> None:
+                 weight_sync: WeightSync = "object_store") -> None:
         self.broker, self.engine, self.rollout = broker, engine, rollout
         self.options = {"num_cpus": cpus_per_worker, "num_gpus": gpus_per_worker,
                         "resources": resources or {}}

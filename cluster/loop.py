@@ -36,7 +36,8 @@ from rollout_workers.worker import remote_worker
 def synchronous_loop(config: ExperimentConfig) -> tuple[list[UpdateStats], list[EvalPoint]]:
     """`training.updates` PPO updates, then one evaluation; every update's stats."""
     t, history, tokens = config.training, [], TokenCounts()  # tokens: the compute axis
-    worker = remote_worker("loop-0", config.engine, config.rollout)
+    worker = remote_worker("loop-0", config.engine, config.rollout,
+                           weight_sync=config.learner.weight_sync)
     learner = LearnerGroup(config.learner)
     try:
         for update in range(t.updates):

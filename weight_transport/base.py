@@ -43,6 +43,8 @@ class WeightTransport(ABC):
     """One way weights travel from learner rank 0 to the rollout engines."""
 
     kind: ClassVar[Transport]
+    publication_type: ClassVar[type[WeightPublication]]
+    """What `publication` makes and what `receive` takes."""
     ships_weights: ClassVar[bool]
     """Whether rank 0 returns its packed weights into the object store at each publication."""
 
@@ -89,12 +91,21 @@ class WeightTransport(ABC):
     def deliver(self, publication: WeightPublication, members: dict[str, Any],
                 call_all: CallAll) -> None:
         """Bring every serving worker (worker id -> actor handle) onto `publication`."""
-        call_all("receive_weights", publication)
+        call_all("receive_weights", self.check(publication))
 
     def catch_up(self, publication: WeightPublication, worker: Any) -> Any:
         """Start loading `publication` into one worker started after it was delivered; the
         ObjectRef of that call, for the caller to wait on (with others)."""
-        return worker.receive_weights.remote(publication)
+        return worker.receive_weights.remote(self.check(publication))
+
+    def check(self, publication: WeightPublication) -> WeightPublication:
+        """`publication`, when it is this transport's (else the learner and the fleet were
+        given different `weight_sync`s, and the workers could not load it)."""
+        if not isinstance(publication, self.publication_type):
+            raise TypeError(f"weight_sync={self.kind!r} cannot deliver a "
+                            f"{type(publication).__name__}: the learner and the fleet were "
+                            "given different weight_sync settings")
+        return publication
 
     # Worker.
 

@@ -35,6 +35,7 @@ class NcclPublication(WeightPublication):
 
 class NcclTransport(WeightTransport):
     kind = "nccl"
+    publication_type = NcclPublication
     ships_weights = False
 
     def __init__(self, ranks_per_engine: int = 1) -> None:
@@ -52,7 +53,7 @@ class NcclTransport(WeightTransport):
 
     def deliver(self, publication: NcclPublication, members: dict[str, Any],
                 call_all: CallAll) -> None:
-        self.group.publish(publication, members)
+        self.group.publish(self.check(publication), members)
 
     def send(self, packed: PackedWeights, message: NcclPublication) -> int:
         from weight_transport.nccl_sender import WeightSender

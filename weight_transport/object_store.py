@@ -23,6 +23,7 @@ class ObjectStorePublication(WeightPublication):
 
 class ObjectStoreTransport(WeightTransport):
     kind = "object_store"
+    publication_type = ObjectStorePublication
     ships_weights = True
 
     def publication(self, export: WeightExport, packed_ref: Any, sender: Any

@@ -61,20 +61,25 @@ class WeightPacker:
         self.allocate = allocate
         """Where the buffers are made (the heap when None; shared memory for some transports)."""
         self.packed: PackedWeights | None = None
+        self._targets: dict[str, torch.Tensor] | None = None
 
     def targets(self) -> dict[str, torch.Tensor] | None:
-        """name -> writable view of its place in the kept buffers (None before the first pack)."""
+        """name -> writable view of its place in the kept buffers (None before the first
+        pack); made once per layout, as the buffers are."""
         if self.packed is None:
             return None
-        views = {dtype: torch.from_numpy(buffer) for dtype, buffer in self.packed.buffers.items()
-                 if buffer.nbytes}
-        return dict(tensor_views(self.packed.entries, views))
+        if self._targets is None:
+            views = {dtype: torch.from_numpy(buffer)
+                     for dtype, buffer in self.packed.buffers.items() if buffer.nbytes}
+            self._targets = dict(tensor_views(self.packed.entries, views))
+        return self._targets
 
     def pack(self, state_dict: Mapping[str, torch.Tensor], version: int) -> PackedWeights:
         """`state_dict` packed as `version`. Its tensors are copied in, unless they already are
         the `targets` views (a caller that gathered straight into them)."""
         if self.packed is None or [e.name for e in self.packed.entries] != list(state_dict):
             self.packed = pack_weights(state_dict, version, self.allocate)
+            self._targets = None
             return self.packed
         for name, target in self.targets().items():
             source = state_dict[name]

@@ -29,6 +29,7 @@ from contracts.packed_weights import (
 )
 from weight_transport.base import WeightTransport
 from weight_transport.object_store import load_packed
+from weight_transport.packing import unpack_weights
 
 _ALIGN = 64
 """Each dtype's buffer starts on a cache line."""
@@ -89,12 +90,15 @@ class SharedMemoryPublication(WeightPublication):
 
 class SharedMemoryTransport(WeightTransport):
     kind = "shared_memory"
+    publication_type = SharedMemoryPublication
     ships_weights = False
 
     def __init__(self, ranks_per_engine: int = 1) -> None:
         super().__init__(ranks_per_engine)
         self.segment: SharedSegment | None = None
         """Rank 0's segment, once `allocate` made it there."""
+        self._mapped: MappedSegment | None = None
+        """A worker's: the segment it mapped, kept while rank 0 rewrites it in place."""
 
     def allocate(self) -> SharedSegment:
         self.segment = self.segment or SharedSegment()
@@ -118,9 +122,33 @@ class SharedMemoryTransport(WeightTransport):
         store (one copy per such worker)."""
         import ray
 
-        if publication.node_id == ray.get_runtime_context().get_node_id():
-            packed = map_segment(publication.segment, WeightLayout.from_dict(publication.layout),
-                                 publication.version)
-        else:
+        if publication.node_id != ray.get_runtime_context().get_node_id():
             packed = ray.get(publication.sender.latest_weights.remote())
-        return load_packed(engine, packed, publication.version)
+            return load_packed(engine, packed, publication.version)
+        if self._mapped is None or not self._mapped.holds(publication):
+            self._mapped = MappedSegment(publication)
+        engine.update_weights(iter(self._mapped.views), publication.version)
+        return self._mapped.nbytes
+
+
+class MappedSegment:
+    """A worker's mapping of rank 0's segment and the tensors viewing it, made once and kept:
+    rank 0 rewrites the same pages at each publication, so the next one costs no mapping, no
+    views and no page faults (the engine's load reads pages already mapped)."""
+
+    def __init__(self, publication: SharedMemoryPublication) -> None:
+        self.key = _segment_key(publication)
+        self.layout = publication.layout
+        packed = map_segment(publication.segment, WeightLayout.from_dict(self.layout), 0)
+        self.views = list(unpack_weights(packed))
+        self.nbytes = packed.nbytes
+
+    def holds(self, publication: SharedMemoryPublication) -> bool:
+        """Whether `publication` lies in this very segment, laid out the same way (rank 0
+        makes a new segment, perhaps under the same /proc path, when its layout changes)."""
+        return self.key == _segment_key(publication) and self.layout == publication.layout
+
+
+def _segment_key(publication: SharedMemoryPublication) -> tuple[str, int]:
+    """The segment's path and its file's inode (a path alone may be reused)."""
+    return publication.segment, os.stat(publication.segment).st_ino
