@@ -6,7 +6,7 @@ the workers play the next update's episodes. At 1 the workers play update k+1's 
 (with the weights of update k-1 or k) while the learner trains update k, so the two overlap.
 Each job runs as a user runs it (`python -m cluster.main`, embedded Ray cluster), one after
 the other; its `training.jsonl` gives every update's wall time, its parts and how busy the
-learner and the rollout workers were (cluster.update_clock). The first update of each job is
+learner and the rollout workers were (cluster.job.update_clock). The first update of each job is
 left out (engine warm-up); evaluation is off.
 
 episodes/s = episodes / summed update wall time; `speedup` = staleness-1 episodes/s over
@@ -41,7 +41,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from benchmarks.cli import parse_settings
-from cluster.results import read_training_log
+from cluster.results.evaluations import read_training_log
 
 
 class OverlapBenchmark(BaseModel):

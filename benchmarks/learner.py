@@ -52,11 +52,8 @@ from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
 from contracts.trajectory import EpisodeRecord, TurnRecord, to_record_batch
 from learner.batch import Turns, collate_turns, split_micro_batches, turns_from_record_batches
-from learner.config import LearnerConfig
-from learner.engine import DeepSpeedConfig, prepare_environment, resolve_dtype, use_gpu
-from learner.model import ModelConfig
-from learner.optim import OptimConfig
-from learner.ppo import PPOConfig
+from learner.config import DeepSpeedConfig, LearnerConfig, ModelConfig, OptimConfig, PPOConfig
+from learner.engine import prepare_environment, resolve_dtype, use_gpu
 from learner.rank import LearnerRank
 from rollout_workers.tiny_models.build import save_tiny_model
 

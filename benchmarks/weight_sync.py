@@ -52,9 +52,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from benchmarks.cli import parse_settings
 from contracts.engine_config import RolloutEngineConfig
 from contracts.rollout_config import RolloutConfig
-from learner.config import LearnerConfig
+from learner.config import LearnerConfig, ModelConfig
 from learner.group import LearnerGroup
-from learner.model import ModelConfig
 from rollout_workers.ray_runtime import local_cluster
 from rollout_workers.tiny_models.build import save_tiny_model
 from rollout_workers.worker import remote_worker

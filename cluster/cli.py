@@ -12,14 +12,14 @@ import sys
 from pydantic import ValidationError
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "plan": ("cluster.plan", "placement and per-GPU memory of a configuration, before launch"),
+    "plan": ("cluster.plan.planner", "placement and per-GPU memory of a configuration, before launch"),
     "import-gguf": ("rollout_workers.gguf_import", "a GGUF model file as a checkpoint directory every part loads"),
-    "pretrain": ("cluster.pretrain", "a base model with general skills from the generated corpus, cached by settings"),
+    "pretrain": ("cluster.job.pretrain", "a base model with general skills from the generated corpus, cached by settings"),
     "play": ("cluster.play", "play episodes of a task with a scripted policy"),
-    "report": ("cluster.report", "plots and a Markdown report of one or more run directories"),
-    "study": ("cluster.study", "both arms of the study from one init, at matched training compute"),
-    "scale": ("cluster.control", "set the number of rollout workers of a running job"),
-    "study-report": ("cluster.study_report", "the study's figures and tables from STUDY_DIR/study.json"),
+    "report": ("cluster.results.report", "plots and a Markdown report of one or more run directories"),
+    "study": ("cluster.study.run", "both arms of the study from one init, at matched training compute"),
+    "scale": ("cluster.job.control", "set the number of rollout workers of a running job"),
+    "study-report": ("cluster.study.report", "the study's figures and tables from STUDY_DIR/study.json"),
     "tiny-model": ("rollout_workers.tiny_models.cli", "build a tiny LM or VLM (with tokenizer) saved by path"),
 }
 

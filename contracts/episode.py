@@ -93,7 +93,7 @@ class Episode(ABC):
         specific first; empty when the task has no such notion.
 
         Evaluation instances that share a key with an SFT demonstration can be solved by
-        recall rather than skill, the distinction the study is about (cluster/recall.py)."""
+        recall rather than skill, the distinction the study is about (cluster/results/recall.py)."""
         return {}
 
 

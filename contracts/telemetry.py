@@ -3,7 +3,7 @@ and the catalogue every process serves.
 
 Each Ray actor is its own process, so each one serves its own Prometheus endpoint with
 `prometheus_client` and the driver lists the endpoints in a file Prometheus discovers
-(`cluster.telemetry.write_prometheus_targets`). This keeps metrics independent of Ray's
+(`cluster.job.telemetry.write_prometheus_targets`). This keeps metrics independent of Ray's
 dashboard agent (absent in tests and laptops started with `include_dashboard=False`) and makes
 every series carry exactly the labels Revisor gives it: task, variant, worker, phase (episodes
 played for training or for evaluation, never mixed) and, for per-attempt quality, turn (the

@@ -11,43 +11,19 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.distributed as dist
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from learner.optim import OptimConfig, make_optimizer, make_scheduler
+from learner.config import DeepSpeedConfig, OptimConfig
+from learner.optim import make_optimizer, make_scheduler
 
 DEFAULT_EXTENSIONS_DIR = Path(__file__).resolve().parents[1] / ".cache" / "torch_extensions"
 
 # DeepSpeed 0.19 still calls the collectives torch 2.13 renamed; the warning repeats every step.
 warnings.filterwarnings("ignore", category=FutureWarning,
                         message=r"`torch\.distributed\.(all_gather_into_tensor|reduce_scatter_tensor)`")
-
-
-class DeepSpeedConfig(BaseModel):
-    """How the model is sharded and in which precision it trains."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    zero_stage: int = Field(2, ge=0, le=3)
-    """0: plain data parallel; 1: optimizer state sharded; 2: + gradients; 3: + parameters
-    (needed when one replica does not fit; weight export then gathers the shards)."""
-    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
-    """'auto' trains in bf16 on GPU and fp32 on CPU (CPU bf16 matmuls are slow and lossy)."""
-    micro_batch_size: int = Field(8, ge=1)
-    """Turns per forward/backward; the memory knob. Gradients accumulate up to one minibatch."""
-    offload_optimizer: bool = False
-    """ZeRO 1-3: keep the fp32 master weights and Adam moments (12 bytes a parameter, sharded)
-    in host memory and step them there with Revisor's own AdamW: GPU memory for slower steps."""
-
-    @model_validator(mode="after")
-    def _offload_needs_zero(self) -> DeepSpeedConfig:
-        if self.offload_optimizer and self.zero_stage == 0:
-            raise ValueError("offload_optimizer needs zero_stage >= 1: ZeRO 0 keeps no "
-                             "optimizer partition of its own to move to host memory")
-        return self
 
 
 def use_gpu() -> bool:

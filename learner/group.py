@@ -154,9 +154,10 @@ class RankPool:
         self.metrics_endpoint: str | None = endpoints[0]
         """Where rank 0 serves the learner's Prometheus metrics (None when disabled)."""
 
-    def call(self, method: str, *args: Any) -> list[Any]:
-        """Call `method` on every rank at once (collectives need all of them) and wait."""
-        return self.gather([getattr(r, method).remote(*args) for r in self.ranks])
+    def on_every_rank(self, call: Callable[[Any], ray.ObjectRef]) -> list[Any]:
+        """Make `call` (a rank actor -> the ref of one of its methods' calls) on every rank at
+        once (collectives need all of them) and wait; the results in rank order."""
+        return self.gather([call(rank) for rank in self.ranks])
 
     def gather(self, refs: list[ray.ObjectRef]) -> list[Any]:
         """The results of one call per rank, in rank order. A rank that dies ends the wait at
@@ -186,7 +187,8 @@ class LearnerGroup:
                              metrics, env_vars)
         self.transport = make_transport(config.weight_sync)
         """How publications travel ('auto' resolved once here, and handed to the ranks)."""
-        self.pool.call("start_ppo", config.model_copy(update={"weight_sync": self.transport.kind}))
+        resolved = config.model_copy(update={"weight_sync": self.transport.kind})
+        self.pool.on_every_rank(lambda rank: rank.start_ppo.remote(resolved))
         self._updates = 0
 
     @property
@@ -195,7 +197,8 @@ class LearnerGroup:
 
     def update(self, batch_refs: list[ray.ObjectRef]) -> UpdateResult:
         """One PPO update on the referenced record batches, then a publication when due."""
-        stats = self.pool.call("update", list(batch_refs))[0]
+        refs = list(batch_refs)
+        stats = self.pool.on_every_rank(lambda rank: rank.update.remote(refs))[0]
         self._updates += 1
         if self._updates % self.config.publish_every:
             return UpdateResult(stats=stats)
@@ -214,7 +217,8 @@ class LearnerGroup:
 
     def save(self, directory: str | Path, extra: dict[str, Any] | None = None) -> str:
         """Checkpoint every rank's state (sharded optimizer included) under the policy version."""
-        return self.pool.call("save", str(directory), extra)[0]
+        return self.pool.on_every_rank(
+            lambda rank: rank.save.remote(str(directory), extra))[0]
 
     def load(self, directory: str | Path, tag: str | None = None) -> LearnerState:
         """Restore every rank from one checkpoint: `tag`, or the one choose_checkpoint picks
@@ -223,7 +227,8 @@ class LearnerGroup:
         with a rank's traceback."""
         tag = tag or choose_checkpoint(directory).tag
         try:
-            return self.pool.call("load", str(directory), tag)[0]
+            return self.pool.on_every_rank(
+                lambda rank: rank.load.remote(str(directory), tag))[0]
         except ray.exceptions.RayTaskError as error:
             if isinstance(error.cause, CheckpointError):
                 raise CheckpointError(str(error.cause)) from None

@@ -8,10 +8,9 @@ compute but keeps value gradients out of the policy's features.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict
 from torch import nn
 from transformers import (
     AutoConfig,
@@ -27,28 +26,8 @@ from contracts.multimodal import (
     excluded_token_ids,
     token_type_inputs,
 )
+from learner.config import ModelConfig
 from learner.logprobs import token_logprobs_and_entropy
-
-
-class ModelConfig(BaseModel):
-    """Which checkpoint to train and how the critic is built."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    path: str
-    """A Hugging Face checkpoint directory (or hub name where downloads are allowed)."""
-    kind: Literal["auto", "causal", "vision"] = "auto"
-    """'auto' picks 'vision' when the checkpoint's config has a vision part."""
-    critic: Literal["shared", "separate"] = "shared"
-    """'shared': value head on the policy's backbone (the study). 'separate': its own backbone,
-    when value gradients disturb the policy or the value needs more capacity."""
-    critic_path: str | None = None
-    """Checkpoint of a separate critic's backbone; defaults to `path`."""
-    value_head_hidden: int | None = None
-    """Width of the value MLP; default: the backbone's hidden size, at most 1024."""
-    gradient_checkpointing: bool = False
-    """Recompute activations in backward: less memory, about a third more compute."""
-    trust_remote_code: bool = False
 
 
 class ValueHead(nn.Module):

@@ -9,42 +9,10 @@ written into DeepSpeed's 'gradient_clipping', the one place DeepSpeed applies it
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
-
-class OptimConfig(BaseModel):
-    """Adam(W) and its schedule. Defaults are the study's PPO values (Adam, lr 1e-6 at 11B,
-    constant); SFT swaps in a cosine schedule with 3% warm-up."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    lr: float = Field(1e-6, gt=0.0)
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = Field(1e-8, gt=0.0)
-    weight_decay: float = Field(0.0, ge=0.0)
-    """Decoupled weight decay on weight matrices (never on norms and biases)."""
-    max_grad_norm: float = Field(1.0, ge=0.0)
-    """Clip the global gradient norm to this (0 turns clipping off). It really applies: it is
-    DeepSpeed's own gradient_clipping, at every ZeRO stage."""
-    schedule: Literal["constant", "cosine", "linear"] = "constant"
-    warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
-    """Share of the total steps spent ramping the lr up linearly (step k of w: lr * k/(w+1))."""
-    min_lr_ratio: float = Field(0.0, ge=0.0, le=1.0)
-    """Floor of the cosine / linear decay, as a share of lr."""
-    value_head_lr_scale: float = Field(1.0, gt=0.0)
-    """The value head's lr as a multiple of lr. The head starts from zero while the backbone
-    starts trained: at lr 1e-6 (the study, 11B) the head alone would need thousands of steps to
-    reach returns of a few units, and until it does, advantages mostly measure the value error
-    (with several turns per episode, normalised advantages then mainly tell turns apart).
-    Raise it (10-100) when values lag; 1 is the study's single learning rate."""
-
-
-def schedule_needs_length(config: OptimConfig) -> bool:
-    """Whether the schedule depends on the run's total steps (decay or warm-up)."""
-    return config.schedule != "constant" or config.warmup_ratio > 0
+from learner.config import OptimConfig, schedule_needs_length
 
 
 def lr_multiplier(step: int, total_steps: int | None, config: OptimConfig) -> float:

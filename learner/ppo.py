@@ -9,73 +9,10 @@ full-batch mean: how the batch is split across ranks never changes the update.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
-
-class PPOConfig(BaseModel):
-    """PPO settings; defaults are the study's values at 11B unless a field says otherwise."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    advantage: Literal["gae", "group"] = "gae"
-    """'gae': turn-level GAE with the value head as baseline (the study). 'group': each turn's
-    return-to-go minus the mean of its group's at the same turn, the group being the episodes
-    of one task instance (needs training.group_size >= 2; see learner.group_advantage). The
-    value head is still trained, on the Monte-Carlo returns, but unused as a baseline."""
-    gamma: float = Field(0.9, ge=0.0, le=1.0)
-    """Discount between verification steps: a later success is worth less than an early one."""
-    lam: float = Field(0.95, ge=0.0, le=1.0)
-    """GAE lambda over verification steps; 1 gives Monte-Carlo returns, 0 one-step TD (unused by
-    the 'group' advantage)."""
-    clip_ratio: float = Field(0.1, gt=0.0)
-    """PPO clip range for the policy ratio (the study: 0.1)."""
-    value_clip: float | None = Field(0.1, gt=0.0)
-    """Clip range of the value change around the old value (the study clips it like the ratio).
-    None turns value clipping off, which helps when rewards are large relative to 0.1."""
-    value_coef: float = Field(0.5, ge=0.0)
-    """Weight of the value loss in the shared-backbone loss."""
-    ppo_epochs: int = Field(4, ge=1)
-    """Passes over each batch of trajectories."""
-    num_minibatches: int = Field(4, ge=1)
-    """Optimizer steps per epoch; each takes an equal share of the batch."""
-    normalize_advantages: bool = True
-    """Standardise turn advantages over the whole batch (all ranks), as the study does."""
-    ratio_level: Literal["token", "sequence"] = "token"
-    """'token': one ratio per answer token, each carrying its turn's advantage (standard PPO for
-    LMs, low variance). 'sequence': one ratio per answer, exp of the summed token log-ratios, as
-    the study's code did; use it to reproduce the study exactly. The study also weighted tokens
-    before the answer field by 0.5 in that sum; Revisor does not, because the weighted sum is no
-    longer the answer's log-probability and the ratio stops measuring a policy change."""
-    temperature: float = Field(0.2, gt=0.0)
-    """The rollout sampling temperature: log-probs are log_softmax(logits / temperature) so
-    that they match the sampler's. In a job it is one setting with rollout.sampling.temperature
-    (either fills the other; set apart, they are refused)."""
-    entropy_coef: float = Field(0.0, ge=0.0)
-    """Entropy bonus. The study computed no entropy; Revisor always measures it (a collapse
-    warning) and adds a bonus only when this is > 0."""
-    kl_coef: float = Field(0.0, ge=0.0)
-    """KL penalty to a frozen reference model (the SFT init); 0 as in the study. A reference
-    model is loaded only when this is > 0."""
-    max_staleness: int = Field(0, ge=0)
-    """How many policy versions a trajectory may lag behind the learner (set from the cluster's
-    setting). 0 is synchronous on-policy PPO and applies no correction; above 0 the
-    `stale_correction` reweights stale samples."""
-    stale_correction: Literal["truncated_is", "decoupled"] = "truncated_is"
-    """How stale samples are corrected, with w = pi_old / pi_behaviour (pi_old: this learner's
-    policy at the start of the update, pi_behaviour: the sampler's). The ratio is always taken
-    against pi_old, so clipping bounds the change of *this* update.
-    'truncated_is': multiply the loss by min(w, is_cap) (bounded variance, slight bias).
-    'decoupled': multiply by w but drop samples with w > is_cap (decoupled PPO with a cap;
-    unbiased on the kept samples, fewer samples when the lag is large)."""
-    is_cap: float = Field(2.0, gt=1.0)
-    """Cap on the stale-sample weight w."""
-
-    @property
-    def uses_stale_correction(self) -> bool:
-        return self.max_staleness > 0
+from learner.config import PPOConfig
 
 
 @dataclass

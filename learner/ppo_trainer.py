@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import torch
 
 from learner.batch import MicroBatch, Turns, collate_turns, split_micro_batches
+from learner.config import PPOConfig
 from learner.engine import TrainEngine
 from learner.gae import normalise, turn_gae
 from learner.group_advantage import group_advantages
 from learner.model import PolicyValueModel
-from learner.ppo import PPOConfig, PPOInputs, ppo_loss
+from learner.ppo import PPOInputs, ppo_loss
 from learner.stats import UpdateStats
 from learner.vision import VisionInputs
 

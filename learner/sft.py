@@ -17,80 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel
 
 from contracts.multimodal import excluded_token_ids
-from envs.general_points import GPConfig
 from envs.general_points.corpus import CorpusConfig, documents
 from envs.registry import TaskConfig, make_episode
 from learner import telemetry
 from learner.batch import Turns, collate_turns, split_micro_batches
-from learner.engine import DeepSpeedConfig, TrainEngine, resolve_dtype
+from learner.config import SFTConfig
+from learner.engine import TrainEngine, resolve_dtype
 from learner.export import gathered_state_dict
-from learner.model import ModelConfig, PolicyValueModel, is_vision, load_backbone
-from learner.optim import OptimConfig
+from learner.model import PolicyValueModel, is_vision, load_backbone
 from learner.rank import disable_dropout, pad_token_id
 from learner.sft_eval import EvalHook, evaluate_generation
 from learner.stats import SFTStepStats
-
-
-class SFTConfig(BaseModel):
-    """SFT settings; defaults follow the study (AdamW, cosine, 3% warm-up, batch 128)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model: ModelConfig
-    task: TaskConfig = GPConfig()
-    """The task whose expert answers are imitated (its train rule and look)."""
-    corpus: CorpusConfig | None = None
-    """Imitate this generated corpus instead of the task's expert answers: pretraining a base
-    model (`revisor pretrain`). Its documents replace train_episodes."""
-    train_episodes: int = Field(10_000, ge=1)
-    """Episodes of seeds train_seed_start, ... whose expert answers are the demonstrations
-    (GeneralPoints: one per episode; V-IRL: one per position of the route)."""
-    train_seed_start: int = 0
-    eval_episodes: int = Field(234, ge=0)
-    """Held-out episodes for evaluation (the study evaluates on 234)."""
-    eval_seed_start: int = 10_000_000
-    """Far from the training seeds, so evaluation hands are unseen."""
-    optim: OptimConfig = OptimConfig(lr=1e-6, schedule="cosine", warmup_ratio=0.03,
-                                     weight_decay=0.0)
-    """The study: lr about 1e-6 for text, 5e-7 for vision, at 11B."""
-    engine: DeepSpeedConfig = DeepSpeedConfig()
-    batch_size: int = Field(128, ge=1)
-    """Demonstrations per optimizer step, over all ranks."""
-    steps: int = Field(1000, ge=1)
-    eval_every: int = Field(100, ge=0)
-    """Run the evaluation hooks every this many steps (and after the last); 0: never."""
-    checkpoint_every: int = Field(100, ge=0)
-    """Save a Hugging Face checkpoint every this many steps (and after the last); 0: only
-    the last. Checkpoints go to output_dir; without one nothing is saved. A job, a study and
-    pretraining each set output_dir themselves (RUN/sft, STUDY/sft), so settings never need
-    it: a check here refused every saved job settings file with SFT (config.yaml holds every
-    default) and with it `--resume` of the paper's configurations."""
-    checkpoint_steps: list[int] = Field(default_factory=list)
-    """Also save a checkpoint after each of these steps (a study's init and its compute
-    points, `revisor study`)."""
-    output_dir: Path | None = None
-    revision_share: float = Field(0.0, ge=0.0, le=1.0)
-    """Share of demonstrations that open with mistaken answers and their real feedback before
-    the expert's answer (the study's SFT is single-turn: 0). A small model that has only seen
-    opening prompts answers nonsense once feedback follows a wrong answer (the CPU demo's
-    0.5M model: every sampled answer after the first feedback was illegal), so RL's later
-    attempts carry no signal and the verifier's feedback is wasted."""
-    revision_max_mistakes: int = Field(4, ge=1)
-    """A revision demonstration opens with 1..this many mistakes (uniform); keep it below the
-    task's attempt limit (4 for GeneralPoints' 5 attempts)."""
-    max_answer_tokens: int = Field(64, ge=1)
-    """Greedy generation length for evaluation."""
-    seed: int = 0
-
-    @model_validator(mode="after")
-    def _checkpoints_within_the_run(self) -> SFTConfig:
-        late = [step for step in self.checkpoint_steps if not 1 <= step <= self.steps]
-        if late:
-            raise ValueError(f"checkpoint_steps {late} lie outside the run's steps 1..{self.steps}")
-        return self
 
 
 @dataclass

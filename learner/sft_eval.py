@@ -7,7 +7,7 @@ greedy answer) says whether it solves, which is what the RL init needs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
@@ -15,10 +15,21 @@ from contracts.multimodal import batch_vision_inputs, token_type_inputs
 from envs.registry import make_episode
 from learner.batch import collate_turns
 
-if TYPE_CHECKING:
-    from learner.sft import SFTTrainer
 
-EvalHook = Callable[["SFTTrainer"], dict[str, Any]]
+class SFTTrainer(Protocol):
+    """What an evaluation reads of the SFT trainer (learner.sft.SFTTrainer), named here so
+    that evaluation depends on the trainer's surface, not on its module."""
+
+    config: Any
+    engine: Any
+    backbone: Any
+    tokenizer: Any
+    pad_id: int
+    eval_demos: list[Any]
+    eval_set: Any
+
+
+EvalHook = Callable[[SFTTrainer], dict[str, Any]]
 """Called with the trainer every `eval_every` steps; returns named results to record."""
 
 _GENERATION_BATCH = 32

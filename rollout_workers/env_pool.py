@@ -28,6 +28,8 @@ from rollout_workers import telemetry
 from rollout_workers.ray_runtime import actor_runtime_env
 
 T = TypeVar("T")
+ActorCall = Callable[[Any, list[Any]], Any]
+"""(env actor, its share of a batch) -> the ref of one of the actor's method calls."""
 
 RECOVERY_SECONDS = 120.0
 """How long the pool waits for a dead env actor to come back before giving up."""
@@ -181,7 +183,7 @@ class EnvPool:
         for _ in specs:
             homes.append(load.index(min(load)))
             load[homes[-1]] += 1
-        starts = self._scatter("start", list(specs), homes)
+        starts = self._scatter(lambda actor, share: actor.start.remote(share), list(specs), homes)
         for spec, home in zip(specs, homes, strict=True):
             self._home[spec.episode_id] = home
             self._played[spec.episode_id] = (spec, [])
@@ -189,7 +191,7 @@ class EnvPool:
 
     def submit(self, answers: Sequence[Answer]) -> list[Transition]:
         homes = [self._home[answer.episode_id] for answer in answers]
-        transitions = self._scatter("submit", list(answers), homes)
+        transitions = self._scatter(lambda actor, share: actor.submit.remote(share), list(answers), homes)
         for answer, transition in zip(answers, transitions, strict=True):
             if transition.done:
                 self._forget(answer.episode_id)
@@ -239,11 +241,12 @@ class EnvPool:
         del self._home[episode_id]
         del self._played[episode_id]
 
-    def _scatter(self, method: str, items: list[T], homes: list[int]) -> list[Any]:
-        """Call `method` once per actor with its share of `items`; results in `items` order."""
+    def _scatter(self, call: ActorCall, items: list[T], homes: list[int]) -> list[Any]:
+        """`call(actor, share)` once per actor with its share of `items` (it returns the ref
+        of one of the actor's method calls); results in `items` order."""
         shares = _group(items, homes)
-        refs = {k: getattr(self._actors[k], method).remote(share) for k, share in shares.items()}
-        results = {k: self._result(k, ref, method, shares[k]) for k, ref in refs.items()}
+        refs = {k: call(self._actors[k], share) for k, share in shares.items()}
+        results = {k: self._result(k, ref, call, shares[k]) for k, ref in refs.items()}
         cursor = dict.fromkeys(shares, 0)
         ordered = []
         for home in homes:
@@ -251,7 +254,7 @@ class EnvPool:
             cursor[home] += 1
         return ordered
 
-    def _result(self, k: int, ref: Any, method: str, share: list[Any]) -> Any:
+    def _result(self, k: int, ref: Any, call: ActorCall, share: list[Any]) -> Any:
         """The call's result; if the actor died (during the call, or before it and was
         restarted empty), replay its episodes on the restarted actor and make the call again."""
         try:
@@ -264,7 +267,7 @@ class EnvPool:
         while True:
             try:
                 ray.get(actor.restore.remote(played))
-                return ray.get(getattr(actor, method).remote(share))
+                return ray.get(call(actor, share))
             except RayActorError:
                 if time.monotonic() > deadline:
                     raise

@@ -240,7 +240,7 @@ class RolloutWorker:
     @ray.method(concurrency_group=LIVENESS_GROUP)
     def pulse(self) -> float:
         """Seconds the current engine step or weight load has been running (0 between them):
-        the driver's liveness check (cluster.liveness). An unanswered pulse means a process
+        the driver's liveness check (cluster.job.liveness). An unanswered pulse means a process
         that cannot run at all; a long answer, an engine stuck inside one step."""
         began = self._busy_since
         return 0.0 if began is None else time.monotonic() - began

@@ -91,10 +91,7 @@ def ppo_on_worker_rollouts(engine: Any, model: Path) -> tuple[Any, Any, Any]:
     tokens; the stats' behaviour_logprob_gap_max says how far from the engine it was."""
     from contracts.engine import SamplingSettings
     from contracts.rollout_config import RolloutConfig
-    from learner.config import LearnerConfig
-    from learner.engine import DeepSpeedConfig
-    from learner.model import ModelConfig
-    from learner.ppo import PPOConfig
+    from learner.config import DeepSpeedConfig, LearnerConfig, ModelConfig, PPOConfig
     from learner.rank import LearnerRank
     from rollout_workers.episodes.seeds import SeedRange
     from rollout_workers.worker import RolloutWorker

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from cluster.results import read_training_log
+from cluster.results.evaluations import read_training_log
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "configs" / "cpu_demo.yaml"

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from cluster.telemetry import write_prometheus_config
+from cluster.job.telemetry import write_prometheus_config
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL_SCRIPT = ROOT / "deploy" / "install-test-tools.sh"

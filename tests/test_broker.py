@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import asyncio
 
-from cluster.broker import RolloutBroker
+from cluster.job.broker import RolloutBroker
+from cluster.settings.experiment import TrainingConfig
 from contracts.trajectory import BatchMeta
+from envs.general_points import GPConfig
+
+UNBOUNDED = 1_000_000
+"""Updates of a broker whose tests never reach the run's last update."""
 
 
 def broker(staleness: int = 0, per_update: int = 4) -> RolloutBroker:
-    return RolloutBroker({"task": "gp"}, per_update, staleness, capacity=16, base_seed=1000)
+    training = TrainingConfig(episodes_per_update=per_update, queue_capacity=16, seed=1000,
+                              updates=UNBOUNDED)
+    return RolloutBroker(GPConfig(), training, staleness)
 
 
 def batch(ids: list[str], worker: str = "w0", version: int = 0) -> BatchMeta:
@@ -103,7 +110,8 @@ def test_finish_stops_issuing():
 
 def test_no_episode_is_played_beyond_the_last_update():
     async def scenario():
-        b = RolloutBroker({"task": "gp"}, 4, 2, capacity=16, updates=2)
+        b = RolloutBroker(GPConfig(), TrainingConfig(episodes_per_update=4, queue_capacity=16,
+                                                     updates=2), max_staleness=2)
         return await b.take_work("w0", 100, 0)
 
     assert len(asyncio.run(scenario())) == 8

@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from cluster.main import main as job_main
-from cluster.results import read_training_log
+from cluster.results.evaluations import read_training_log
 from tests.jobs import process_gone, process_title, small_job
 
 SEED = 20_261_130

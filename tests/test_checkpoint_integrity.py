@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cluster.config import ExperimentConfig
-from cluster.settings import dump_settings, load_settings
+from cluster.settings.experiment import ExperimentConfig
+from cluster.settings.loading import dump_settings, load_settings
 from learner import checkpoint
 from learner.checkpoint_manifest import (
     LATEST,
@@ -23,10 +23,8 @@ from learner.checkpoint_manifest import (
     model_mismatch,
     read_latest,
 )
-from learner.config import LearnerConfig
-from learner.engine import DeepSpeedConfig
-from learner.model import ModelConfig, meta_backbone, parameter_shapes
-from learner.optim import OptimConfig
+from learner.config import DeepSpeedConfig, LearnerConfig, ModelConfig, OptimConfig
+from learner.model import meta_backbone, parameter_shapes
 from learner.rank import LearnerRank
 from rollout_workers.tiny_models import save_tiny_model
 from tests.jobs import DEMO, ROOT, job_env

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from cluster.compute import TokenCounts, training_flops, training_gflops
+from cluster.results.compute import TokenCounts, training_flops, training_gflops
 
 
 def test_sft_run_costs_six_n_d():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cluster.cli import main as revisor
-from cluster.control import CONTROL_FILE, Control, read_control
+from cluster.job.control import CONTROL_FILE, Control, read_control
 
 
 @pytest.fixture

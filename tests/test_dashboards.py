@@ -16,7 +16,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from cluster import telemetry as driver
+from cluster.job import telemetry as driver
 from contracts.telemetry import mark_actor_started
 from learner import telemetry as learner
 from learner.stats import SFTStepStats

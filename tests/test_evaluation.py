@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from cluster.evaluation import summarise
+from cluster.job.evaluation import summarise
 from contracts.episode import Episode
 from contracts.trajectory import EpisodeRecord, TurnRecord, to_record_batch
 from envs.general_points import GPConfig

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cluster.main import main as job_main
-from cluster.results import read_evaluations, read_training_log
+from cluster.results.evaluations import read_evaluations, read_training_log
 from tests.jobs import DEMO, ROOT, SHORT_RUN, small_job
 from tests.prometheus_server import free_port
 
@@ -101,7 +101,7 @@ def test_a_job_publishing_through_shared_memory_samples_with_the_learners_weight
 def _assert_rows_say_where_time_went(rows: list[dict]) -> None:
     """Every update's wall time is split into its phases, and the learner's and the rollout
     workers' busy shares are real shares."""
-    from cluster.update_clock import PHASES
+    from cluster.job.update_clock import PHASES
 
     for row in rows:
         phases = row["phases"]

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cluster.config import EvaluationConfig
-from cluster.results import read_evaluations, read_training_log
+from cluster.results.evaluations import read_evaluations, read_training_log
+from cluster.settings.experiment import EvaluationConfig
 from tests.jobs import ROOT, run_job, summary
 
 TASKS = ROOT / "configs" / "tasks"

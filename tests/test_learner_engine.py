@@ -10,9 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from learner.engine import DeepSpeedConfig, TrainEngine, deepspeed_config, resolve_dtype
+from learner.config import DeepSpeedConfig, OptimConfig
+from learner.engine import TrainEngine, deepspeed_config, resolve_dtype
 from learner.export import gathered_state_dict
-from learner.optim import OptimConfig, lr_multiplier, make_optimizer, make_scheduler
+from learner.optim import lr_multiplier, make_optimizer, make_scheduler
 
 torch.set_num_threads(1)
 

@@ -16,12 +16,9 @@ from contracts.engine_config import RolloutEngineConfig
 from contracts.rollout_config import RolloutConfig
 from envs.general_points import GPConfig
 from learner.checkpoint_manifest import CheckpointError, model_mismatch, read_latest
-from learner.config import LearnerConfig
-from learner.engine import DeepSpeedConfig
+from learner.config import DeepSpeedConfig, LearnerConfig, ModelConfig, OptimConfig, PPOConfig
 from learner.group import LearnerGroup
-from learner.model import ModelConfig, meta_backbone, parameter_shapes
-from learner.optim import OptimConfig
-from learner.ppo import PPOConfig
+from learner.model import meta_backbone, parameter_shapes
 from rollout_workers.episodes.seeds import SeedRange
 from rollout_workers.ray_runtime import local_cluster
 from rollout_workers.tiny_models import save_tiny_model

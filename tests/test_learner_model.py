@@ -11,10 +11,8 @@ import torch
 from contracts.multimodal import EXCLUDED_LOGIT_BIAS
 from envs.general_points import GPConfig
 from learner.batch import collate_turns
-from learner.config import LearnerConfig
-from learner.engine import DeepSpeedConfig
-from learner.model import ModelConfig, load_policy
-from learner.ppo import PPOConfig
+from learner.config import DeepSpeedConfig, LearnerConfig, ModelConfig, PPOConfig
+from learner.model import load_policy
 from learner.rank import LearnerRank
 from learner.sft import as_turns, demonstrations
 from learner.vision import VisionInputs

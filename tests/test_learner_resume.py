@@ -13,11 +13,7 @@ from contracts.engine import SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
 from contracts.rollout_config import RolloutConfig
 from envs.general_points import GPConfig
-from learner.config import LearnerConfig
-from learner.engine import DeepSpeedConfig
-from learner.model import ModelConfig
-from learner.optim import OptimConfig
-from learner.ppo import PPOConfig
+from learner.config import DeepSpeedConfig, LearnerConfig, ModelConfig, OptimConfig, PPOConfig
 from learner.rank import LearnerRank
 from rollout_workers.episodes.seeds import SeedRange
 from rollout_workers.tiny_models import save_tiny_model

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cluster.ledger import EpisodeLedger
+from cluster.job.ledger import EpisodeLedger
 
 
 def test_ids_are_unique_and_seeds_follow_them():

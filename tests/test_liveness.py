@@ -14,7 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+from pydantic import TypeAdapter
 
+from cluster.settings.experiment import ClusterConfig, TrainingConfig
+from envs.registry import TaskConfig
 from tests.jobs import process_gone
 
 TIMEOUT_S = 10.0
@@ -24,23 +27,25 @@ def _broker(task: dict):
     """A RolloutBroker actor handing out episodes of `task` (4 per batch, 100 at most)."""
     import ray
 
-    from cluster.broker import RolloutBroker
+    from cluster.job.broker import RolloutBroker
     from rollout_workers.ray_runtime import actor_runtime_env
 
     options = {"num_cpus": 0, "runtime_env": actor_runtime_env()}
+    training = TrainingConfig(episodes_per_update=4, queue_capacity=8, seed=100, updates=1000)
     return ray.remote(RolloutBroker).options(max_concurrency=8, **options).remote(
-        task, 4, 0, 8, 100)
+        TypeAdapter(TaskConfig).validate_python(task), training, max_staleness=0)
 
 
 def _fleet(broker, model, **timeouts):
     """A fleet of hf-engine rollout workers of the tiny model (none started yet)."""
-    from cluster.fleet import WorkerFleet
+    from cluster.job.fleet import WorkerFleet
     from contracts.engine_config import RolloutEngineConfig
     from contracts.rollout_config import RolloutConfig
 
-    return WorkerFleet(broker, RolloutEngineConfig(kind="hf", model=model),
-                       RolloutConfig(episodes_in_flight=2, episodes_per_batch=2), 0.0,
-                       **{"worker_timeout_s": TIMEOUT_S, **timeouts})
+    cluster = ClusterConfig(cpus_per_worker=0.0, **{"worker_timeout_s": TIMEOUT_S, **timeouts})
+    return WorkerFleet(broker, cluster, RolloutEngineConfig(kind="hf", model=model),
+                       RolloutConfig(episodes_in_flight=2, episodes_per_batch=2),
+                       weight_sync="object_store", name_prefix="revisor")
 
 
 @pytest.fixture
@@ -131,7 +136,7 @@ def test_a_route_file_gone_while_the_job_runs_ends_it_in_one_line(tmp_path):
 
     import ray
 
-    from cluster.runtime import JobFailed
+    from cluster.job.runtime import JobFailed
     from rollout_workers.ray_runtime import local_cluster
     from tests.fixtures_models import save_model
 
@@ -160,7 +165,7 @@ def test_a_route_file_gone_while_the_job_runs_ends_it_in_one_line(tmp_path):
 def test_a_worker_still_loading_after_the_start_timeout_ends_the_job_naming_it(tmp_path):
     """A start-up that never ends (a model on a hung mount) must not stall the job: the fleet
     waits `worker_start_timeout_s` for the engine, then fails in one line."""
-    from cluster.runtime import JobFailed
+    from cluster.job.runtime import JobFailed
     from rollout_workers.ray_runtime import local_cluster
     from tests.fixtures_models import save_model
 

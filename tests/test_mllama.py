@@ -25,7 +25,8 @@ from contracts.multimodal import batch_vision_inputs, hf_vision_inputs
 from envs.general_points import GPConfig, make_episode
 from envs.registry import render_image_ref
 from learner.batch import collate_turns
-from learner.model import ModelConfig, load_policy
+from learner.config import ModelConfig
+from learner.model import load_policy
 from learner.sft import as_turns, demonstrations
 from learner.vision import VisionInputs
 from rollout_workers.engine import make_engine
@@ -84,9 +85,9 @@ def test_cli_builds_a_checkpoint_that_loads_by_path(tmp_path: Path,
 
 
 def test_settings_name_the_tiny_mllama_and_the_job_builds_it(tmp_path: Path) -> None:
-    from cluster.config import ExperimentConfig
-    from cluster.main import ensure_model
-    from cluster.settings import load_settings
+    from cluster.job.run import ensure_model
+    from cluster.settings.experiment import ExperimentConfig
+    from cluster.settings.loading import load_settings
 
     config = load_settings(ExperimentConfig, Path(__file__).parents[1] / "configs/cpu_demo.yaml", [
         f"model={tmp_path / 'model'}", "tiny_model={kind: mllama, size: 0.5m}"])
@@ -240,9 +241,8 @@ def test_learner_published_weights_change_the_engine_as_hf(mllama_dir: Path, dem
 def test_sft_lowers_the_loss_on_gp_vl_demonstrations(mllama_dir: Path, tmp_path: Path) -> None:
     """A few SFT steps on rendered cards; the held-out evaluation generates greedily from
     left-padded prompts with their cross-attention masks."""
-    from learner.engine import DeepSpeedConfig
-    from learner.optim import OptimConfig
-    from learner.sft import SFTConfig, SFTTrainer
+    from learner.config import DeepSpeedConfig, OptimConfig, SFTConfig
+    from learner.sft import SFTTrainer
 
     config = SFTConfig(
         model=ModelConfig(path=str(mllama_dir)), task=VL_TASK, train_episodes=4,

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from cluster.cli import main as cli_main
-from cluster.config import ExperimentConfig
-from cluster.plan import plan_experiment
-from cluster.settings import load_settings
+from cluster.plan.planner import plan_experiment
+from cluster.settings.experiment import ExperimentConfig
+from cluster.settings.loading import load_settings
 from rollout_workers.tiny_models import save_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +64,7 @@ def test_paper_configs_fit_one_node_of_eight_gpus_without_overlap(path: Path) ->
 
 
 def test_fractional_requests_share_a_gpu_and_whole_ones_do_not() -> None:
-    from cluster.placement import GpuRef, describe_gpus, place
+    from cluster.plan.placement import GpuRef, describe_gpus, place
 
     placement = place([("learner", 0, 1), ("learner", 1, 1), ("rollout", 0, 0.5),
                        ("rollout", 1, 0.5), ("rollout", 2, 0.5), ("rollout", 3, 2)],
@@ -117,8 +117,9 @@ def test_learner_estimates_match_deepspeed_on_cpu(tiny_lm: Path, stage: int) -> 
     optimizer state bytes (Adam's tensors in engine.optimizer.state, plus at ZeRO 2 the fp32
     master partition DeepSpeed keeps). Tolerance: 2% (the estimates are exact arithmetic on
     the parameter count; the slack covers DeepSpeed's alignment padding of flat partitions)."""
+    from learner.config import ModelConfig
     from learner.engine import TrainEngine
-    from learner.model import ModelConfig, load_policy
+    from learner.model import load_policy
 
     estimate = plan_experiment(_tiny_config(tiny_lm, stage)).learner
     policy = load_policy(ModelConfig(path=str(tiny_lm)))

@@ -14,11 +14,9 @@ from contracts.engine_config import RolloutEngineConfig
 from contracts.rollout_config import RolloutConfig
 from envs.general_points import GPConfig
 from learner.batch import collate_turns, turns_from_record_batches
-from learner.config import LearnerConfig
-from learner.engine import DeepSpeedConfig
+from learner.config import DeepSpeedConfig, LearnerConfig, ModelConfig, PPOConfig
 from learner.group import LearnerGroup
-from learner.model import ModelConfig, load_policy
-from learner.ppo import PPOConfig
+from learner.model import load_policy
 from rollout_workers.episodes.seeds import SeedRange
 from rollout_workers.ray_runtime import local_cluster
 from rollout_workers.tiny_models import save_tiny_model

@@ -7,10 +7,11 @@ import math
 import pytest
 import torch
 
+from learner.config import PPOConfig
 from learner.gae import turn_gae
 from learner.group_advantage import group_advantages
 from learner.logprobs import token_logprobs_and_entropy
-from learner.ppo import PPOConfig, PPOInputs, ppo_loss
+from learner.ppo import PPOInputs, ppo_loss
 
 
 def test_turn_gae_matches_hand_computation() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from cluster.config import ExperimentConfig
-from cluster.pretrain import BASE_RECORD, base_key, base_path
-from cluster.settings import load_settings
+from cluster.settings.experiment import ExperimentConfig
+from cluster.settings.loading import load_settings
+from cluster.settings.pretrain import BASE_RECORD, base_key, base_path
 from envs.general_points import GPConfig, make_episode
 from tests.jobs import ROOT, run_job
 from verifier.general_points.parse import parse_answer
@@ -84,8 +84,8 @@ def test_the_cache_key_follows_every_setting_that_shapes_the_base(tmp_path: Path
 
 
 def test_a_model_path_holding_another_base_is_refused(tmp_path: Path) -> None:
-    from cluster.pretrain import ensure_pretrained
-    from cluster.settings import SettingsError
+    from cluster.job.pretrain import ensure_pretrained
+    from cluster.settings.loading import SettingsError
 
     other = tmp_path / "other"
     other.mkdir()

@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 from prometheus_server import PrometheusServer, prometheus_binary, prometheus_server
 
-from cluster.results import read_training_log
-from cluster.telemetry import default_targets_file, write_prometheus_config
+from cluster.job.telemetry import default_targets_file, write_prometheus_config
+from cluster.results.evaluations import read_training_log
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "configs" / "cpu_demo.yaml"

@@ -15,7 +15,8 @@ from contracts.engine import GenerationRequest, SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
 from contracts.multimodal import hf_vision_inputs, load_processor
 from learner.batch import collate
-from learner.model import ModelConfig, load_policy
+from learner.config import ModelConfig
+from learner.model import load_policy
 from rollout_workers.engine import make_engine
 from rollout_workers.tiny_models import build_model, count_parameters
 from rollout_workers.tiny_models.qwen2vl import IMAGE_PAD, IMAGE_PLACEHOLDER
@@ -163,9 +164,8 @@ def test_sft_trains_on_rendered_cards_and_saves_a_loadable_checkpoint(qwen_dir: 
     """The learner path end to end: re-rendered images, M-RoPE inputs in training and in the
     greedy evaluation, and a checkpoint every part loads back by path."""
     from envs.general_points import GPConfig
-    from learner.engine import DeepSpeedConfig
-    from learner.optim import OptimConfig
-    from learner.sft import SFTConfig, SFTTrainer
+    from learner.config import DeepSpeedConfig, OptimConfig, SFTConfig
+    from learner.sft import SFTTrainer
 
     config = SFTConfig(
         model=ModelConfig(path=str(qwen_dir)), task=GPConfig(vision=True), train_episodes=4,

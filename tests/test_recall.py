@@ -1,11 +1,11 @@
-"""Evaluation success split by what the SFT warm start showed (cluster/recall.py)."""
+"""Evaluation success split by what the SFT warm start showed (cluster/results/recall.py)."""
 
 from __future__ import annotations
 
 import yaml
 
-from cluster.config import EvaluationConfig
-from cluster.recall import (
+from cluster.results.evaluations import EvalPoint, write_evaluations
+from cluster.results.recall import (
     UNSEEN,
     SFTData,
     demonstrated_keys,
@@ -13,8 +13,8 @@ from cluster.recall import (
     recall_groups,
     recall_splits,
 )
-from cluster.report import write_report
-from cluster.results import EvalPoint, write_evaluations
+from cluster.results.report import write_report
+from cluster.settings.experiment import EvaluationConfig
 from envs.general_points import GPConfig
 from envs.general_points.episode import GPEpisode, make_episode
 from envs.virl import VIRLConfig

@@ -7,14 +7,14 @@ import json
 import pytest
 
 from cluster.cli import main as revisor
-from cluster.report import write_report
-from cluster.results import (
+from cluster.results.evaluations import (
     EvalPoint,
     read_evaluations,
     success_change,
     success_stderr,
     write_evaluations,
 )
+from cluster.results.report import write_report
 
 
 def point(arm: str, phase: str, split: str, gflops: float, success: float) -> EvalPoint:

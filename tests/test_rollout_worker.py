@@ -18,7 +18,8 @@ import ray
 from ray.exceptions import RayError
 from safetensors.torch import load_file
 
-from cluster.broker import RolloutBroker
+from cluster.job.broker import RolloutBroker
+from cluster.settings.experiment import TrainingConfig
 from contracts.engine import SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
 from contracts.rollout_config import RolloutConfig
@@ -194,7 +195,7 @@ def test_worker_serves_a_broker(workers: dict[str, Any]) -> None:
     """Work comes from the rollout broker and batches go back into its queue."""
     worker = workers["lm"]
     broker = ray.remote(RolloutBroker).options(runtime_env=actor_runtime_env()).remote(
-        GP_L.model_dump(), episodes_per_update=4, max_staleness=0, capacity=4)
+        GP_L, TrainingConfig(episodes_per_update=4, queue_capacity=4), max_staleness=0)
     serving = worker.serve.remote(broker)
     taken = ray.get(broker.take_batches.remote(4, timeout_s=60))
     ray.get(worker.stop.remote())

@@ -8,7 +8,7 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, Field
 
-from cluster.settings import SettingsError, dump_settings, load_settings
+from cluster.settings.loading import SettingsError, dump_settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,8 +73,8 @@ def test_resolved_settings_round_trip(tmp_path):
 def test_every_shipped_configuration_loads_back_from_the_settings_a_run_stores(path, tmp_path):
     """A run stores its resolved settings (config.yaml, study.yaml) and `--resume` reads them
     back: what loads must load again from its own dump, unchanged."""
-    from cluster.config import ExperimentConfig
-    from cluster.study_config import StudyConfig, load_study
+    from cluster.settings.experiment import ExperimentConfig
+    from cluster.settings.study import StudyConfig, load_study
 
     study = "study" in path.parts
     if "models" in path.parts:

@@ -11,10 +11,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from contracts.dialogue import DialogueTokens
 from envs.general_points import GPConfig
-from learner.engine import DeepSpeedConfig
-from learner.model import ModelConfig
-from learner.optim import OptimConfig
-from learner.sft import SFTConfig, SFTTrainer, demonstrations
+from learner.config import DeepSpeedConfig, ModelConfig, OptimConfig, SFTConfig
+from learner.sft import SFTTrainer, demonstrations
 from rollout_workers.tiny_models import save_tiny_model
 
 pytestmark = pytest.mark.slow

@@ -11,12 +11,11 @@ import torch
 import yaml
 from torch import nn
 
-from cluster.config import ExperimentConfig
-from cluster.settings import SettingsError, dump_settings, load_settings
-from learner.config import LearnerConfig
+from cluster.settings.experiment import ExperimentConfig
+from cluster.settings.loading import SettingsError, dump_settings, load_settings
+from learner.config import LearnerConfig, ModelConfig, OptimConfig
 from learner.engine import TrainEngine
-from learner.model import ModelConfig
-from learner.optim import OptimConfig, make_optimizer, make_scheduler
+from learner.optim import make_optimizer, make_scheduler
 from tests.process_group import own_process_group  # noqa: F401 (ends the learner's group)
 
 DEMO = Path(__file__).parents[1] / "configs" / "cpu_demo.yaml"

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cluster.plan import main as plan_main
-from cluster.results import EvalPoint, read_training_log
-from cluster.settings import SettingsError
-from cluster.study import main as study_main
-from cluster.study import matched
-from cluster.study_config import load_study
+from cluster.plan.planner import main as plan_main
+from cluster.results.evaluations import EvalPoint, read_training_log
+from cluster.settings.loading import SettingsError
+from cluster.settings.study import load_study
+from cluster.study.run import main as study_main
+from cluster.study.run import matched
 from tests.jobs import DEMO, ROOT, finish, interrupt, start_job, wait_for
 
 STUDY = ("cluster.cli", "study")

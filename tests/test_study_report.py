@@ -7,15 +7,15 @@ import json
 import pytest
 
 from cluster.cli import main as revisor
-from cluster.results import success_stderr
-from cluster.study_compare import ablation_gains, equal_compute
-from cluster.study_figures import (
+from cluster.results.evaluations import success_stderr
+from cluster.study.compare import ablation_gains, equal_compute
+from cluster.study.figures import (
     plot_gain_vs_verification_steps,
     plot_recognition_vs_compute,
     plot_success_vs_compute,
 )
-from cluster.study_report import write_study_report
-from cluster.study_results import StudyPoint, StudyResults, read_study, write_study
+from cluster.study.report import write_study_report
+from cluster.study.results import StudyPoint, StudyResults, read_study, write_study
 
 N = 1000
 COMPUTE = [12.5, 25.0, 37.5]
@@ -127,7 +127,7 @@ def test_a_change_inside_its_error_bar_is_called_so():
     rows = {row.split: row for row in equal_compute(study)}
     change = rows["ood-rule"].gain("rl")
     assert change.paired and 100 * change.success == pytest.approx(0.3)
-    from cluster.study_report import equal_compute_sentences
+    from cluster.study.report import equal_compute_sentences
     assert equal_compute_sentences([rows["ood-rule"]])[0].startswith(
         "- RL left ood-rule success within error bars (+0.3 ± 0.2 points); SFT lowered it")
 

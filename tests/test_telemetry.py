@@ -15,7 +15,7 @@ import yaml
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
-from cluster import telemetry as driver
+from cluster.job import telemetry as driver
 from contracts.telemetry import (
     MetricsConfig,
     advertised_address,
@@ -65,7 +65,7 @@ def test_fixed_port_is_honoured_in_a_fresh_process():
 def test_a_process_serves_only_the_metrics_of_its_role():
     """The driver imports the learner's modules: it must not export the learner's unlabelled
     gauges (as zeros beside the learner's real values)."""
-    code = ("import prometheus_client as p, cluster.telemetry, learner.telemetry; "
+    code = ("import prometheus_client as p, cluster.job.telemetry, learner.telemetry; "
             "from contracts.telemetry import mark_actor_started as m; "
             "m('driver', 'd'); print('revisor_ppo_entropy' in p.generate_latest().decode(), "
             "'revisor_queue_depth' in p.generate_latest().decode()); "
@@ -79,7 +79,7 @@ def test_a_role_declared_before_its_module_is_imported_is_served():
     """A learner rank declares its role when it joins, before it imports the trainer."""
     code = ("import prometheus_client as p; "
             "from contracts.telemetry import mark_actor_started as m; m('learner', 'l'); "
-            "import learner.telemetry, cluster.telemetry; text = p.generate_latest().decode(); "
+            "import learner.telemetry, cluster.job.telemetry; text = p.generate_latest().decode(); "
             "print('revisor_ppo_entropy' in text, 'revisor_queue_depth' in text)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=ROOT, env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})

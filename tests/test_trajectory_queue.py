@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from cluster.trajectory_queue import TrajectoryQueue
+from cluster.job.trajectory_queue import TrajectoryQueue
 from contracts.trajectory import BatchMeta
 
 

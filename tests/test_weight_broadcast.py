@@ -12,10 +12,9 @@ import torch
 
 from benchmarks.weight_sync_gpu import GpuSyncSettings
 from benchmarks.weight_sync_gpu import run as run_broadcast
-from cluster.config import ExperimentConfig
+from cluster.settings.experiment import ClusterConfig, ExperimentConfig
 from contracts.packed_weights import WeightLayout
-from learner.config import LearnerConfig
-from learner.model import ModelConfig
+from learner.config import LearnerConfig, ModelConfig
 from weight_transport import make_transport
 from weight_transport.choices import resolve
 from weight_transport.keeper import WeightKeeper
@@ -141,14 +140,15 @@ def test_vllm_engine_refuses_to_join_a_weight_group_without_cuda(tmp_path: Path)
 def test_fleet_delivers_through_the_transport_of_its_weight_sync(tmp_path: Path) -> None:
     """An NCCL fleet hands a publication to its weight group (no workers yet: no group is
     formed); each setting makes its own transport, and a worker receives through the same one."""
-    from cluster.fleet import WorkerFleet
+    from cluster.job.fleet import WorkerFleet
     from contracts.engine_config import RolloutEngineConfig
     from contracts.rollout_config import RolloutConfig
     from weight_transport.nccl import NcclPublication, NcclTransport
     from weight_transport.object_store import ObjectStoreTransport
 
-    fleet = WorkerFleet(broker=None, engine=RolloutEngineConfig(model=tmp_path, tensor_parallel_size=2),
-                        rollout=RolloutConfig(), cpus_per_worker=1, weight_sync="nccl")
+    fleet = WorkerFleet(broker=None, cluster=ClusterConfig(),
+                        engine=RolloutEngineConfig(model=tmp_path, tensor_parallel_size=2),
+                        rollout=RolloutConfig(), weight_sync="nccl", name_prefix="revisor")
     assert isinstance(fleet.transport, NcclTransport)
     assert fleet.transport.group.ranks_per_engine == 2
     packed = pack_weights(_mixed_state_dict(), version=2)

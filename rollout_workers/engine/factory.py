@@ -10,9 +10,9 @@ and the log and the engine's report say so and why.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-
-from transformers import AutoConfig
+from typing import Any
 
 from contracts.engine import Engine
 from contracts.engine_config import RolloutEngineConfig
@@ -34,8 +34,18 @@ VLLM_UNSERVABLE: dict[str, str] = {
 
 def vllm_unservable_reason(model: str | Path) -> str | None:
     """Why vLLM cannot serve the checkpoint at `model`, or None when it can."""
+    from transformers import AutoConfig  # here, so that importing this module stays light
+
     config = AutoConfig.from_pretrained(model)
-    for key in (config.model_type, *(config.architectures or [])):
+    return unservable_reason_of({"model_type": config.model_type,
+                                 "architectures": config.architectures})
+
+
+def unservable_reason_of(config_json: Mapping[str, Any]) -> str | None:
+    """vllm_unservable_reason from a checkpoint's parsed config.json alone: `revisor plan`
+    decides the engine without importing transformers (model_type and architectures are
+    top-level keys of every config.json, so no config class is needed to read them)."""
+    for key in (config_json.get("model_type"), *(config_json.get("architectures") or [])):
         if key in VLLM_UNSERVABLE:
             return VLLM_UNSERVABLE[key]
     return None

@@ -13,57 +13,27 @@ leaves `<name>.partial`, redone next time), with `base.json` saying what made it
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
-from envs.general_points.corpus import CORPUS_VERSION, CorpusConfig
-from learner.engine import DeepSpeedConfig
-from learner.optim import OptimConfig
-
-if TYPE_CHECKING:
-    from cluster.config import ExperimentConfig
+from cluster.job.phases import LogFollower
+from cluster.job.runtime import ray_cluster, run_command
+from cluster.settings.experiment import ExperimentConfig
+from cluster.settings.loading import SettingsError
+from cluster.settings.pretrain import BASE_RECORD, base_key
+from cluster.settings.study import load_experiment
+from envs.general_points.corpus import CORPUS_VERSION
+from learner.config import ModelConfig, SFTConfig
+from learner.group import run_sft_on_ranks
+from learner.sft import PROGRESS_LOG
+from rollout_workers.tiny_models import save_tiny_model
 
 console = Console()
-BASE_RECORD = "base.json"
-
-
-class PretrainConfig(BaseModel):
-    """Pretraining of the tiny model named by `tiny_model` on the generated corpus."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    corpus: CorpusConfig = CorpusConfig()
-    steps: int = Field(3000, ge=1)
-    batch_size: int = Field(64, ge=1)
-    optim: OptimConfig = OptimConfig(lr=3e-3, schedule="cosine", warmup_ratio=0.03)
-    engine: DeepSpeedConfig = DeepSpeedConfig(micro_batch_size=32)
-    seed: int = 0
-    num_ranks: int | None = Field(None, ge=1)
-    """Data-parallel ranks; None: learner.num_ranks. Pretraining runs before any rollout
-    worker exists, so it may take every CPU (or GPU) the learner and workers later share."""
-    cache_dir: Path = Path("runs/bases")
-    """Where pretrained bases are kept, one directory per distinct settings."""
-
-
-def base_key(pretrain: PretrainConfig, tiny_model: BaseModel) -> str:
-    """A short hash of everything that shapes the base model (not where it is kept or how
-    many ranks share its batches)."""
-    shape = {"corpus_version": CORPUS_VERSION, "tiny_model": tiny_model.model_dump(mode="json"),
-             "pretrain": pretrain.model_dump(mode="json", exclude={"cache_dir", "num_ranks"})}
-    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def base_path(pretrain: PretrainConfig, tiny_model: BaseModel) -> Path:
-    """Where the base model of these settings lives (the experiment's `model` by default)."""
-    spec, key = tiny_model.model_dump(), base_key(pretrain, tiny_model)
-    return pretrain.cache_dir / f"base-{spec['kind']}-{spec['size']}-{key}"
 
 
 def ensure_pretrained(config: ExperimentConfig) -> Path:
@@ -74,8 +44,6 @@ def ensure_pretrained(config: ExperimentConfig) -> Path:
         recorded = json.loads((model / BASE_RECORD).read_text()).get("key") \
             if (model / BASE_RECORD).exists() else None
         if recorded != key:
-            from cluster.settings import SettingsError
-
             raise SettingsError(f"model {model} holds a checkpoint that these pretrain settings "
                                 f"did not make (its {BASE_RECORD} key {recorded}, the settings' "
                                 f"{key}): choose another model path or leave it unset")
@@ -85,13 +53,6 @@ def ensure_pretrained(config: ExperimentConfig) -> Path:
 
 
 def _pretrain(config: ExperimentConfig, key: str) -> Path:
-    from cluster.phases import LogFollower
-    from cluster.runtime import ray_cluster
-    from learner.group import run_sft_on_ranks
-    from learner.model import ModelConfig
-    from learner.sft import PROGRESS_LOG, SFTConfig
-    from rollout_workers.tiny_models import save_tiny_model
-
     pretrain, model, spec = config.pretrain, Path(config.model), config.tiny_model
     work = model.with_name(model.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
@@ -133,10 +94,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cluster.plan import load_experiment
-    from cluster.runtime import run_command
-    from cluster.settings import SettingsError
-
     args = parse_args(argv)
 
     def job() -> Any:

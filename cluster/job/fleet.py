@@ -8,7 +8,7 @@ ships them, and it is shut down only once the learner has taken all its batches 
 the object store owned by the worker, and die with it).
 
 A worker that hangs instead of dying (a stopped process, a stuck engine) is found by its
-missed pulses (cluster.liveness): it is killed and replaced like a dead one. No call the fleet
+missed pulses (cluster.job.liveness): it is killed and replaced like a dead one. No call the fleet
 makes waits on a worker for longer than `worker_timeout_s` without hearing from it.
 """
 
@@ -22,8 +22,9 @@ import pyarrow as pa
 import ray
 from pydantic import BaseModel
 
-from cluster.liveness import LivenessWatch
-from cluster.runtime import JobFailed
+from cluster.job.liveness import LivenessWatch
+from cluster.job.runtime import JobFailed
+from cluster.settings.experiment import ClusterConfig
 from contracts.engine import SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
 from contracts.episode import TaskInputError
@@ -57,16 +58,15 @@ class FleetEvents(BaseModel):
 class WorkerFleet:
     """Driver-side manager of the RolloutWorker actors."""
 
-    def __init__(self, broker: Any, engine: RolloutEngineConfig, rollout: RolloutConfig,
-                 cpus_per_worker: float, gpus_per_worker: float = 0.0,
-                 resources: dict[str, float] | None = None, max_restarts: int = 10,
-                 name_prefix: str = "revisor", worker_timeout_s: float = 600.0,
-                 worker_start_timeout_s: float = 1800.0,
-                 weight_sync: WeightSync = "object_store") -> None:
+    def __init__(self, broker: Any, cluster: ClusterConfig, engine: RolloutEngineConfig,
+                 rollout: RolloutConfig, weight_sync: WeightSync, name_prefix: str) -> None:
+        """Workers of `engine` and `rollout` settings, placed, watched and restarted as
+        `cluster` says; weights reach them as `weight_sync` says; actors are named
+        `<name_prefix>-<worker id>`."""
         self.broker, self.engine, self.rollout = broker, engine, rollout
-        self.options = {"num_cpus": cpus_per_worker, "num_gpus": gpus_per_worker,
-                        "resources": resources or {}}
-        self.max_restarts = max_restarts
+        self.options = {"num_cpus": cluster.cpus_per_worker, "num_gpus": cluster.gpus_per_worker,
+                        "resources": dict(cluster.worker_resources)}
+        self.max_restarts = cluster.max_worker_restarts
         self.members: dict[str, Member] = {}
         self.retiring: list[Member] = []
         """Stopped workers kept alive until the learner has taken their last batches."""
@@ -76,8 +76,8 @@ class WorkerFleet:
         self.name_prefix = name_prefix
         self.transport = make_transport(weight_sync, engine.tensor_parallel_size)
         """How publications reach the workers (weight_transport)."""
-        self.watch = LivenessWatch(worker_timeout_s)
-        self.start_timeout_s = worker_start_timeout_s
+        self.watch = LivenessWatch(cluster.worker_timeout_s)
+        self.start_timeout_s = cluster.worker_start_timeout_s
         self.events = FleetEvents()
         """What happened to workers since the driver last asked (`check`)."""
 

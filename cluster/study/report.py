@@ -11,8 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from cluster.results import Change
-from cluster.study_compare import (
+from cluster.results.evaluations import Change
+from cluster.study.compare import (
     MAIN_ARMS,
     EqualCompute,
     Gain,
@@ -22,12 +22,12 @@ from cluster.study_compare import (
     measure,
     measure_name,
 )
-from cluster.study_figures import (
+from cluster.study.figures import (
     plot_gain_vs_verification_steps,
     plot_recognition_vs_compute,
     plot_success_vs_compute,
 )
-from cluster.study_results import (
+from cluster.study.results import (
     STUDY_FILE,
     StudyFileError,
     StudyPoint,

@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 
-from cluster.study_compare import (  # noqa: E402
+from cluster.study.compare import (  # noqa: E402
     MAIN_ARMS,
     Gain,
     arm_points,
@@ -24,7 +24,7 @@ from cluster.study_compare import (  # noqa: E402
     measure_name,
     study_splits,
 )
-from cluster.study_results import StudyPoint, StudyResults  # noqa: E402
+from cluster.study.results import StudyPoint, StudyResults  # noqa: E402
 
 ARM_STYLE = {"sft": ("SFT", "tab:blue"), "rl": ("RL", "tab:red")}
 INIT_COLOR = "black"

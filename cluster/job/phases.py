@@ -8,11 +8,11 @@ import ray
 from pydantic import BaseModel
 from rich.console import Console
 
-from cluster.compute import TokenCounts, training_gflops
-from cluster.config import ExperimentConfig
-from cluster.driver import RLDriver, RLOutcome
-from cluster.evaluation import run_evaluation, share_out
-from cluster.results import EvalPoint
+from cluster.job.driver import RLDriver, RLOutcome
+from cluster.job.evaluation import run_evaluation, share_out
+from cluster.results.compute import TokenCounts, training_gflops
+from cluster.results.evaluations import EvalPoint
+from cluster.settings.experiment import ExperimentConfig
 from learner.group import run_sft_on_ranks
 from learner.sft import PROGRESS_LOG
 from rollout_workers.worker import remote_worker

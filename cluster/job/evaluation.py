@@ -14,8 +14,8 @@ from typing import Any
 import pyarrow as pa
 import ray
 
-from cluster.config import EvaluationConfig
-from cluster.results import EvalPoint
+from cluster.results.evaluations import EvalPoint
+from cluster.settings.experiment import EvaluationConfig
 from contracts.engine import SamplingSettings
 from contracts.episode_spec import EpisodeSpec
 from envs.registry import TaskConfig

@@ -3,7 +3,7 @@
 The driver times its own phases (waiting for episodes, publishing weights, checkpointing,
 evaluating); the learner reports how long it scored and trained; the rollout workers report
 their time inside the engine. An update's row in training.jsonl carries all of it, and the
-same figures go to Prometheus (cluster.telemetry.record_update_time), so a slow run shows at
+same figures go to Prometheus (cluster.job.telemetry.record_update_time), so a slow run shows at
 a glance whether it waits for rollouts, for the learner, or for weight syncs.
 """
 

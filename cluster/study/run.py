@@ -6,7 +6,7 @@
 
 One SFT run (experiment.sft, from experiment.model) saves the init after init.sft_steps and
 goes on: its later checkpoints are the SFT arm, evaluated at `compute_points` steps. Their
-training GFLOPs (real token counts, cluster.compute) are the study's compute points: every RL
+training GFLOPs (real token counts, cluster.results.compute) are the study's compute points: every RL
 arm (PPO with sequential revision from the init; one per verification-step count of the
 ablation) is evaluated at the first update at or past each. A study directory holds:
 
@@ -15,7 +15,7 @@ ablation) is evaluated at the first update at or past each. A study directory ho
   init/points.json        the init's evaluation
   arms/sft/step-N.json    the evaluation of each SFT-arm checkpoint
   arms/<rl arm>/          each RL arm's run directory (points.json once done)
-  study.json, report/     the results and their figures (cluster.study_report)
+  study.json, report/     the results and their figures (cluster.study.report)
 
 Each of those files is written when its stage has finished, so a resumed study redoes
 nothing it finished; an RL arm stopped half-way resumes from its last checkpoint.
@@ -32,17 +32,27 @@ from pathlib import Path
 from pydantic import BaseModel
 from rich.console import Console
 
-from cluster.compute import TokenCounts, training_gflops
-from cluster.config import ExperimentConfig
-from cluster.results import EvalPoint
-from cluster.settings import SettingsError, dump_settings
-from cluster.study_config import (
+from cluster.job.evaluation import describe_points
+from cluster.job.phases import LogFollower, evaluate_model, rl_phase
+from cluster.job.run import ensure_model
+from cluster.job.runtime import ray_cluster, run_command
+from cluster.results.compute import TokenCounts, training_gflops
+from cluster.results.evaluations import EvalPoint
+from cluster.settings.experiment import ExperimentConfig
+from cluster.settings.loading import SettingsError, dump_settings
+from cluster.settings.model_checks import check_against_model
+from cluster.settings.study import (
     STUDY_SETTINGS,
     StudyConfig,
     load_study,
     with_verification_steps,
 )
+from cluster.study.report import write_study_report
+from cluster.study.results import StudyResults, write_study
 from learner.checkpoint_manifest import write_atomically
+from learner.group import run_sft_on_ranks
+from learner.model import count_parameters
+from learner.sft import PROGRESS_LOG
 
 console = Console()
 STUDY_RESULTS = "study.json"
@@ -72,10 +82,6 @@ class Study:
         done = self.dir / "sft" / "run.json"
         if done.exists():
             return SFTRun.model_validate_json(done.read_text())
-        from cluster.phases import LogFollower
-        from learner.group import run_sft_on_ranks
-        from learner.sft import PROGRESS_LOG
-
         c = self.config
         start = c.init.checkpoint or self.experiment.model
         steps = sorted(set(c.point_steps()) | ({c.init.sft_steps} if not c.init.checkpoint else set()))
@@ -105,9 +111,6 @@ class Study:
 
     def evaluate(self, path: Path, model: str, phase: str, tokens: int, arm: str) -> list[EvalPoint]:
         """A checkpoint's evaluation on every split, done once."""
-        from cluster.evaluation import describe_points
-        from cluster.phases import evaluate_model
-
         def run() -> list[EvalPoint]:
             console.print(f"evaluating {arm} {phase} ({model})")
             points = evaluate_model(self.experiment, model, phase, self.gflops(tokens), arm=arm)
@@ -131,8 +134,6 @@ class Study:
         run_dir = Path(config.run_dir)
 
         def run() -> list[EvalPoint]:
-            from cluster.phases import rl_phase
-
             resume = (run_dir / "checkpoints").exists()
             run_dir.mkdir(parents=True, exist_ok=True)
             dump_settings(config, run_dir / "config.yaml")
@@ -170,11 +171,6 @@ def once(path: Path, make: Callable[[], list[EvalPoint]]) -> list[EvalPoint]:
 
 def run_study(config: StudyConfig, resume: bool = False, only: list[str] | None = None) -> dict:
     """Run (or finish) the study; returns what STUDY_DIR/study.json holds."""
-    from cluster.main import ensure_model
-    from cluster.model_checks import check_against_model
-    from cluster.runtime import ray_cluster
-    from learner.model import count_parameters
-
     arms = check_arms(config, only)
     needs_sft_run_done(config, only)
     prepare_study_dir(config, resume)
@@ -236,9 +232,6 @@ def prepare_study_dir(config: StudyConfig, resume: bool) -> None:
 
 def write_study_results(study: Study, targets: list[float]) -> dict:
     """STUDY_DIR/study.json from every stage finished so far, and its report."""
-    from cluster.study_report import write_study_report
-    from cluster.study_results import StudyResults, write_study
-
     c, arms = study.config, {}
     sft = [read_points(study.dir / "arms" / "sft" / f"step-{step}.json")
            for step in c.point_steps()]
@@ -298,8 +291,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cluster.runtime import run_command
-
     args = parse_args(argv)
 
     def study() -> dict:

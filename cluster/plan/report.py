@@ -3,9 +3,10 @@ totals, then either 'fits' or every problem with what to change."""
 
 from __future__ import annotations
 
-from cluster.memory import ProcessEstimate, count, gib
-from cluster.placement import ProcessPlacement, describe_gpus
-from cluster.plan import Plan
+from cluster.plan.memory import ProcessEstimate, count, gib
+from cluster.plan.model_shape import COUNTED_FROM_CONFIG
+from cluster.plan.outcome import Plan
+from cluster.plan.placement import ProcessPlacement, describe_gpus
 
 
 def render(plan: Plan) -> str:
@@ -37,9 +38,10 @@ def model_line(plan: Plan) -> str:
     if m.vision is not None:
         vision = (f"; vision tower {m.vision.layers} layers x {m.vision.hidden_size}, "
                   f"{m.vision.tokens_per_image} tokens an image")
+    counted = "" if m.counted_by == COUNTED_FROM_CONFIG else f"; parameters counted {m.counted_by}"
     return (f"model: {plan.model_path} ({m.model_type}, {count(m.parameters)} parameters: "
             f"hidden {m.hidden_size}, {m.layers} layers{cross}, {m.kv_heads} KV heads x "
-            f"{m.head_dim}, vocab {m.vocab_size}{vision})")
+            f"{m.head_dim}, vocab {m.vocab_size}{vision}{counted})")
 
 
 def placement_lines(plan: Plan) -> list[str]:

@@ -23,9 +23,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cluster.model_shape import ModelShape
+from cluster.plan.model_shape import ModelShape
 from contracts.engine_config import RolloutEngineConfig
-from learner.engine import DeepSpeedConfig
+from learner.config import DeepSpeedConfig
 
 GIB = 1 << 30
 ACTIVATION_FACTOR = 34

@@ -23,7 +23,7 @@ import yaml
 
 from contracts.telemetry import ROLES, Catalogue, MetricSpec
 
-SCRAPE_CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "prometheus" / "prometheus.yml"
+SCRAPE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "prometheus.yml"
 RUN_DIR_PLACEHOLDER = "REVISOR_RUN_DIR"
 """The one token of the shipped scrape config that names a place: the run directory."""
 _ADDRESS = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")

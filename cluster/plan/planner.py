@@ -2,21 +2,21 @@
 
 A run that does not fit fails minutes into its allocation, after the model has been loaded:
 an optimizer step out of GPU memory, a vLLM engine without room for one sequence's KV cache.
-The plan reads only the model's config.json (parameters are counted on the meta device), so
-it runs anywhere, in seconds, and says which process is over by how much and what to change.
-It starts nothing: no Ray, no engine, no weights, no tokenizer.
+The plan reads only the model's config.json (parameters are counted from it, without torch or
+transformers, for the families Revisor runs: cluster.settings.config_json), so it runs anywhere,
+in seconds, and says which process is over by how much and what to change. It starts
+nothing: no Ray, no engine, no weights, no tokenizer.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
-from cluster.config import ExperimentConfig
-from cluster.memory import (
+from cluster.plan.advice import problems_of
+from cluster.plan.memory import (
     GIB,
     LearnerSetup,
     ProcessEstimate,
@@ -24,48 +24,16 @@ from cluster.memory import (
     learner_estimate,
     rollout_estimate,
 )
-from cluster.model_shape import ModelShape, read_shape
-from cluster.placement import GpuRef, Placement, place
-from cluster.settings import SettingsError, load_settings, read_yaml
-
-
-class GpuLoad(BaseModel):
-    """Everything that runs on one GPU during the RL phase."""
-
-    model_config = ConfigDict(frozen=True)
-
-    gpu: GpuRef
-    processes: list[str]
-    bytes: int
-    capacity_bytes: int
-
-
-class Plan(BaseModel):
-    """Placement and memory of one configuration; `problems` is empty when it fits."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    model_path: str
-    model: ModelShape
-    placement: Placement
-    learner: ProcessEstimate
-    sft_learner: ProcessEstimate | None = None
-    """The SFT warm start's ranks (on the learner's GPUs, before RL), when sized differently."""
-    rollout: ProcessEstimate
-    rollout_engine: str
-    """'vllm' or 'hf': the engine the workers will run."""
-    rollout_engine_note: str
-    """What chose that engine (HF: the setting, or why vLLM cannot serve the model)."""
-    sft_as_learner: bool = False
-    """There is an SFT phase and its ranks need no more than the RL learner's."""
-    gpu_loads: list[GpuLoad]
-    gpu_memory_bytes: int
-    problems: list[str]
-
-    @property
-    def fits(self) -> bool:
-        return not self.problems
+from cluster.plan.model_shape import ModelShape, read_shape
+from cluster.plan.outcome import GpuLoad, Plan
+from cluster.plan.placement import Placement, place
+from cluster.plan.report import render
+from cluster.settings.config_json import read_config_json
+from cluster.settings.experiment import ExperimentConfig
+from cluster.settings.loading import SettingsError
+from cluster.settings.model_checks import tasks_of
+from cluster.settings.study import load_experiment
+from rollout_workers.engine.factory import unservable_reason_of
 
 
 def plan_experiment(config: ExperimentConfig) -> Plan:
@@ -87,8 +55,6 @@ def plan_experiment(config: ExperimentConfig) -> Plan:
                 rollout_engine=engine, rollout_engine_note=note,
                 sft_as_learner=config.sft is not None and sft is None,
                 gpu_loads=loads, gpu_memory_bytes=gpu_bytes, problems=[])
-    from cluster.advice import problems_of
-
     return plan.model_copy(update={"problems": problems_of(config, plan)})
 
 
@@ -97,8 +63,7 @@ def with_model_config(config: ExperimentConfig) -> ExperimentConfig:
     (seconds), so that its config.json can be read; any other path is used as it is."""
     if Path(config.model).exists() or config.tiny_model is None:
         return config
-    import tempfile
-
+    # deferred: building a tiny model needs torch and transformers, which plan otherwise never loads
     from rollout_workers.tiny_models import save_tiny_model
 
     tiny = config.tiny_model
@@ -120,8 +85,6 @@ def place_processes(config: ExperimentConfig) -> Placement:
 
 def images(config: ExperimentConfig) -> int:
     """Images in one prompt when any task shows images (the engine's per-prompt limit)."""
-    from cluster.model_checks import tasks_of
-
     vision = any(getattr(task, "vision", False) for _, task in tasks_of(config))
     return config.engine.max_images_per_prompt if vision else 0
 
@@ -159,10 +122,9 @@ def sft_estimate(config: ExperimentConfig, shape: ModelShape, gpu_bytes: int,
 
 
 def rollout_engine(config: ExperimentConfig) -> tuple[str, str]:
-    """The engine the workers will run ('vllm' or 'hf'), and what chose it."""
-    from rollout_workers.engine.factory import vllm_unservable_reason
-
-    reason = vllm_unservable_reason(config.model)
+    """The engine the workers will run ('vllm' or 'hf'), and what chose it (from config.json
+    alone, as the engine factory would decide it)."""
+    reason = unservable_reason_of(read_config_json(config.model))
     unservable = reason.split(":")[0] if reason else ""
     if config.engine.kind == "hf":
         return "hf", "engine.kind=hf" + (f"; {unservable}" if unservable else "")
@@ -190,15 +152,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_experiment(path: Path, overrides: list[str]) -> ExperimentConfig:
-    """An experiment file, or a study file (`revisor study`): the plan of its experiment."""
-    from cluster.study_config import load_study
-
-    if "experiment" in read_yaml(path):
-        return load_study(path, overrides).experiment
-    return load_settings(ExperimentConfig, path, overrides)
-
-
 def main(argv: list[str] | None = None) -> int:
     """0: it fits; 1: something does not fit (named, with what to change); 2: bad settings."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
@@ -212,8 +165,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"revisor plan: model: cannot read a model config from {config.model!r} ({error})",
               file=sys.stderr)
         return 2
-    from cluster.plan_report import render
-
     print(render(plan))
     return 0 if plan.fits else 1
 

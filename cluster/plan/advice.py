@@ -7,13 +7,12 @@ would bring it back, in the order most likely to help, so that the fix is one ov
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
-from cluster.config import ExperimentConfig
-from cluster.memory import ProcessEstimate, gib, training_dtype
-
-if TYPE_CHECKING:
-    from cluster.plan import Plan
+from cluster.plan.memory import ProcessEstimate, gib, training_dtype
+from cluster.plan.outcome import Plan
+from cluster.settings.config_json import read_config_json
+from cluster.settings.experiment import ExperimentConfig
+from cluster.settings.model_checks import config_json_problems
 
 MODEL_STATES = ("weights", "gradients", "optimizer states")
 ACTIVATIONS = ("activations", "vision activations", "answer logits")
@@ -54,12 +53,10 @@ def gpu_count_problems(config: ExperimentConfig, plan: Plan) -> list[str]:
 
 
 def model_problems(config: ExperimentConfig) -> list[str]:
-    """The settings checks that need only config.json (context length, weight sync)."""
-    from transformers import AutoConfig
+    """The settings checks that need only config.json (context length, weight sync), read
+    without transformers (cluster.settings.config_json)."""
 
-    from cluster.model_checks import config_problems
-
-    return config_problems(config, AutoConfig.from_pretrained(config.model))
+    return config_json_problems(config, read_config_json(config.model))
 
 
 def learner_problems(config: ExperimentConfig, estimate: ProcessEstimate, phase: str) -> list[str]:

@@ -4,7 +4,7 @@ Everything a run needs is here, nested by component, each part reusing its compo
 settings model (the single source of every default). A YAML file plus dotted overrides on
 the command line fill it in. A setting two parts share (the model path, the sampling
 temperature, the RL phase's length, the context length) is written once and handed to each
-part (cluster.shared_settings). Invalid settings fail here, naming the field, before any
+part (cluster.settings.shared). Invalid settings fail here, naming the field, before any
 actor starts.
 """
 
@@ -24,8 +24,8 @@ from pydantic import (
     model_validator,
 )
 
-from cluster.pretrain import PretrainConfig, base_path
-from cluster.shared_settings import (
+from cluster.settings.pretrain import PretrainConfig, base_path
+from cluster.settings.shared import (
     disagreements,
     explain_filled,
     fill_copies,
@@ -36,8 +36,7 @@ from contracts.rollout_config import RolloutConfig
 from contracts.telemetry import MetricsConfig
 from envs.general_points import GPConfig
 from envs.registry import TaskConfig
-from learner.config import LearnerConfig
-from learner.sft import SFTConfig
+from learner.config import LearnerConfig, SFTConfig
 from weight_transport.choices import engine_refusal
 
 
@@ -147,7 +146,9 @@ class ClusterConfig(BaseModel):
     num_cpus: int | None = Field(None, ge=1)
     """CPUs of an embedded cluster (None: Ray's count of this machine)."""
     rollout_workers: int = Field(2, ge=1)
-    cpus_per_worker: float = Field(1.0, gt=0)
+    cpus_per_worker: float = Field(1.0, ge=0)
+    """CPUs each rollout worker reserves; 0 schedules it without reserving one (tests that
+    crowd several actors onto a small embedded cluster)."""
     gpus_per_worker: float = Field(0.0, ge=0)
     worker_resources: dict[str, float] = Field(default_factory=dict)
     """Custom Ray resources each rollout worker asks for, to pin workers to a node group."""
@@ -204,7 +205,7 @@ class ExperimentConfig(BaseModel):
     @model_validator(mode="wrap")
     @classmethod
     def _shared_settings(cls, data: Any, handler: ModelWrapValidatorHandler) -> ExperimentConfig:
-        """Each setting two components share is written once (cluster.shared_settings): unset
+        """Each setting two components share is written once (cluster.settings.shared): unset
         copies are filled in from their source, and a copy that disagrees is an error at its
         field naming both."""
         if not isinstance(data, dict):

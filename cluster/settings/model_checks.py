@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from cluster.config import ExperimentConfig
-from cluster.settings import SettingsError
+from cluster.settings.config_json import model_text_spec
+from cluster.settings.experiment import ExperimentConfig
+from cluster.settings.loading import SettingsError
 from envs.registry import TaskConfig, make_episode
+from rollout_workers.engine.factory import unservable_reason_of, vllm_unservable_reason
 
 
 def check_against_model(config: ExperimentConfig) -> None:
@@ -40,9 +42,36 @@ def check_against_model(config: ExperimentConfig) -> None:
 
 
 def config_problems(config: ExperimentConfig, hf_config: Any) -> list[str]:
-    """The checks that need only the model's config.json: `revisor plan` runs them on an
-    architecture-only directory (no weights, no tokenizer)."""
-    return list(_context_problems(config, hf_config)) + list(_engine_problems(config))
+    """The checks that need only the model's config (a transformers config object)."""
+    from learner.model import text_config
+
+    context = getattr(text_config(hf_config), "max_position_embeddings", None)
+    return model_config_problems(config, context, vllm_unservable_reason(config.model))
+
+
+def config_json_problems(config: ExperimentConfig, config_json: dict[str, Any]) -> list[str]:
+    """config_problems from the parsed config.json alone: `revisor plan` runs them on an
+    architecture-only directory without importing transformers (for a family
+    cluster.settings.config_json does not know, the context comes from transformers)."""
+
+    text = model_text_spec(config_json)
+    if text is None:  # an unknown family: its config class knows the default context
+        from transformers import AutoConfig
+
+        from learner.model import text_config
+
+        hf_text = text_config(AutoConfig.from_pretrained(config.model))
+        context = getattr(hf_text, "max_position_embeddings", None)
+    else:
+        context = text.context
+    return model_config_problems(config, context, unservable_reason_of(config_json))
+
+
+def model_config_problems(config: ExperimentConfig, context: int | None,
+                          hf_only: str | None) -> list[str]:
+    """Settings the model's context length (max_position_embeddings) or its engine (hf_only:
+    why vLLM cannot serve it) rule out."""
+    return list(_context_problems(config, context)) + list(_engine_problems(config, hf_only))
 
 
 def tasks_of(config: ExperimentConfig) -> Iterator[tuple[str, TaskConfig]]:
@@ -54,10 +83,7 @@ def tasks_of(config: ExperimentConfig) -> Iterator[tuple[str, TaskConfig]]:
         yield f"evaluation.splits.{name}", split
 
 
-def _context_problems(config: ExperimentConfig, hf_config: Any) -> Iterator[str]:
-    from learner.model import text_config
-
-    context = getattr(text_config(hf_config), "max_position_embeddings", None)
+def _context_problems(config: ExperimentConfig, context: int | None) -> Iterator[str]:
     if context is not None and config.engine.max_model_len > context:
         yield (f"engine.max_model_len ({config.engine.max_model_len}) exceeds the model's "
                f"context of {context} tokens (max_position_embeddings)")
@@ -67,13 +93,11 @@ def _context_problems(config: ExperimentConfig, hf_config: Any) -> Iterator[str]
                f"engine.max_model_len ({config.engine.max_model_len})")
 
 
-def _engine_problems(config: ExperimentConfig) -> Iterator[str]:
+def _engine_problems(config: ExperimentConfig, hf_only: str | None) -> Iterator[str]:
     """A weight transport may need vLLM engines (NCCL broadcasts into them); a family only the
     HF engine serves (rollout_workers/engine/factory.py) cannot take it."""
-    from rollout_workers.engine.factory import vllm_unservable_reason
     from weight_transport.choices import engine_refusal
 
-    hf_only = vllm_unservable_reason(config.model)
     if refusal := engine_refusal(config.learner.weight_sync, config.engine.kind,
                                  config.cluster.gpus_per_worker, hf_only):
         yield refusal

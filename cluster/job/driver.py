@@ -20,25 +20,25 @@ import ray
 from pydantic import BaseModel
 from rich.console import Console
 
-from cluster import telemetry
-from cluster.broker import RolloutBroker
-from cluster.compute import TokenCounts, training_gflops
-from cluster.config import ExperimentConfig
-from cluster.control import read_control
-from cluster.evaluation import describe_points, run_evaluation
-from cluster.fleet import WorkerFleet
-from cluster.ledger import LedgerState
-from cluster.results import (
+from cluster.job import telemetry
+from cluster.job.broker import RolloutBroker
+from cluster.job.control import read_control
+from cluster.job.evaluation import describe_points, run_evaluation
+from cluster.job.fleet import WorkerFleet
+from cluster.job.ledger import LedgerState
+from cluster.job.runtime import JobFailed
+from cluster.job.telemetry import write_prometheus_config
+from cluster.job.trajectory_queue import Taken
+from cluster.job.update_clock import UpdateClock
+from cluster.results.compute import TokenCounts, training_gflops
+from cluster.results.evaluations import (
     TRAINING_LOG,
     EvalPoint,
     read_evaluations,
     read_training_log,
     write_evaluations,
 )
-from cluster.runtime import JobFailed
-from cluster.telemetry import write_prometheus_config
-from cluster.trajectory_queue import Taken
-from cluster.update_clock import UpdateClock
+from cluster.settings.experiment import ExperimentConfig
 from contracts.telemetry import mark_actor_started, start_metrics_endpoint
 from contracts.trajectory import BatchMeta
 from learner.checkpoint_manifest import CheckpointError, choose_checkpoint
@@ -84,16 +84,10 @@ class RLDriver:
         if state:
             self.tokens = TokenCounts(**state.extra["tokens"])
         ledger = LedgerState(**state.extra["ledger"]) if state else None
-        t = config.training
         self.broker = ray.remote(RolloutBroker).options(num_cpus=0, max_concurrency=64).remote(
-            config.task.model_dump(), t.episodes_per_update, config.max_staleness,
-            t.queue_capacity, t.seed, ledger, self.version, t.updates, t.group_size)
-        c = config.cluster
-        self.fleet = WorkerFleet(self.broker, config.engine, config.rollout, c.cpus_per_worker,
-                                 c.gpus_per_worker, c.worker_resources, c.max_worker_restarts,
-                                 name_prefix=config.name, worker_timeout_s=c.worker_timeout_s,
-                                 worker_start_timeout_s=c.worker_start_timeout_s,
-                                 weight_sync=config.learner.weight_sync)
+            config.task, config.training, config.max_staleness, ledger, self.version)
+        self.fleet = WorkerFleet(self.broker, config.cluster, config.engine, config.rollout,
+                                 config.learner.weight_sync, name_prefix=config.name)
         self.evaluations: list[EvalPoint] = []
         self.clock = UpdateClock()
         if resume:
@@ -161,7 +155,7 @@ class RLDriver:
 
     @property
     def gflops(self) -> float:
-        """Training compute so far, by the study's accounting (cluster.compute)."""
+        """Training compute so far, by the study's accounting (cluster.results.compute)."""
         return training_gflops(self.parameters, self.tokens)
 
     def shutdown(self) -> None:

@@ -16,8 +16,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from cluster.config import EvaluationConfig
-from cluster.results import EvalPoint
+from cluster.results.evaluations import EvalPoint
+from cluster.settings.experiment import EvaluationConfig
 from envs.general_points import GPConfig
 from envs.registry import TaskConfig, make_episode
 

@@ -17,8 +17,8 @@ from typing import TypeVar
 
 import ray
 
-from cluster.config import ClusterConfig
-from cluster.settings import SettingsError
+from cluster.settings.experiment import ClusterConfig
+from cluster.settings.loading import SettingsError
 from rollout_workers.ray_runtime import THREAD_ENV, local_cluster
 
 Result = TypeVar("Result")

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import TypeAdapter
-
-from cluster.ledger import EpisodeLedger, LedgerState
-from cluster.trajectory_queue import Taken, TrajectoryQueue
+from cluster.job.ledger import EpisodeLedger, LedgerState
+from cluster.job.trajectory_queue import Taken, TrajectoryQueue
+from cluster.settings.experiment import TrainingConfig
 from contracts.trajectory import BatchMeta
 from envs.registry import TaskConfig
 
@@ -29,17 +28,18 @@ from envs.registry import TaskConfig
 class RolloutBroker:
     """Async Ray actor body (see `ray.remote`); plain asyncio, so it is testable without Ray."""
 
-    def __init__(self, task: dict[str, Any], episodes_per_update: int, max_staleness: int,
-                 capacity: int, base_seed: int = 0, ledger: LedgerState | None = None,
-                 version: int = 0, updates: int | None = None, group_size: int = 1) -> None:
-        self.task = TypeAdapter(TaskConfig).validate_python(task)
-        self.episodes_per_update = episodes_per_update
+    def __init__(self, task: TaskConfig, training: TrainingConfig, max_staleness: int,
+                 ledger: LedgerState | None = None, version: int = 0) -> None:
+        """`training` gives the episodes per update, the queue's capacity, the episode seeds
+        and group size, and the run's number of updates (no episodes are played beyond what
+        they consume); `ledger` and `version` resume a run."""
+        self.task = task
+        self.episodes_per_update = training.episodes_per_update
         self.max_staleness = max_staleness
-        self.ledger = EpisodeLedger(base_seed, ledger, group_size)
-        self.queue = TrajectoryQueue(capacity)
+        self.ledger = EpisodeLedger(training.seed, ledger, training.group_size)
+        self.queue = TrajectoryQueue(training.queue_capacity)
         self.version = version
-        self.updates = updates
-        """The run's number of updates: no episodes are played beyond what they consume."""
+        self.updates = training.updates
         self.finished = False
 
     async def take_work(self, worker: str, count: int, worker_version: int) -> list[dict]:
@@ -106,9 +106,7 @@ class RolloutBroker:
                 "queue": self.queue.stats(), "ledger": self.ledger.counts.model_dump()}
 
     def _budget(self) -> int:
-        horizon = self.version + self.max_staleness + 1
-        if self.updates is not None:
-            horizon = min(horizon, self.updates)
+        horizon = min(self.version + self.max_staleness + 1, self.updates)
         allowed = self.episodes_per_update * horizon
         allowed += self.ledger.counts.dropped_stale
         return allowed - self.ledger.next_episode + len(self.ledger.pending)

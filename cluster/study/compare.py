@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from cluster.results import Change, success_stderr
-from cluster.study_results import StudyPoint, StudyResults
+from cluster.results.evaluations import Change, success_stderr
+from cluster.study.results import StudyPoint, StudyResults
 
 MAIN_ARMS = ("sft", "rl")
 SPLIT_ORDER = ("id", "ood-rule", "ood-visual")

@@ -17,14 +17,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from cluster.recall import RecallGroup, read_run_settings, recall_splits  # noqa: E402
-from cluster.results import (  # noqa: E402
+from cluster.results.evaluations import (  # noqa: E402
     EvalPoint,
     read_evaluations,
     read_training_log,
     success_change,
     success_stderr,
 )  # noqa: E402
+from cluster.results.recall import RecallGroup, read_run_settings, recall_splits  # noqa: E402
 
 
 def plot_success_vs_compute(points: list[EvalPoint], path: Path) -> None:
@@ -150,7 +150,7 @@ def step_changes_table(points: list[EvalPoint]) -> str:
 
 
 def recall_table(points_by_run: dict[Path, list[EvalPoint]]) -> str:
-    """Success split by what each run's SFT demonstrated (cluster/recall.py); empty when no
+    """Success split by what each run's SFT demonstrated (cluster/results/recall.py); empty when no
     run had an SFT phase on a task with recall keys."""
     rows: list[tuple[str, EvalPoint, dict[str, RecallGroup]]] = []
     for run, run_points in points_by_run.items():

@@ -2,7 +2,9 @@
 
 `revisor plan` sizes a run before launch, often on a machine that holds no weights (the
 paper configs point at an architecture-only directory), so everything here comes from the
-model's config and a parameter count on the meta device: nothing is allocated.
+model's config.json: for the families Revisor runs, read and counted with the json module
+alone (cluster.settings.config_json: no torch, no transformers); for any other family, through
+transformers' AutoConfig with parameters counted on the meta device (nothing is allocated).
 """
 
 from __future__ import annotations
@@ -12,7 +14,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from learner.model import ModelConfig, count_parameters, text_config
+from cluster.settings.config_json import (
+    count_parameters,
+    model_text_spec,
+    read_config_json,
+    vision_sizes,
+)
+
+COUNTED_FROM_CONFIG = "config.json"
+"""ModelShape.counted_by when the parameters were counted analytically."""
 
 
 class VisionShape(BaseModel):
@@ -33,7 +43,9 @@ class ModelShape(BaseModel):
 
     model_type: str
     parameters: int
-    """All parameters (tied weights once), counted on the meta device."""
+    """All parameters (tied weights once): from config.json, or counted on the meta device."""
+    counted_by: str = COUNTED_FROM_CONFIG
+    """How `parameters` was counted: COUNTED_FROM_CONFIG, or why the meta device was needed."""
     hidden_size: int
     intermediate_size: int
     layers: int
@@ -67,7 +79,29 @@ class ModelShape(BaseModel):
 @lru_cache(maxsize=8)
 def read_shape(path: str, trust_remote_code: bool = False) -> ModelShape:
     """The shape of the checkpoint at `path` (config.json only; no weights, no tokenizer)."""
+    raw = read_config_json(path)
+    text, parameters = model_text_spec(raw), count_parameters(raw)
+    if text is None or parameters is None:
+        return meta_shape(path, trust_remote_code, raw.get("model_type"))
+    vision = vision_sizes(raw)
+    return ModelShape(
+        model_type=raw["model_type"], parameters=parameters, hidden_size=text.hidden_size,
+        intermediate_size=text.intermediate_size or 4 * text.hidden_size, layers=text.layers,
+        cross_attention_layers=len(text.cross_attention_layers), kv_heads=text.kv_heads,
+        head_dim=text.head_dim, vocab_size=text.vocab_size,
+        vision=None if vision is None else VisionShape(
+            hidden_size=vision.hidden_size, layers=vision.layers,
+            tokens_per_image=vision.tokens_per_image))
+
+
+def meta_shape(path: str, trust_remote_code: bool, model_type: str | None) -> ModelShape:
+    """A family cluster.settings.config_json does not count: transformers reads the config and
+    the model is built on the meta device. This is the one path of `revisor plan` that imports
+    torch and transformers (lazily, here), for families the analytic count does not cover."""
     from transformers import AutoConfig
+
+    from learner.model import ModelConfig, text_config
+    from learner.model import count_parameters as meta_count
 
     hf_config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     text = text_config(hf_config)
@@ -75,7 +109,9 @@ def read_shape(path: str, trust_remote_code: bool = False) -> ModelShape:
     cross = getattr(text, "cross_attention_layers", None) or []
     return ModelShape(
         model_type=hf_config.model_type,
-        parameters=count_parameters(ModelConfig(path=path, trust_remote_code=trust_remote_code)),
+        parameters=meta_count(ModelConfig(path=path, trust_remote_code=trust_remote_code)),
+        counted_by=(f"on the meta device (torch, transformers): model_type {model_type!r} "
+                    "has no config.json count"),
         hidden_size=text.hidden_size,
         intermediate_size=getattr(text, "intermediate_size", None) or 4 * text.hidden_size,
         layers=text.num_hidden_layers,
@@ -88,8 +124,9 @@ def read_shape(path: str, trust_remote_code: bool = False) -> ModelShape:
 
 
 def vision_shape(vision: Any) -> VisionShape | None:
-    """Mllama (tiles, global layers) and ViT-style towers (LLaVA's CLIP); None for towers
-    whose token count depends on the image (Qwen2-VL): their activations are left out."""
+    """From a transformers vision config (the meta-device path). Mllama (tiles, global
+    layers) and ViT-style towers (LLaVA's CLIP); None for towers whose token count depends
+    on the image (Qwen2-VL): their activations are left out."""
     if vision is None:
         return None
     image, patch = getattr(vision, "image_size", None), getattr(vision, "patch_size", None)

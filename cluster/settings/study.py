@@ -13,8 +13,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cluster.config import ExperimentConfig
-from cluster.settings import SettingsError, apply_override, describe, read_yaml
+from cluster.settings.experiment import ExperimentConfig
+from cluster.settings.loading import (
+    SettingsError,
+    apply_override,
+    describe,
+    load_settings,
+    read_yaml,
+)
 from envs.general_points import GPConfig
 from envs.registry import TaskConfig
 from envs.virl import VIRLConfig
@@ -150,3 +156,11 @@ def deep_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
             value = deep_merge(merged[key], value)
         merged[key] = value
     return merged
+
+
+def load_experiment(path: Path, overrides: list[str]) -> ExperimentConfig:
+    """An experiment file, or a study file (`revisor study`): its experiment (what `revisor
+    plan` and `revisor pretrain` read)."""
+    if "experiment" in read_yaml(path):
+        return load_study(path, overrides).experiment
+    return load_settings(ExperimentConfig, path, overrides)
