@@ -1,7 +1,7 @@
 """The NCCL weight path's transport on a GPU machine: pack, broadcast, unpack, compare.
 
 `weight_sync: "nccl"` moves a publication from learner rank 0 to every engine as one
-broadcast per dtype buffer (rollout_workers.weight_transport.nccl_broadcast). In a job the
+broadcast per dtype buffer (weight_transport.nccl_broadcast). In a job the
 group is formed with vLLM's StatelessProcessGroup and PyNcclCommunicator; this script runs the very same
 `send_packed` / `receive_packed` over a torch.distributed group instead, so it needs only
 torch and transformers (no Ray, vLLM, DeepSpeed or pydantic, hence plain dataclass settings).
@@ -46,12 +46,13 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from contracts.packed_weights import WeightLayout, pack_weights
-from rollout_workers.weight_transport.nccl_broadcast import (
+from contracts.packed_weights import WeightLayout
+from weight_transport.nccl_broadcast import (
     TorchBroadcaster,
     receive_packed,
     send_packed,
 )
+from weight_transport.packing import pack_weights
 
 
 @dataclasses.dataclass(frozen=True)

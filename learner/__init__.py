@@ -11,18 +11,17 @@ from typing import Any
 
 _EXPORTS = {
     "LearnerConfig": "learner.config",
-    "ModelConfig": "learner.model",
-    "OptimConfig": "learner.optim",
-    "DeepSpeedConfig": "learner.engine",
-    "PPOConfig": "learner.ppo",
-    "SFTConfig": "learner.sft",
+    "ModelConfig": "learner.config",
+    "OptimConfig": "learner.config",
+    "DeepSpeedConfig": "learner.config",
+    "PPOConfig": "learner.config",
+    "SFTConfig": "learner.config",
     "SFTTrainer": "learner.sft",
     "LearnerRank": "learner.rank",
     "LearnerGroup": "learner.group",
     "RankPool": "learner.group",
     "run_sft_on_ranks": "learner.group",
     "UpdateResult": "learner.group",
-    "WeightPublication": "rollout_workers.weight_transport.base",
 }
 
 __all__ = sorted(_EXPORTS)

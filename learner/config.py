@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.tasks import GPConfig, TaskConfig
 from envs.general_points.corpus import CorpusConfig
-from rollout_workers.weight_transport import WeightSync, make_transport
+from weight_transport.choices import WeightSync, learner_refusal
 
 
 class ModelConfig(BaseModel):
@@ -182,13 +182,16 @@ class LearnerConfig(BaseModel):
     """Export weights for the rollout workers after every this many updates."""
     seed: int = 0
     """Seeds value-head init and minibatch shuffling."""
-    weight_sync: WeightSync = "object_store"
-    """How published weights reach the rollout engines. 'object_store': rank 0 packs them into
-    the Ray object store and every worker loads them from there (CPU and GPU, any nodes).
-    'shared_memory': rank 0 packs them into a shared-memory segment that the workers on its
-    node map (faster on one CPU machine; workers on other nodes fall back to the object
-    store). 'nccl': rank 0 broadcasts the packed buffers to every vLLM engine over NCCL, GPU
-    to GPU (needs GPU learner ranks and GPU vLLM workers). See rollout_workers.weight_transport."""
+    weight_sync: WeightSync = "auto"
+    """How published weights reach the rollout engines. 'auto' (the default): the fastest way
+    that works wherever the workers run, chosen when the job starts on its Ray cluster:
+    'shared_memory' on a one-node cluster, else 'object_store' (never 'nccl').
+    'object_store': rank 0 packs them into the Ray object store and every worker loads them
+    from there (CPU and GPU, any nodes). 'shared_memory': rank 0 packs them into a
+    shared-memory segment that the workers on its node map (fewest copies; workers on other
+    nodes each fetch rank 0's copy through the object store). 'nccl': rank 0 broadcasts the
+    packed buffers to every vLLM engine over NCCL, GPU to GPU (needs GPU learner ranks and GPU
+    vLLM workers). See weight_transport (the choice: weight_transport.choices.resolve)."""
 
     @model_validator(mode="after")
     def _schedule_has_a_length(self) -> LearnerConfig:
@@ -201,7 +204,7 @@ class LearnerConfig(BaseModel):
 
     @model_validator(mode="after")
     def _ranks_can_send(self) -> LearnerConfig:
-        if refusal := make_transport(self.weight_sync).learner_refusal(self.gpus_per_rank):
+        if refusal := learner_refusal(self.weight_sync, self.gpus_per_rank):
             raise ValueError(refusal)
         return self
 

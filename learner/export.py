@@ -1,9 +1,9 @@
 """Full policy weights for the rollout workers, gathered from ZeRO shards.
 
 Rank 0 gathers the backbone's tensors (in its own Hugging Face naming, value head left out)
-straight into the buffers it packs them in (contracts.packed_weights.WeightPacker): after the
+straight into the buffers it packs them in (weight_transport.packing.WeightPacker): after the
 first publication, one memory copy per publication. How they then travel is the business of
-rollout_workers.weight_transport.
+weight_transport.
 """
 
 from __future__ import annotations

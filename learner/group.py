@@ -3,8 +3,9 @@
 The driver hands the group object refs of trajectory record batches; every rank fetches them
 from the object store itself, so token data never passes through the driver. After an update
 the group publishes the new weights: rank 0 packs the gathered state dict into one buffer per
-dtype (contracts.packed_weights.PackedWeights, the same buffers every time) and keeps it; the
-transport of `learner.weight_sync` (rollout_workers.weight_transport) says how it travels on.
+dtype (contracts.packed_weights.PackedWeights, the same buffers every time) and keeps it
+(weight_transport.keeper); the transport of `learner.weight_sync` (weight_transport) says
+where those buffers live and how they travel on.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from contracts.learner_messages import LearnerState, UpdateStats
 from contracts.metrics import MetricsConfig
+from contracts.packed_weights import WeightExport, WeightPublication
 from learner.checkpoint_manifest import CheckpointError, choose_checkpoint
 from learner.config import LearnerConfig
 from learner.engine import DEFAULT_EXTENSIONS_DIR, free_port
-from rollout_workers.weight_transport import make_transport
-from rollout_workers.weight_transport.base import WeightPublication
+from weight_transport import make_transport
 
 PROGRESS_POLL_S = 3.0
 
@@ -46,11 +47,8 @@ class RankActor:
     """The Ray actor body: joins the process group, then trains (PPO or SFT) as one rank."""
 
     def __init__(self, rank: int, world_size: int) -> None:
-        from rollout_workers.weight_transport.nccl_sender import WeightSender
-
         self.rank_index, self.world_size = rank, world_size
         self.learner: Any = None
-        self.sender = WeightSender()
 
     def address(self) -> tuple[str, int]:
         return ray.util.get_node_ip_address(), free_port()
@@ -81,35 +79,31 @@ class RankActor:
         batches = ray.get(batch_refs)
         return self.learner.update(batches)
 
-    def export(self, ship: bool, share: bool = False) -> tuple[dict[str, Any], Any]:
-        """Gather and pack the weights (all ranks), into shared memory when `share`. Rank 0
-        keeps them and returns what a transport needs: their version, size, layout and place
-        (node, shared-memory segment), and the packed weights themselves when `ship` (Ray
-        copies them into the object store as the call returns)."""
+    def export(self) -> tuple[WeightExport | None, Any]:
+        """Gather and pack the weights (all ranks). Rank 0 keeps them and returns what its
+        transport says of them (contracts.packed_weights.WeightExport), and the packed
+        weights themselves when the transport ships them (Ray copies them into the object
+        store as the call returns); other ranks return (None, None)."""
         from learner.telemetry import record_weight_publish
 
         start = time.perf_counter()
-        packed = self.learner.pack_weights(share)
+        packed = self.learner.pack_weights()
         if packed is None:
-            return {}, None
-        self.sender.keep(packed)
+            return None, None
+        keeper = self.learner.keeper
         record_weight_publish(packed.version, time.perf_counter() - start, packed.nbytes)
-        info = {"version": packed.version, "num_tensors": len(packed.entries),
-                "num_bytes": packed.nbytes, "layout": packed.layout.to_dict(),
-                "node_id": ray.get_runtime_context().get_node_id(),
-                "segment": getattr(self.learner.packer.allocate, "path", None)}
-        return info, packed if ship else None
+        export = keeper.export(ray.get_runtime_context().get_node_id())
+        return export, packed if keeper.ships_weights else None
 
-    def open_weight_group(self, rendezvous: dict[str, Any]) -> None:
-        self.sender.open(rendezvous)
-
-    def broadcast_weights(self, version: int) -> int:
-        return self.sender.send(version)
+    def send_weights(self, message: WeightPublication) -> int:
+        """Rank 0's part of a delivery its transport takes part in (an NCCL broadcast of the
+        kept weights); the bytes sent."""
+        return self.learner.keeper.send(message)
 
     def latest_weights(self) -> Any:
-        """The kept packed weights (into the object store), for a worker that starts between
-        two NCCL broadcasts."""
-        return self.sender.latest()
+        """The kept packed weights (into the object store), for a worker that cannot take
+        them the publication's way (another node, or started between two broadcasts)."""
+        return self.learner.keeper.latest()
 
     def save(self, directory: str, extra: dict[str, Any] | None) -> str:
         return self.learner.save(directory, extra)
@@ -196,8 +190,10 @@ class LearnerGroup:
         self.config = config
         self.pool = RankPool(config.num_ranks, config.cpus_per_rank, config.gpus_per_rank,
                              metrics, env_vars, resources)
-        self.pool.on_every_rank(lambda rank: rank.start_ppo.remote(config))
         self.transport = make_transport(config.weight_sync)
+        """How publications travel ('auto' resolved once here, and handed to the ranks)."""
+        resolved = config.model_copy(update={"weight_sync": self.transport.kind})
+        self.pool.on_every_rank(lambda rank: rank.start_ppo.remote(resolved))
         self._updates = 0
 
     @property
@@ -217,7 +213,7 @@ class LearnerGroup:
 
     def publish(self, version: int | None = None) -> WeightPublication:
         """Gather the full weights (a collective under ZeRO-3) and publish them the way
-        `learner.weight_sync` says (rollout_workers.weight_transport). `version`, when given,
+        `learner.weight_sync` says (weight_transport). `version`, when given,
         is checked against the learner's own: publishing weights under the wrong version
         would mislabel every trajectory sampled with them."""
         publication = self.transport.publish(self.pool)

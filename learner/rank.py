@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from contracts.learner_messages import LearnerState, UpdateStats
-from contracts.packed_weights import PackedWeights, WeightPacker
+from contracts.packed_weights import PackedWeights
 from learner import telemetry
 from learner.batch import turns_from_record_batches
 from learner.checkpoint import load_checkpoint, save_checkpoint
@@ -24,7 +24,7 @@ from learner.export import gathered_state_dict, with_tied_aliases
 from learner.model import is_vision, load_policy, load_reference, text_config
 from learner.ppo_trainer import PPOTrainer
 from learner.vision import VisionInputs
-from rollout_workers.weight_transport.shared_memory import SharedSegment
+from weight_transport.keeper import WeightKeeper
 
 
 class LearnerRank:
@@ -45,7 +45,8 @@ class LearnerRank:
         self.trainer = PPOTrainer(self.engine, config.ppo, pad_id=pad_token_id(backbone_config),
                                   seed=config.seed, reference=reference, vision=vision)
         self.state = LearnerState()
-        self.packer = WeightPacker()
+        self.keeper = WeightKeeper(config.weight_sync) if self.engine.rank == 0 else None
+        """Rank 0's packed weights, kept between publications (weight_transport.keeper)."""
 
     def update(self, batches: list[pa.RecordBatch]) -> UpdateStats:
         """One PPO update on finished episodes; the policy version goes up by one."""
@@ -71,16 +72,14 @@ class LearnerRank:
         weights = gathered_state_dict(backbone, keep=self.engine.rank == 0, into=into)
         return with_tied_aliases(backbone, weights) if self.engine.rank == 0 else None
 
-    def pack_weights(self, share: bool = False) -> PackedWeights | None:
+    def pack_weights(self) -> PackedWeights | None:
         """The weights packed for publication on rank 0 (None elsewhere), gathered straight
-        into the buffers of the previous publication; all ranks call it. With `share` the
-        buffers are made in shared memory (rollout_workers.weight_transport.shared_memory)."""
-        if share and not isinstance(self.packer.allocate, SharedSegment):
-            self.packer = WeightPacker(SharedSegment())
-        weights = self.export_weights(into=self.packer.targets())
-        if weights is None:
+        into the buffers its keeper kept from the previous publication (made where the
+        transport of `weight_sync` says); all ranks call it."""
+        weights = self.export_weights(into=self.keeper.targets() if self.keeper else None)
+        if weights is None or self.keeper is None:
             return None
-        return self.packer.pack(weights, self.state.policy_version)
+        return self.keeper.keep(weights, self.state.policy_version)
 
     def save(self, directory: str | Path, extra: dict[str, Any] | None = None) -> str:
         """Checkpoint the learner (every rank must call this); `extra` is the driver's own

@@ -26,6 +26,7 @@ from transformers import AutoTokenizer
 from contracts.engine import SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
 from contracts.episode_spec import EpisodeSpec
+from contracts.packed_weights import WeightPublication
 from contracts.rollout_config import RolloutConfig
 from contracts.rollout_messages import WorkerEndpoints, WorkerStats
 from contracts.trajectory import BatchMeta, EpisodeRecord, to_record_batch
@@ -37,9 +38,8 @@ from rollout_workers.env_pool import make_env_client
 from rollout_workers.episodes.runner import EpisodeRunner
 from rollout_workers.episodes.seeds import BrokerSource, SeedList
 from rollout_workers.ray_runtime import actor_runtime_env
-from rollout_workers.weight_transport import WeightSync, make_transport
-from rollout_workers.weight_transport.nccl import broadcast_engine
 from telemetry.metrics import mark_actor_started, start_metrics_endpoint
+from weight_transport import WeightSync, make_transport
 
 CONTROL_GROUP = "control"
 """Concurrency group of the calls served while rollouts stream (stats, weight updates)."""
@@ -50,8 +50,12 @@ LIVENESS_GROUP = "liveness"
 class RolloutWorker:
     """Owns one engine and plays episodes with it; usable in-process or as a Ray actor."""
 
-    def __init__(self, worker_id: str, engine_config: RolloutEngineConfig, config: RolloutConfig) -> None:
+    def __init__(self, worker_id: str, engine_config: RolloutEngineConfig, config: RolloutConfig,
+                 weight_sync: WeightSync = "auto") -> None:
         self.worker_id = worker_id
+        self.transport = make_transport(weight_sync, engine_config.tensor_parallel_size)
+        """How this worker receives weights: one transport for its life (it may hold state,
+        such as the NCCL group its engine is in); the fleet names the same as the learner's."""
         if config.max_dialogue_tokens is None:
             config = config.model_copy(update={"max_dialogue_tokens": engine_config.max_model_len})
         self.config = config
@@ -177,14 +181,12 @@ class RolloutWorker:
         return to_record_batch(episodes, self.worker_id)
 
     @ray.method(concurrency_group=CONTROL_GROUP)
-    def receive_weights(self, kind: WeightSync, message: Any, version: int) -> int:
-        """Load one publication as transport `kind` delivered it (`message`: its part for
-        the worker; rollout_workers.weight_transport), between two engine steps, as policy
-        `version`; returns the version now served."""
-        transport = make_transport(kind)
-        with self._loading(version) as loaded:
-            loaded.append(transport.receive(self.engine, message, version))
-        return version
+    def receive_weights(self, publication: WeightPublication) -> int:
+        """Load one publication through this worker's transport (weight_transport), between
+        two engine steps, as policy `publication.version`; returns the version now served."""
+        with self._loading(publication.version) as loaded:
+            loaded.append(self.transport.receive(self.engine, publication))
+        return publication.version
 
     @ray.method(concurrency_group=CONTROL_GROUP)
     def update_weights(self, weights: Any, version: int) -> int:
@@ -207,15 +209,6 @@ class RolloutWorker:
             self.policy_version = version
         telemetry.record_weight_sync(self.worker_id, version, time.perf_counter() - began,
                                      sum(loaded))
-
-    @ray.method(concurrency_group=CONTROL_GROUP)
-    def join_weight_group(self, rendezvous: dict[str, Any], rank_offset: int) -> None:
-        """weight_sync='nccl': join the learner's weight group (rollout_workers.weight_transport.nccl)."""
-        broadcast_engine(self.engine).join_weight_group(rendezvous, rank_offset)
-
-    @ray.method(concurrency_group=CONTROL_GROUP)
-    def leave_weight_group(self) -> None:
-        broadcast_engine(self.engine).leave_weight_group()
 
     @ray.method(concurrency_group=LIVENESS_GROUP)
     def pulse(self) -> float:
@@ -261,12 +254,13 @@ class RolloutWorker:
 
 
 def remote_worker(worker_id: str, engine_config: RolloutEngineConfig, config: RolloutConfig,
-                  num_cpus: float = 1, **options: Any) -> Any:
-    """Start a RolloutWorker actor (a handle); extra `options` go to Ray (resources, name)."""
+                  num_cpus: float = 1, weight_sync: WeightSync = "auto", **options: Any) -> Any:
+    """Start a RolloutWorker actor (a handle) receiving weights `weight_sync`'s way; extra
+    `options` go to Ray (resources, name)."""
     actor_class = ray.remote(concurrency_groups={CONTROL_GROUP: 1, LIVENESS_GROUP: 1})(RolloutWorker).options(
         num_cpus=num_cpus, runtime_env=actor_runtime_env(), **options
     )
-    return actor_class.remote(worker_id, engine_config, config)
+    return actor_class.remote(worker_id, engine_config, config, weight_sync)
 
 
 def _chat_template_owner(tokenizer: Any, engine_config: RolloutEngineConfig) -> Any:

@@ -180,8 +180,8 @@ def test_learner_published_weights_reach_the_tied_output_layer(lm_dir: Path, tok
     """The learner names tied embeddings once; published through the real path (gather, alias,
     pack, unpack) the engine's output layer must follow them, or the sampler drifts from the
     learner a little more with every update."""
-    from contracts.packed_weights import pack_weights, unpack_weights
     from learner.export import gathered_state_dict, with_tied_aliases
+    from weight_transport.packing import pack_weights, unpack_weights
 
     model = AutoModelForCausalLM.from_pretrained(lm_dir)
     generator = torch.Generator().manual_seed(5)

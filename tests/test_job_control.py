@@ -259,12 +259,12 @@ def test_a_worker_that_dies_while_weights_are_published_is_replaced_on_the_new_w
     from cluster.job.broker import RolloutBroker
     from cluster.job.fleet import WorkerFleet
     from contracts.engine_config import RolloutEngineConfig
-    from contracts.packed_weights import pack_weights
     from contracts.rollout_config import RolloutConfig
     from contracts.tasks import GPConfig
     from rollout_workers.ray_runtime import actor_runtime_env, local_cluster
-    from rollout_workers.weight_transport.object_store import ObjectStorePublication
     from tests.fixtures_models import save_model
+    from weight_transport.object_store import ObjectStorePublication
+    from weight_transport.packing import pack_weights
 
     model = save_model(tmp_path)
     weights = pack_weights(load_file(str(model / "model.safetensors")), version=7)

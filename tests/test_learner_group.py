@@ -13,7 +13,6 @@ from transformers import AutoModelForCausalLM
 
 from contracts.engine import SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
-from contracts.packed_weights import unpack_weights
 from contracts.rollout_config import RolloutConfig
 from contracts.tasks import GPConfig
 from learner.checkpoint_manifest import CheckpointError, model_mismatch, read_latest
@@ -24,6 +23,7 @@ from rollout_workers.episodes.seeds import SeedRange
 from rollout_workers.ray_runtime import local_cluster
 from rollout_workers.tiny_models import save_tiny_model
 from rollout_workers.worker import RolloutWorker
+from weight_transport.packing import unpack_weights
 
 pytestmark = pytest.mark.slow
 torch.set_num_threads(1)
@@ -147,8 +147,8 @@ def test_shared_memory_publications_reach_an_engine_on_the_learners_node(
     engine holds the new weights (those rank 0 keeps), not the old ones."""
     from contracts.packed_weights import WeightLayout
     from rollout_workers.engine import make_engine
-    from rollout_workers.weight_transport import make_transport
-    from rollout_workers.weight_transport.shared_memory import map_segment, worker_message
+    from weight_transport import make_transport
+    from weight_transport.shared_memory import map_segment
 
     group = LearnerGroup(_config(lm_path, ranks=1, stage=2, weight_sync="shared_memory"))
     engine = make_engine(RolloutEngineConfig(kind="hf", model=lm_path))
@@ -159,12 +159,12 @@ def test_shared_memory_publications_reach_an_engine_on_the_learners_node(
         assert first.node_id == ray.get_runtime_context().get_node_id()  # so it maps the segment
         mapped = unpack_weights(map_segment(first.segment, WeightLayout.from_dict(first.layout), 0))
         assert all(torch.equal(tensor, reference[name]) for name, tensor in mapped)
-        transport.receive(engine, worker_message(first), first.version)
+        transport.receive(engine, first)
         for name, param in engine.model.state_dict().items():
             assert torch.equal(param, reference[name]), name
         second = group.update(batch_refs).weights
         assert second.segment == first.segment and second.version == 1
-        transport.receive(engine, worker_message(second), second.version)
+        transport.receive(engine, second)
         kept = dict(unpack_weights(ray.get(second.sender.latest_weights.remote())))
         for name, param in engine.model.state_dict().items():
             assert torch.equal(param, kept[name]), name

@@ -80,8 +80,8 @@ def test_a_publication_does_not_wait_for_a_stopped_worker(fleet_of_two):
     import ray
     from safetensors.torch import load_file
 
-    from contracts.packed_weights import pack_weights
-    from rollout_workers.weight_transport.object_store import ObjectStorePublication
+    from weight_transport.object_store import ObjectStorePublication
+    from weight_transport.packing import pack_weights
 
     fleet, model = fleet_of_two
     stopped, pid = _stop_one(fleet)

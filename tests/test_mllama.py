@@ -216,8 +216,8 @@ def test_padding_a_batch_does_not_change_greedy_answers(engine: HFEngine, demos:
 def test_learner_published_weights_change_the_engine_as_hf(mllama_dir: Path, demos: list) -> None:
     """The learner's export path (gather, tied aliases, pack, unpack) names Mllama's weights
     as the engine's model does; the served answers become HF generate's on the new weights."""
-    from contracts.packed_weights import pack_weights, unpack_weights
     from learner.export import gathered_state_dict, with_tied_aliases
+    from weight_transport.packing import pack_weights, unpack_weights
 
     engine = make_engine(RolloutEngineConfig(kind="hf", model=mllama_dir))
     requests = requests_of(demos[:2])
@@ -265,7 +265,7 @@ def test_ppo_on_rollouts_of_the_auto_chosen_engine(mllama_dir: Path) -> None:
     """GP-VL rollouts from a worker configured for vLLM (served by HF): the learner rebuilds
     pixels and masks from image refs, scores the sampled tokens as sampled, trains, and its
     published weights load into the worker's engine."""
-    from contracts.packed_weights import pack_weights, unpack_weights
+    from weight_transport.packing import pack_weights, unpack_weights
 
     worker, learner, stats = ppo_on_worker_rollouts(RolloutEngineConfig(model=mllama_dir), mllama_dir)
     assert isinstance(worker.engine, HFEngine)

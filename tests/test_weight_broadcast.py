@@ -13,11 +13,14 @@ import torch
 from benchmarks.weight_sync_gpu import GpuSyncSettings
 from benchmarks.weight_sync_gpu import run as run_broadcast
 from cluster.settings.experiment import ClusterConfig, ExperimentConfig
-from contracts.packed_weights import WeightLayout, pack_weights, unpack_weights
+from contracts.packed_weights import WeightLayout
 from learner.config import LearnerConfig, ModelConfig
-from rollout_workers.weight_transport import make_transport
-from rollout_workers.weight_transport.nccl_broadcast import require_cuda
-from rollout_workers.weight_transport.nccl_sender import WeightSender
+from weight_transport import make_transport
+from weight_transport.choices import resolve
+from weight_transport.keeper import WeightKeeper
+from weight_transport.nccl_broadcast import require_cuda
+from weight_transport.nccl_sender import WeightSender
+from weight_transport.packing import pack_weights, unpack_weights
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without CUDA")
 
@@ -58,9 +61,14 @@ def test_broadcast_of_packed_buffers_reaches_every_receiver_bit_for_bit() -> Non
     assert result["mismatched"] == [] and result["all_equal"]
 
 
-def test_object_store_is_the_default_and_nccl_needs_gpu_ranks() -> None:
+def test_auto_is_the_default_and_nccl_needs_gpu_ranks() -> None:
+    """'auto' maps rank 0's buffers on a one-node cluster and uses the object store across
+    nodes; it never picks NCCL."""
     model = ModelConfig(path="unused")
-    assert LearnerConfig(model=model).weight_sync == "object_store"
+    assert LearnerConfig(model=model).weight_sync == "auto"
+    assert resolve("auto", nodes=1) == "shared_memory"
+    assert resolve("auto", nodes=3) == "object_store"
+    assert resolve("nccl", nodes=1) == "nccl"
     with pytest.raises(ValueError, match="weight_sync='nccl' broadcasts from learner rank 0's GPU"):
         LearnerConfig(model=model, weight_sync="nccl")
     assert LearnerConfig(model=model, weight_sync="nccl", gpus_per_rank=1).weight_sync == "nccl"
@@ -87,11 +95,12 @@ def test_group_ranks_follow_the_learner_engine_by_engine() -> None:
     assert group.rendezvous("10.0.0.1", 29500, engines=3)["world_size"] == 7
 
 
-def test_sender_keeps_one_version_and_needs_a_group() -> None:
-    sender = WeightSender()
+def test_keeper_keeps_one_version_whatever_the_transport() -> None:
+    """Rank 0's keeper, not the NCCL sender, holds the packed weights."""
+    sender = WeightKeeper("nccl")
     with pytest.raises(RuntimeError, match="exported no weights yet"):
         sender.latest()
-    sender.keep(pack_weights(_mixed_state_dict(), version=4))
+    sender.keep(_mixed_state_dict(), version=4)
     assert sender.latest(4).version == 4
     with pytest.raises(ValueError, match="asked for weights version 5, but rank 0 keeps version 4"):
         sender.latest(5)
@@ -134,8 +143,8 @@ def test_fleet_delivers_through_the_transport_of_its_weight_sync(tmp_path: Path)
     from cluster.job.fleet import WorkerFleet
     from contracts.engine_config import RolloutEngineConfig
     from contracts.rollout_config import RolloutConfig
-    from rollout_workers.weight_transport.nccl import NcclPublication, NcclTransport
-    from rollout_workers.weight_transport.object_store import ObjectStoreTransport
+    from weight_transport.nccl import NcclPublication, NcclTransport
+    from weight_transport.object_store import ObjectStoreTransport
 
     fleet = WorkerFleet(broker=None, cluster=ClusterConfig(),
                         engine=RolloutEngineConfig(model=tmp_path, tensor_parallel_size=2),
@@ -148,4 +157,6 @@ def test_fleet_delivers_through_the_transport_of_its_weight_sync(tmp_path: Path)
     assert fleet.latest.version == 2 and fleet.transport.group.generation == 0
     assert isinstance(make_transport("object_store"), ObjectStoreTransport)
     with pytest.raises(RuntimeError, match="weight_sync='nccl' needs the vLLM engine"):
-        make_transport("nccl").receive(object(), packed.layout.to_dict(), 2)
+        make_transport("nccl").receive(object(), NcclPublication(
+            version=2, layout=packed.layout.to_dict(), sender=None, num_tensors=1,
+            num_bytes=packed.nbytes, rendezvous={"host": "h", "port": 1, "world_size": 2}))

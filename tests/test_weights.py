@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from contracts.packed_weights import pack_weights, unpack_weights
+from weight_transport.packing import pack_weights, unpack_weights
 
 
 def test_round_trip_mixed_dtypes_and_shapes():
@@ -46,7 +46,7 @@ def test_a_tensor_under_two_names_is_packed_once_and_unpacked_under_both() -> No
 def test_the_packer_reuses_its_buffers_and_each_pack_carries_the_new_values() -> None:
     """The second pack copies into the first one's memory (no new buffers) and holds the
     updated values, tied names included; gathering straight into `targets` needs no copy."""
-    from contracts.packed_weights import WeightPacker
+    from weight_transport.packing import WeightPacker
 
     embed = torch.randn(6, 4)
     weights = {"embed.weight": embed, "norm.weight": torch.ones(4).to(torch.bfloat16),
@@ -86,8 +86,8 @@ def test_read_only_buffers_unpack_without_a_copy_or_a_warning() -> None:
 def test_a_shared_segment_is_mapped_by_path_and_shows_each_new_pack() -> None:
     """The packer's buffers in a memfd segment: another mapping of its /proc path (what a
     worker on the node makes) reads the packed tensors, and the next pack's values in place."""
-    from contracts.packed_weights import WeightPacker
-    from rollout_workers.weight_transport.shared_memory import SharedSegment, map_segment
+    from weight_transport.packing import WeightPacker
+    from weight_transport.shared_memory import SharedSegment, map_segment
 
     weights = {"a": torch.arange(5.0), "b": torch.ones(3, dtype=torch.bfloat16),
                "c": torch.arange(4)}

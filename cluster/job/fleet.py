@@ -29,10 +29,10 @@ from contracts.engine import SamplingSettings
 from contracts.engine_config import RolloutEngineConfig
 from contracts.episode import TaskInputError
 from contracts.episode_spec import EpisodeSpec
+from contracts.packed_weights import WeightPublication
 from contracts.rollout_config import RolloutConfig
-from rollout_workers.weight_transport import WeightSync, make_transport
-from rollout_workers.weight_transport.base import WeightPublication
 from rollout_workers.worker import remote_worker
+from weight_transport import WeightSync, make_transport
 
 
 @dataclass
@@ -75,7 +75,7 @@ class WorkerFleet:
         self._ids = itertools.count()
         self.name_prefix = name_prefix
         self.transport = make_transport(weight_sync, engine.tensor_parallel_size)
-        """How publications reach the workers (rollout_workers.weight_transport)."""
+        """How publications reach the workers (weight_transport)."""
         self.watch = LivenessWatch(cluster.worker_timeout_s)
         self.start_timeout_s = cluster.worker_start_timeout_s
         self.events = FleetEvents()
@@ -281,7 +281,8 @@ class WorkerFleet:
         """A new worker, and the calls that finish when its engine and weights are loaded."""
         worker_id = f"rollout-{next(self._ids)}"
         handle = remote_worker(worker_id, self.engine, self.rollout,
-                               name=f"{self.name_prefix}-{worker_id}", **self.options)
+                               name=f"{self.name_prefix}-{worker_id}",
+                               weight_sync=self.transport.kind, **self.options)
         loading = [handle.pulse.remote()]
         if self.latest is not None:
             loading.append(self.transport.catch_up(self.latest, handle))

@@ -38,7 +38,8 @@ def synchronous_loop(config: ExperimentConfig) -> tuple[list[UpdateStats], list[
     """`training.updates` PPO updates, then one evaluation; every update's stats."""
     t, history, tokens = config.training, [], TokenCounts()  # tokens: the compute axis
     ledger = EpisodeLedger(t.seed, group_size=t.group_size)  # the job's episode order
-    worker = remote_worker("loop-0", config.engine, config.rollout)
+    worker = remote_worker("loop-0", config.engine, config.rollout,
+                           weight_sync=config.learner.weight_sync)
     learner = LearnerGroup(config.learner)
     try:
         for _ in range(t.updates):

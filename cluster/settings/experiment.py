@@ -36,7 +36,7 @@ from contracts.metrics import MetricsConfig
 from contracts.rollout_config import RolloutConfig
 from contracts.tasks import GPConfig, TaskConfig
 from learner.config import LearnerConfig, SFTConfig
-from rollout_workers.weight_transport import make_transport
+from weight_transport.choices import engine_refusal
 
 
 class TinyModel(BaseModel):
@@ -244,9 +244,8 @@ class ExperimentConfig(BaseModel):
             raise ValueError("tiny_model and gguf both say how to make `model`: keep one")
         if self.pretrain and not self.tiny_model:
             raise ValueError("pretrain trains the model tiny_model builds: set tiny_model")
-        transport = make_transport(self.learner.weight_sync)
-        if refusal := transport.engine_refusal(self.engine.kind, self.cluster.gpus_per_worker,
-                                               hf_only=None):
+        if refusal := engine_refusal(self.learner.weight_sync, self.engine.kind,
+                                     self.cluster.gpus_per_worker, hf_only=None):
             raise ValueError(refusal)
         if self.learner.ppo.advantage == "group" and self.training.group_size < 2:
             raise ValueError("learner.ppo.advantage='group' compares the episodes of one task "

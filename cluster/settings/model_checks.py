@@ -170,11 +170,10 @@ def _context_problems(config: ExperimentConfig, context: int | None) -> Iterator
 def _engine_problems(config: ExperimentConfig, hf_only: str | None) -> Iterator[str]:
     """A weight transport may need vLLM engines (NCCL broadcasts into them); a family only the
     HF engine serves (rollout_workers/engine/factory.py) cannot take it."""
-    from rollout_workers.weight_transport import make_transport
+    from weight_transport.choices import engine_refusal
 
-    transport = make_transport(config.learner.weight_sync)
-    if refusal := transport.engine_refusal(config.engine.kind, config.cluster.gpus_per_worker,
-                                           hf_only):
+    if refusal := engine_refusal(config.learner.weight_sync, config.engine.kind,
+                                 config.cluster.gpus_per_worker, hf_only):
         yield refusal
 
 

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from rollout_workers.weight_transport.nccl_receiver import NcclWeightReceiver
+from weight_transport.nccl_receiver import NcclWeightReceiver
 
 WORKER_EXTENSION = "rollout_workers.engine.weight_sync.RevisorWorkerExtension"
 Weights = list[tuple[str, torch.Tensor]]

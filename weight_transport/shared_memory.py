@@ -21,15 +21,22 @@ from typing import Any
 
 import numpy as np
 
-from contracts.packed_weights import PackedWeights, WeightLayout, unpack_weights
-from rollout_workers.weight_transport.base import CallAll, WeightPublication, WeightTransport
+from contracts.packed_weights import (
+    PackedWeights,
+    WeightExport,
+    WeightLayout,
+    WeightPublication,
+)
+from weight_transport.base import WeightTransport
+from weight_transport.object_store import load_packed
+from weight_transport.packing import unpack_weights
 
 _ALIGN = 64
 """Each dtype's buffer starts on a cache line."""
 
 
 class SharedSegment:
-    """Rank 0's allocator (contracts.packed_weights.Allocate): every buffer in one anonymous
+    """Rank 0's allocator (weight_transport.packing.Allocate): every buffer in one anonymous
     shared-memory file (memfd), which workers of the node open as /proc/<pid>/fd/<fd>.
 
     Anonymous, so it can never outlive rank 0's process, however that ends (a named /dev/shm
@@ -83,39 +90,65 @@ class SharedMemoryPublication(WeightPublication):
 
 class SharedMemoryTransport(WeightTransport):
     kind = "shared_memory"
+    publication_type = SharedMemoryPublication
     ships_weights = False
-    shares_weights = True
 
-    def publication(self, info: dict[str, Any], packed_ref: Any, sender: Any
+    def __init__(self, ranks_per_engine: int = 1) -> None:
+        super().__init__(ranks_per_engine)
+        self.segment: SharedSegment | None = None
+        """Rank 0's segment, once `allocate` made it there."""
+        self._mapped: MappedSegment | None = None
+        """A worker's: the segment it mapped, kept while rank 0 rewrites it in place."""
+
+    def allocate(self) -> SharedSegment:
+        self.segment = self.segment or SharedSegment()
+        return self.segment
+
+    def location(self) -> str | None:
+        return self.segment.path if self.segment is not None else None
+
+    def publication(self, export: WeightExport, packed_ref: Any, sender: Any
                     ) -> SharedMemoryPublication:
-        return SharedMemoryPublication(segment=info["segment"], node_id=info["node_id"],
-                                       layout=info["layout"], sender=sender,
-                                       version=info["version"], num_tensors=info["num_tensors"],
-                                       num_bytes=info["num_bytes"])
+        if export.location is None:
+            raise RuntimeError("learner rank 0 packed its weights outside shared memory; its "
+                               "weight_sync differs from the driver's")
+        return SharedMemoryPublication(segment=export.location, node_id=export.node_id,
+                                       layout=export.layout, sender=sender,
+                                       version=export.version, num_tensors=export.num_tensors,
+                                       num_bytes=export.num_bytes)
 
-    def deliver(self, publication: SharedMemoryPublication, members: dict[str, Any],
-                call_all: CallAll) -> None:
-        call_all("receive_weights", self.kind, worker_message(publication), publication.version)
-
-    def catch_up(self, publication: SharedMemoryPublication, worker: Any) -> Any:
-        return worker.receive_weights.remote(self.kind, worker_message(publication),
-                                             publication.version)
-
-    def receive(self, engine: Any, message: dict[str, Any], version: int) -> int:
+    def receive(self, engine: Any, publication: SharedMemoryPublication) -> int:
         """Map the segment on rank 0's node; elsewhere fetch rank 0's copy from the object
         store (one copy per such worker)."""
         import ray
 
-        if message["node_id"] == ray.get_runtime_context().get_node_id():
-            packed = map_segment(message["segment"], WeightLayout.from_dict(message["layout"]),
-                                 version)
-        else:
-            packed = ray.get(message["sender"].latest_weights.remote())
-        engine.update_weights(unpack_weights(packed), version)
-        return packed.nbytes
+        if publication.node_id != ray.get_runtime_context().get_node_id():
+            packed = ray.get(publication.sender.latest_weights.remote())
+            return load_packed(engine, packed, publication.version)
+        if self._mapped is None or not self._mapped.holds(publication):
+            self._mapped = MappedSegment(publication)
+        engine.update_weights(iter(self._mapped.views), publication.version)
+        return self._mapped.nbytes
 
 
-def worker_message(publication: SharedMemoryPublication) -> dict[str, Any]:
-    """What `deliver` sends each worker."""
-    return {"segment": publication.segment, "node_id": publication.node_id,
-            "layout": publication.layout, "sender": publication.sender}
+class MappedSegment:
+    """A worker's mapping of rank 0's segment and the tensors viewing it, made once and kept:
+    rank 0 rewrites the same pages at each publication, so the next one costs no mapping, no
+    views and no page faults (the engine's load reads pages already mapped)."""
+
+    def __init__(self, publication: SharedMemoryPublication) -> None:
+        self.key = _segment_key(publication)
+        self.layout = publication.layout
+        packed = map_segment(publication.segment, WeightLayout.from_dict(self.layout), 0)
+        self.views = list(unpack_weights(packed))
+        self.nbytes = packed.nbytes
+
+    def holds(self, publication: SharedMemoryPublication) -> bool:
+        """Whether `publication` lies in this very segment, laid out the same way (rank 0
+        makes a new segment, perhaps under the same /proc path, when its layout changes)."""
+        return self.key == _segment_key(publication) and self.layout == publication.layout
+
+
+def _segment_key(publication: SharedMemoryPublication) -> tuple[str, int]:
+    """The segment's path and its file's inode (a path alone may be reused)."""
+    return publication.segment, os.stat(publication.segment).st_ino

@@ -36,33 +36,29 @@ class WeightGroup:
         """Every tensor-parallel worker of an engine is a rank of its own."""
         self.worker_ids: tuple[str, ...] = ()
         self.generation = 0
+        self.meeting: dict[str, Any] | None = None
+        """The Rendezvous (as a dict) of the current group."""
 
-    def publish(self, version: int, layout: dict[str, Any], sender: Any,
-                members: dict[str, Any]) -> None:
-        """Broadcast `version` from `sender` (learner rank 0) to every member (worker id ->
-        actor handle), forming the group again first when the members changed."""
+    def publish(self, publication: Any, members: dict[str, Any]) -> None:
+        """Broadcast `publication` (a NcclPublication) from learner rank 0 to every member
+        (worker id -> actor handle), forming the group again first when the members changed:
+        rank 0 and each member then join the new group inside the same call that takes the
+        broadcast (each knows the group it is in)."""
         import ray
 
         if not members:
             return
+        sender = publication.sender
         if tuple(members) != self.worker_ids:
-            self.form(sender, members)
-        ray.get([sender.broadcast_weights.remote(version)]
-                + [handle.receive_weights.remote("nccl", layout, version) for handle in members.values()])
-
-    def form(self, sender: Any, members: dict[str, Any]) -> None:
-        """Every member leaves the old group; rank 0 and the members meet in a new one."""
-        import ray
-
-        ray.get([handle.leave_weight_group.remote() for worker_id, handle in members.items()
-                 if worker_id in self.worker_ids])
-        host, port = ray.get(sender.address.remote())
-        self.generation += 1
-        rendezvous = self.rendezvous(host, port, len(members))
-        ray.get([sender.open_weight_group.remote(rendezvous)]
-                + [handle.join_weight_group.remote(rendezvous, self.rank_offset(index))
+            host, port = ray.get(sender.address.remote())
+            self.generation += 1
+            self.meeting = self.rendezvous(host, port, len(members))
+            self.worker_ids = tuple(members)
+        ray.get([sender.send_weights.remote(publication.model_copy(
+                    update={"rendezvous": self.meeting}))]
+                + [handle.receive_weights.remote(publication.model_copy(
+                    update={"rendezvous": self.meeting, "rank_offset": self.rank_offset(index)}))
                    for index, handle in enumerate(members.values())])
-        self.worker_ids = tuple(members)
 
     def rendezvous(self, host: str, port: int, engines: int) -> dict[str, Any]:
         world_size = 1 + engines * self.ranks_per_engine

@@ -7,7 +7,7 @@ allocate its buffers, take one broadcast per dtype from rank 0 of the weight gro
 them into tensors for the engine's usual reload path. Nothing passes through the object store
 or host memory of the workers. Only torch here (and vLLM inside `open_group`), so the
 broadcast runs on machines without Ray; the rest of the path is in
-rollout_workers.weight_transport.nccl.
+weight_transport.nccl.
 
 The weight group is separate from the learner's own process group and from vLLM's: learner
 rank 0 is its rank 0, engine k's tensor-parallel workers follow. It is formed with vLLM's
@@ -30,7 +30,8 @@ from typing import Any, Protocol
 
 import torch
 
-from contracts.packed_weights import PackedWeights, WeightLayout, tensor_views
+from contracts.packed_weights import PackedWeights, WeightLayout
+from weight_transport.packing import tensor_views
 
 
 class Broadcaster(Protocol):
@@ -52,8 +53,8 @@ def require_cuda(who: str) -> torch.device:
     if not torch.cuda.is_available():
         raise RuntimeError(
             f"weight_sync='nccl' needs CUDA on the {who}, but torch.cuda.is_available() is "
-            "False here; NCCL broadcasts between GPUs only. Use weight_sync='object_store' "
-            "(the default) on CPU machines.")
+            "False here; NCCL broadcasts between GPUs only. Use weight_sync='object_store' or "
+            "'auto' (the default) on CPU machines.")
     return torch.device("cuda", torch.cuda.current_device())
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from contracts.packed_weights import WeightLayout
-from rollout_workers.weight_transport.nccl_broadcast import (
+from weight_transport.nccl_broadcast import (
     close_group,
     open_group,
     receive_packed,
     require_cuda,
 )
-from rollout_workers.weight_transport.nccl_group import Rendezvous
+from weight_transport.nccl_group import Rendezvous
 
 
 class NcclWeightReceiver:
