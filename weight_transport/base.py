@@ -35,9 +35,9 @@ class LearnerRanks(Protocol):
         """The results of one call per rank, failing at once when a rank dies."""
 
 
-CallAll = Callable[..., dict[str, Any]]
-"""The fleet's `_call_all(method, *args)`: one call per serving worker, the hung and dead ones
-replaced; worker id -> result."""
+CallAll = Callable[[Callable[[Any], Any]], dict[str, Any]]
+"""The fleet's `_call_all(call)`: `call(worker)` (a worker actor -> the ref of one of its
+method calls) on every serving worker, the hung and dead ones replaced; worker id -> result."""
 
 class WeightTransport(ABC):
     """One way weights travel from learner rank 0 to the rollout engines."""
@@ -91,7 +91,8 @@ class WeightTransport(ABC):
     def deliver(self, publication: WeightPublication, members: dict[str, Any],
                 call_all: CallAll) -> None:
         """Bring every serving worker (worker id -> actor handle) onto `publication`."""
-        call_all("receive_weights", self.check(publication))
+        checked = self.check(publication)
+        call_all(lambda worker: worker.receive_weights.remote(checked))
 
     def catch_up(self, publication: WeightPublication, worker: Any) -> Any:
         """Start loading `publication` into one worker started after it was delivered; the

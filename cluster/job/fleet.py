@@ -15,6 +15,7 @@ makes waits on a worker for longer than `worker_timeout_s` without hearing from 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,7 +95,7 @@ class WorkerFleet:
 
     def stats(self) -> list[Any]:
         """The WorkerStats of every serving worker that answers."""
-        return list(self._call_all("stats").values())
+        return list(self._call_all(lambda worker: worker.stats.remote()).values())
 
     def publish(self, publication: WeightPublication) -> None:
         """Send new weights to every worker (each switches between two engine steps). A worker
@@ -132,7 +133,7 @@ class WorkerFleet:
         one not yet serving: `resume` starts them all)."""
         ray.get(self.broker.accept_all.remote(True))
         try:
-            self._call_all("stop", serve=False)
+            self._call_all(lambda worker: worker.stop.remote(), serve=False)
             serving = {m.worker_id: m.serving for m in self.members.values()
                        if m.serving is not None}
             lost = len(serving) - len(self._gather(serving))
@@ -191,7 +192,7 @@ class WorkerFleet:
 
     def endpoints(self) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
-        for endpoints in self._call_all("metrics_endpoints").values():
+        for endpoints in self._call_all(lambda worker: worker.metrics_endpoints.remote()).values():
             for role, addresses in endpoints.model_dump().items():
                 found.setdefault(role, []).extend(addresses)
         return found
@@ -204,11 +205,11 @@ class WorkerFleet:
         self.members.clear()
         self.retiring.clear()
 
-    def _call_all(self, method: str, *args: Any, serve: bool = True) -> dict[str, Any]:
-        """`method(*args)` on every serving worker; worker id -> result, for those that
-        answered. The others died or hung: they are replaced (and the replacements serve at
-        once when `serve`)."""
-        calls = {m.worker_id: getattr(m.handle, method).remote(*args) for m in self.members.values()}
+    def _call_all(self, call: Callable[[Any], Any], serve: bool = True) -> dict[str, Any]:
+        """`call(worker)` (a worker actor -> the ref of one of its method calls) on every
+        serving worker; worker id -> result, for those that answered. The others died or
+        hung: they are replaced (and the replacements serve at once when `serve`)."""
+        calls = {m.worker_id: call(m.handle) for m in self.members.values()}
         results = self._gather(calls)
         self._replace(len(calls) - len(results), serve=serve)
         return results
