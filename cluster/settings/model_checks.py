@@ -17,7 +17,7 @@ from cluster.settings.experiment import ExperimentConfig
 from cluster.settings.loading import SettingsError
 from contracts.tasks import TaskConfig
 from envs.registry import make_episode
-from rollout_workers.engine.factory import unservable_reason_of, vllm_unservable_reason
+from rollout_workers.engine.factory import unservable_reason_of
 
 WEIGHT_FILES = ("*.safetensors", "pytorch_model*.bin")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
@@ -106,7 +106,8 @@ def config_problems(config: ExperimentConfig, hf_config: Any) -> list[str]:
     from learner.model import text_config
 
     context = getattr(text_config(hf_config), "max_position_embeddings", None)
-    return model_config_problems(config, context, vllm_unservable_reason(config.model),
+    served = {"model_type": hf_config.model_type, "architectures": hf_config.architectures}
+    return model_config_problems(config, context, unservable_reason_of(served),
                                  getattr(hf_config, "vision_config", None) is not None,
                                  hf_config.model_type)
 
