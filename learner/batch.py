@@ -64,7 +64,12 @@ def _rows_by(keys: list[Hashable]) -> dict[Any, list[int]]:
 
 def turns_from_record_batches(batches: list[pa.RecordBatch]) -> Turns:
     """Concatenate record batches and order the rows by (episode, turn)."""
-    rows = pa.Table.from_batches(batches).select(list(COLUMNS)).to_pydict()
+    return turns_from_table(pa.Table.from_batches(batches))
+
+
+def turns_from_table(table: pa.Table) -> Turns:
+    """The rows of a trajectory table (it may have none) ordered by (episode, turn)."""
+    rows = table.select(list(COLUMNS)).to_pydict()
     order = sorted(range(len(rows["turn"])), key=lambda i: (rows["episode_id"][i], rows["turn"][i]))
     pick = lambda name: [rows[name][i] for i in order]  # noqa: E731
     return Turns(

@@ -1,7 +1,9 @@
 """The learner as a group of Ray actors, one DeepSpeed rank each, in one placement group.
 
-The driver hands the group object refs of trajectory record batches; every rank fetches them
-from the object store itself, so token data never passes through the driver. After an update
+The driver hands the group object refs of trajectory record batches. A light Ray task next to
+the ranks reads them once and cuts them into one shard per rank (learner.shard: whole groups of
+episodes, balanced by tokens), each shard its own object; every rank fetches only its own, so
+token data never passes through the driver and no rank reads another's share. After an update
 the group publishes the new weights: rank 0 packs the gathered state dict into one buffer per
 dtype (contracts.packed_weights.PackedWeights, the same buffers every time) and keeps it
 (weight_transport.keeper); the transport of `learner.weight_sync` (weight_transport) says
@@ -27,6 +29,8 @@ from contracts.packed_weights import WeightExport, WeightPublication
 from learner.checkpoint_manifest import CheckpointError, choose_checkpoint
 from learner.config import LearnerConfig
 from learner.engine import DEFAULT_EXTENSIONS_DIR, free_port
+from learner.shard import RankShard, ShardReceipt
+from learner.shard_task import cut
 from weight_transport import make_transport
 
 PROGRESS_POLL_S = 3.0
@@ -41,6 +45,10 @@ class UpdateResult(BaseModel):
     weights: WeightPublication | None = None
     export_seconds: float = 0.0
     """Time to gather and pack the weights it published (0 when none was due)."""
+    shards: list[ShardReceipt] = []
+    """What each rank trained on, in rank order (its episodes, turns, tokens, bytes)."""
+    batch_bytes: int = 0
+    """Arrow bytes of the whole batch: what every rank would fetch without shards."""
 
 
 class RankActor:
@@ -73,11 +81,10 @@ class RankActor:
 
         self.learner = LearnerRank(config)
 
-    def update(self, batch_refs: list[ray.ObjectRef]) -> UpdateStats:
-        """Reads every batch before training: a batch lost with its worker fails the update
-        (ray.exceptions.ObjectLostError) before it changes anything, so it can be retried."""
-        batches = ray.get(batch_refs)
-        return self.learner.update(batches)
+    def update(self, shard: RankShard) -> tuple[UpdateStats, ShardReceipt]:
+        """One PPO update on this rank's shard (Ray fetched it, and only it, before the call);
+        the whole batch's statistics, and what this rank received."""
+        return self.learner.update_shard(shard), shard.receipt(self.rank_index)
 
     def export(self) -> tuple[WeightExport | None, Any]:
         """Gather and pack the weights (all ranks). Rank 0 keeps them and returns what its
@@ -201,15 +208,24 @@ class LearnerGroup:
         return self.pool.metrics_endpoint
 
     def update(self, batch_refs: list[ray.ObjectRef]) -> UpdateResult:
-        """One PPO update on the referenced record batches, then a publication when due."""
-        refs = list(batch_refs)
-        stats = self.pool.on_every_rank(lambda rank: rank.update.remote(refs))[0]
+        """One PPO update on the referenced record batches, then a publication when due.
+
+        The batches are read and cut into shards before any rank starts: a batch lost with its
+        worker fails the update (ray.exceptions.ObjectLostError) before it changes anything,
+        so it can be retried; a malformed one fails it with its TrajectoryError."""
+        node = ray.util.placement_group_table(self.pool.placement)["bundles_to_node_id"][0]
+        batch_bytes, shard_refs = cut(list(batch_refs), self.config.num_ranks, node)
+        replies = self.pool.gather([rank.update.remote(shard)
+                                    for rank, shard in zip(self.pool.ranks, shard_refs, strict=True)])
+        result = UpdateResult(stats=replies[0][0], shards=[receipt for _, receipt in replies],
+                              batch_bytes=batch_bytes)
         self._updates += 1
         if self._updates % self.config.publish_every:
-            return UpdateResult(stats=stats)
+            return result
         began = time.perf_counter()
         weights = self.publish()
-        return UpdateResult(stats=stats, weights=weights, export_seconds=time.perf_counter() - began)
+        return result.model_copy(update={"weights": weights,
+                                         "export_seconds": time.perf_counter() - began})
 
     def publish(self, version: int | None = None) -> WeightPublication:
         """Gather the full weights (a collective under ZeRO-3) and publish them the way

@@ -21,6 +21,7 @@ are per turn) keep one row per turn; a batch may hold both.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -94,14 +95,25 @@ def unit_tokens(turns: Turns, unit: Unit) -> int:
 def read_stats(turns: Turns, plan: PackingPlan) -> dict[str, float | int]:
     """tokens_read_per_answer_token (1.0 is the floor), packed_share and the fallback counts
     (UpdateStats' fields: flat numbers, so that they reach training.jsonl)."""
-    read = sum(unit_tokens(turns, u) for u in plan.units)
-    answers = sum(len(ids) for ids in turns.response_ids)
-    packed = sum(u.packed for u in plan.units)
-    episodes = packed + sum(plan.fallback.values())
-    return {"tokens_read_per_answer_token": read / max(answers, 1),
-            "packed_share": packed / max(episodes, 1),
+    return read_stats_of(read_counts(turns, plan))
+
+
+def read_counts(turns: Turns, plan: PackingPlan) -> dict[str, int]:
+    """The sums read_stats is made of; a rank's sums over its shard add up to the batch's."""
+    return {"tokens_read": sum(unit_tokens(turns, u) for u in plan.units),
+            "answer_tokens": sum(len(ids) for ids in turns.response_ids),
+            "packed_episodes": sum(u.packed for u in plan.units),
             **{f"pack_fallback_{reason}": plan.fallback.get(reason, 0)
                for reason in PACK_FALLBACK_REASONS}}
+
+
+def read_stats_of(counts: Mapping[str, float]) -> dict[str, float | int]:
+    """read_stats from read_counts (one rank's, or their sum over ranks)."""
+    fallback = {f"pack_fallback_{reason}": int(counts[f"pack_fallback_{reason}"])
+                for reason in PACK_FALLBACK_REASONS}
+    episodes = counts["packed_episodes"] + sum(fallback.values())
+    return {"tokens_read_per_answer_token": counts["tokens_read"] / max(counts["answer_tokens"], 1),
+            "packed_share": counts["packed_episodes"] / max(episodes, 1), **fallback}
 
 
 def split_units(turns: Turns, units: list[Unit], size: int) -> list[list[Unit]]:

@@ -2,9 +2,14 @@
 
 The update follows the data flow of the design: score every turn with the current weights
 (old log-probs, old values), compute turn-level GAE per episode, standardise advantages over
-all ranks, then run clipped PPO epochs. Episodes are split across ranks whole (GAE needs all of
-an episode's turns), balanced by tokens. An episode whose turns extend each other is read as
+all ranks, then run clipped PPO epochs. Each rank gets only its shard of the batch: whole
+groups of episodes, balanced by tokens (learner.shard; GAE needs all of an episode's turns, a
+group advantage all of a group's episodes). An episode whose turns extend each other is read as
 one sequence (learner.packing): the loss is per turn either way, only the forwards are shared.
+
+What needs the whole batch is summed over ranks: the advantage mean and variance, each
+minibatch's turn and token counts (the loss divides by them), the loss statistics, the
+behaviour gap and the batch's facts (learner.batch_stats).
 """
 
 from __future__ import annotations
@@ -16,12 +21,13 @@ import torch
 
 from contracts.learner_messages import UpdateStats
 from learner.batch import MicroBatch, Turns, collate_turns
+from learner.batch_stats import whole_batch_stats
 from learner.config import PPOConfig
 from learner.engine import TrainEngine
 from learner.gae import normalise, turn_gae
 from learner.group_advantage import group_advantages
 from learner.model import PolicyValueModel
-from learner.packing import Unit, collate_units, plan_units, read_stats, split_units
+from learner.packing import Unit, collate_units, plan_units, split_units
 from learner.ppo import PPOInputs, ppo_loss
 from learner.vision import VisionInputs
 
@@ -46,18 +52,22 @@ class PPOTrainer:
                  vision: VisionInputs | None = None) -> None:
         self.engine, self.config, self.pad_id, self.seed = engine, config, pad_id, seed
         self.reference, self.vision = reference, vision
+        self._padding: MicroBatch | None = None
+        """The current update's zero-weight micro-batch (set by `update`)."""
 
-    def update(self, turns: Turns, version: int) -> UpdateStats:
-        """Train on `turns` with the policy at `version`; the result carries version + 1."""
+    def update(self, turns: Turns, version: int, filler: Turns | None = None) -> UpdateStats:
+        """Train on `turns`, this rank's shard (whole groups of episodes; the whole batch on
+        one rank), with the policy at `version`; the result carries version + 1 and the whole
+        batch's statistics. `filler`: the turn to run padding micro-batches on (default: the
+        shortest of `turns`; a rank whose shard is empty has none of its own)."""
         start = time.perf_counter()
         if self.vision is not None:
             turns = self.vision.expand(turns)
-        # Each rank takes whole episodes (GAE runs along an episode's turns); an episode whose
-        # turns extend each other is one unit, read by one sequence.
+            filler = None if filler is None else self.vision.expand(filler)
+        self._padding = _padding_micro(turns if filler is None else filler, self.pad_id)
+        # An episode whose turns extend each other is one unit, read by one sequence.
         plan = plan_units(turns, self.config.pack_episodes)
-        rows = shard_groups(turns, self.engine.rank, self.engine.world_size)
-        mine = set(rows)
-        units = [unit for unit in plan.units if unit.rows[0] in mine]
+        units = plan.units
         # Score once with the weights as they are now: the "old" log-probs the ratio starts
         # from, values, then turn-level GAE and normalised advantages.
         scored = self.score(turns, units)
@@ -80,8 +90,8 @@ class PPOTrainer:
         return UpdateStats(policy_version=version + 1, **means, grad_norm=grad_norm,
                            lr=self.engine.lr, optimizer_steps=steps,
                            seconds=time.perf_counter() - start, score_seconds=score_seconds,
-                           epoch_losses=epoch_losses, **read_stats(turns, plan),
-                           **self._behaviour_gap(turns, scored), **batch_stats(turns, version))
+                           epoch_losses=epoch_losses, **self._behaviour_gap(turns, scored),
+                           **whole_batch_stats(self.engine, turns, plan, version))
 
     def score(self, turns: Turns, units: list[Unit]) -> Scored:
         """Old log-probs and values of the turns of `units` with the weights as they are now,
@@ -172,13 +182,7 @@ class PPOTrainer:
         wanted = int(self.engine.all_reduce(torch.tensor([len(chunks)]), op="max").item())
         wanted = max(wanted, 1)
         micro = [collate_units(turns, chunk, self.pad_id) for chunk in chunks]
-        filler = self._filler_rows(turns)
-        micro += [collate_turns(turns, filler, self.pad_id, weight=0.0)] * (wanted - len(chunks))
-        return micro
-
-    def _filler_rows(self, turns: Turns) -> list[int]:
-        """A row to run a zero-weight micro-batch on (any real row: same modules, same shapes)."""
-        return [min(range(len(turns)), key=turns.length)]
+        return micro + [self._padding] * (wanted - len(chunks))
 
     def _minibatches(self, units: list[Unit], version: int, epoch: int) -> list[list[Unit]]:
         """Units (whole packed episodes, or single turns) shuffled into num_minibatches."""
@@ -229,29 +233,9 @@ def _padding_inputs(micro: MicroBatch, logprobs: torch.Tensor, entropy: torch.Te
                      token_turn=micro.token_turn.to(device), turn_weight=micro.turn_weight.to(device))
 
 
-def shard_groups(turns: Turns, rank: int, world_size: int) -> list[int]:
-    """This rank's turns: whole groups of episodes (all episodes of a task instance, so that
-    GAE sees whole episodes and group advantages whole groups), greedily balanced by token
-    count, deterministic."""
-    groups = sorted(turns.groups().items(),
-                    key=lambda kv: (-sum(turns.length(i) for i in kv[1]), kv[0]))
-    load = [0] * world_size
-    mine: list[int] = []
-    for _, rows in groups:
-        target = min(range(world_size), key=lambda r: (load[r], r))
-        load[target] += sum(turns.length(i) for i in rows)
-        if target == rank:
-            mine += rows
-    return sorted(mine)
-
-
-def batch_stats(turns: Turns, version: int) -> dict[str, float | int]:
-    """Facts about the batch itself (the same on every rank: each rank reads the whole batch)."""
-    episodes = turns.episodes()
-    solved = sum(bool(turns.successes[rows].any()) for rows in episodes.values())
-    lags = [version - v for v in turns.policy_versions]
-    return {"episodes": len(episodes), "turns": len(turns),
-            "tokens": sum(turns.length(i) for i in range(len(turns))),
-            "mean_reward": float(turns.rewards.mean()) if len(turns) else 0.0,
-            "success_rate": solved / max(1, len(episodes)),
-            "mean_staleness": sum(lags) / max(1, len(lags)), "max_staleness": max(lags, default=0)}
+def _padding_micro(turns: Turns, pad_id: int) -> MicroBatch:
+    """A zero-weight micro-batch on the shortest of `turns` (any real turn: same modules, same
+    shapes as the others' micro-batches)."""
+    if not len(turns):
+        raise ValueError("a rank with no turns needs a filler turn to pad with")
+    return collate_turns(turns, [min(range(len(turns)), key=turns.length)], pad_id, weight=0.0)

@@ -16,13 +16,14 @@ from torch import nn
 from contracts.learner_messages import LearnerState, UpdateStats
 from contracts.packed_weights import PackedWeights
 from learner import telemetry
-from learner.batch import turns_from_record_batches
+from learner.batch import Turns, turns_from_record_batches, turns_from_table
 from learner.checkpoint import load_checkpoint, save_checkpoint
 from learner.config import LearnerConfig
 from learner.engine import TrainEngine, resolve_dtype
 from learner.export import gathered_state_dict, with_tied_aliases
 from learner.model import is_vision, load_policy, load_reference, text_config
 from learner.ppo_trainer import PPOTrainer
+from learner.shard import RankShard
 from learner.vision import VisionInputs
 from weight_transport.keeper import WeightKeeper
 
@@ -49,13 +50,21 @@ class LearnerRank:
         """Rank 0's packed weights, kept between publications (weight_transport.keeper)."""
 
     def update(self, batches: list[pa.RecordBatch]) -> UpdateStats:
-        """One PPO update on finished episodes; the policy version goes up by one."""
+        """One PPO update on finished episodes, all of them this rank's (a one-rank process
+        group trains on the whole batch); the policy version goes up by one."""
         from contracts.trajectory import validate_trajectories
 
         for batch in batches:
             validate_trajectories(batch)
-        turns = turns_from_record_batches(batches)
-        stats = self.trainer.update(turns, self.state.policy_version)
+        return self._train(turns_from_record_batches(batches))
+
+    def update_shard(self, shard: RankShard) -> UpdateStats:
+        """One PPO update of which this rank trains on `shard` (learner.shard, made from
+        batches validated before they were cut); the statistics are the whole batch's."""
+        return self._train(turns_from_table(shard.rows), turns_from_table(shard.filler))
+
+    def _train(self, turns: Turns, filler: Turns | None = None) -> UpdateStats:
+        stats = self.trainer.update(turns, self.state.policy_version, filler)
         self.state = self.state.model_copy(update={
             "policy_version": stats.policy_version, "updates": self.state.updates + 1,
             "turns_trained": self.state.turns_trained + stats.turns,

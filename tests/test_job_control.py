@@ -168,19 +168,22 @@ def test_max_staleness_two_trains_on_stale_samples_but_never_older_than_two(tmp_
     assert_every_episode_trained_once(run, updates, PER_UPDATE)
 
 
-GROUPS_PUBLISHING_EVERY_OTHER_UPDATE = ("learner.ppo.advantage=group", "training.group_size=2",
-                                       "learner.publish_every=2")
+GROUPS_ON_TWO_RANKS = ("learner.ppo.advantage=group", "training.group_size=2",
+                       "learner.publish_every=2", "learner.num_ranks=2")
+"""Group advantages, publishing every other update, and two learner ranks, each training on
+its own shard of every update (whole groups, learner.shard)."""
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("settings", [(), GROUPS_PUBLISHING_EVERY_OTHER_UPDATE],
-                         ids=["gae", "groups-publish-every-2"])
+@pytest.mark.parametrize("settings", [(), GROUPS_ON_TWO_RANKS],
+                         ids=["gae", "groups-publish-every-2-two-ranks"])
 def test_an_on_policy_job_equals_the_synchronous_loop(tmp_path, settings):
     """max_staleness 0 with one rollout worker is synchronous PPO: the job and the plain loop
     of cluster/job/loop.py (play the ledger's next 8 episodes, update, publish when due) with
     the same seeds train on the same episodes and report the same numbers, update by update;
-    with group advantages the loop's groups are the job's (one task instance per group), and
-    with publish_every 2 the updates between publications keep playing the old weights."""
+    with group advantages the loop's groups are the job's (one task instance per group), with
+    publish_every 2 the updates between publications keep playing the old weights, and with
+    two learner ranks both shard each update the same way."""
     from cluster.job.loop import synchronous_loop
     from cluster.settings.experiment import ExperimentConfig
     from cluster.settings.loading import load_settings
@@ -210,13 +213,14 @@ def test_an_on_policy_job_equals_the_synchronous_loop(tmp_path, settings):
 @pytest.mark.slow
 def test_batches_lost_with_their_worker_after_taking_are_replayed_under_the_same_ids():
     """A worker dies after its batch was taken and before the learner read it: the learner's
-    read fails with the error the driver catches, the driver gives the batch back, and the
-    broker replays exactly its episodes, each counted once."""
+    read (the cut into rank shards, learner.shard_task) fails with the error the driver
+    catches, the driver gives the batch back, and the broker replays exactly its episodes,
+    each counted once."""
     import ray
 
     from cluster.job.broker import RolloutBroker
     from cluster.job.driver import LOST_DATA, give_back_lost
-    from learner.group import RankActor
+    from learner.shard_task import cut
     from rollout_workers.ray_runtime import actor_runtime_env, local_cluster
     from tests.jobs import BatchMaker
 
@@ -231,10 +235,12 @@ def test_batches_lost_with_their_worker_after_taking_are_replayed_under_the_same
         taken = ray.get(broker.take_batches.remote(4, 10.0))
         assert taken.episodes == 4
         ray.kill(doomed, no_restart=True)
-        rank = ray.remote(RankActor).options(**options).remote(0, 1)
+        # The owner's objects go a moment after it dies: wait until the driver sees them gone
+        doomed_refs = [refs for meta, refs in taken.batches if meta.episode_ids == lost_ids][0]
+        _wait_until_lost(doomed_refs, LOST_DATA)
         refs = [ref for _, batch_refs in taken.batches for ref in batch_refs]
         with pytest.raises(LOST_DATA):
-            ray.get(rank.update.remote(refs))
+            cut(refs, world_size=2)
 
         assert give_back_lost(broker, taken) == lost_ids
         assert [meta.episode_ids for meta, _ in taken.batches] == [kept_ids]
@@ -245,8 +251,20 @@ def test_batches_lost_with_their_worker_after_taking_are_replayed_under_the_same
         ledger = ray.get(broker.stats.remote()).ledger.model_dump()
         assert ledger == {"issued": 6, "completed": 4, "reissued": 2, "duplicates_rejected": 0,
                           "dropped_stale": 0}
-        ray.kill(rank)
         ray.kill(survivor)
+
+
+def _wait_until_lost(refs: list, lost: tuple[type[Exception], ...], within_s: float = 60) -> None:
+    import ray
+
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            ray.get(refs)
+        except lost:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the data of a dead worker was still readable after {within_s} s")
 
 
 @pytest.mark.slow

@@ -1,11 +1,14 @@
 """The learner as Ray actors: data parallelism does not change the update, ZeRO-3 weight export
-gives the full state dict, and trajectories reach the ranks only as object refs."""
+gives the full state dict, and trajectories reach the ranks only as object refs, each rank
+only its own shard of them."""
 
 from __future__ import annotations
 
 import urllib.request
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 import ray
 import torch
@@ -19,6 +22,7 @@ from learner.checkpoint_manifest import CheckpointError, model_mismatch, read_la
 from learner.config import DeepSpeedConfig, LearnerConfig, ModelConfig, OptimConfig, PPOConfig
 from learner.group import LearnerGroup
 from learner.model import meta_backbone, parameter_shapes
+from learner.shard import split_batches
 from rollout_workers.episodes.seeds import SeedRange
 from rollout_workers.ray_runtime import local_cluster
 from rollout_workers.tiny_models import save_tiny_model
@@ -76,12 +80,25 @@ def _update(config: LearnerConfig, refs: list[ray.ObjectRef]):
         group.shutdown()
 
 
+BATCH_FACTS = ("episodes", "turns", "tokens", "mean_reward", "success_rate", "mean_staleness",
+               "max_staleness", "tokens_read_per_answer_token", "packed_share",
+               "pack_fallback_not_extending", "behaviour_logprob_gap",
+               "behaviour_logprob_gap_max")
+"""UpdateStats fields about the whole batch, which no rank holds alone any more."""
+LOSS_STATS = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
+
+
 @pytest.mark.parametrize("advantage", ["gae", "group"])
 def test_two_zero2_ranks_update_like_one(lm_path: Path, batch_refs, advantage: str) -> None:
-    """Ranks get whole groups: a group advantage sees the same group on one rank or two."""
+    """Ranks get whole groups: a group advantage sees the same group on one rank or two, the
+    advantages are standardised over the whole batch, and the batch's facts are the whole
+    batch's (one minibatch: both updates take the same full-batch steps)."""
     one, one_weights = _update(_config(lm_path, 1, 2, advantage), batch_refs)
     two, two_weights = _update(_config(lm_path, 2, 2, advantage), batch_refs)
     assert two.stats.episodes == one.stats.episodes == 9
+    for key in BATCH_FACTS + LOSS_STATS:
+        assert getattr(two.stats, key) == pytest.approx(getattr(one.stats, key), rel=1e-5,
+                                                        abs=1e-7), key
     # the full-batch loss of every epoch (so after one and two optimizer steps too)
     assert two.stats.epoch_losses == pytest.approx(one.stats.epoch_losses, rel=1e-5)
     assert two.stats.value_loss == pytest.approx(one.stats.value_loss, rel=1e-5)
@@ -89,6 +106,35 @@ def test_two_zero2_ranks_update_like_one(lm_path: Path, batch_refs, advantage: s
     assert two.weights.version == one.weights.version == 1
     for name, value in one_weights.items():
         assert torch.allclose(two_weights[name], value, atol=1e-5), name
+
+
+def test_each_rank_receives_exactly_its_shard(lm_path: Path, batch_refs) -> None:
+    """The episode ids each rank says it trained on are the sharding function's cut of the
+    batch: disjoint, together the whole batch; each rank fetched less than the batch."""
+    result, _ = _update(_config(lm_path, 2, 2), batch_refs)
+    expected = split_batches(ray.get(batch_refs), 2)
+    received = [set(receipt.episode_ids) for receipt in result.shards]
+    assert [receipt.rank for receipt in result.shards] == [0, 1]
+    assert received == [set(s.rows.column("episode_id").to_pylist()) for s in expected]
+    assert not received[0] & received[1] and all(received)
+    assert len(received[0] | received[1]) == result.stats.episodes == 9
+    assert sum(r.turns for r in result.shards) == result.stats.turns
+    assert sum(r.tokens for r in result.shards) == result.stats.tokens
+    assert all(r.nbytes < result.batch_bytes for r in result.shards)
+
+
+def test_a_rank_without_groups_pads_along_under_zero3(lm_path: Path, batch_refs) -> None:
+    """One task instance, two ranks: rank 1's shard is empty; it runs zero-weight forwards
+    and backwards on the filler turn, in step with rank 0's gathers, and the update is rank
+    0's group alone, like on one rank."""
+    table = pa.Table.from_batches(ray.get(batch_refs))
+    group = table.filter(pc.equal(table.column("seed"), table.column("seed")[0]))
+    refs = [ray.put(batch) for batch in group.to_batches()]
+    one, _ = _update(_config(lm_path, 1, 3), refs)
+    two, _ = _update(_config(lm_path, 2, 3), refs)
+    assert [r.turns for r in two.shards] == [group.num_rows, 0]
+    assert two.stats.episodes == one.stats.episodes == 3
+    assert two.stats.epoch_losses == pytest.approx(one.stats.epoch_losses, rel=1e-5)
 
 
 def test_zero3_export_is_the_full_state_dict_and_survives_a_checkpoint(
