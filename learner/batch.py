@@ -49,10 +49,6 @@ class Turns:
         """Turn indices of each episode, in turn order."""
         return _rows_by(self.episode_ids)
 
-    def groups(self) -> dict[tuple[str, str, int], list[int]]:
-        """Turn indices of the episodes of each task instance, episode by episode."""
-        return _rows_by(self.instances)
-
 
 def _rows_by(keys: list[Hashable]) -> dict[Any, list[int]]:
     """Row indices of each distinct key, in row order."""

@@ -200,6 +200,8 @@ class LearnerGroup:
         self.transport = make_transport(config.weight_sync)
         """How publications travel ('auto' resolved once here, and handed to the ranks)."""
         resolved = config.model_copy(update={"weight_sync": self.transport.kind})
+        self._node: str = ray.util.placement_group_table(self.pool.placement)["bundles_to_node_id"][0]
+        """Rank 0's node, where each update's batch is cut into shards (learner.shard_task)."""
         self.pool.on_every_rank(lambda rank: rank.start_ppo.remote(resolved))
         self._updates = 0
 
@@ -213,8 +215,7 @@ class LearnerGroup:
         The batches are read and cut into shards before any rank starts: a batch lost with its
         worker fails the update (ray.exceptions.ObjectLostError) before it changes anything,
         so it can be retried; a malformed one fails it with its TrajectoryError."""
-        node = ray.util.placement_group_table(self.pool.placement)["bundles_to_node_id"][0]
-        batch_bytes, shard_refs = cut(list(batch_refs), self.config.num_ranks, node)
+        batch_bytes, shard_refs = cut(list(batch_refs), self.config.num_ranks, self._node)
         replies = self.pool.gather([rank.update.remote(shard)
                                     for rank, shard in zip(self.pool.ranks, shard_refs, strict=True)])
         result = UpdateResult(stats=replies[0][0], shards=[receipt for _, receipt in replies],

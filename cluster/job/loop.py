@@ -50,7 +50,8 @@ def synchronous_loop(config: ExperimentConfig) -> tuple[list[UpdateStats], list[
             batches = list(worker.rollouts.remote(SeedList(specs=specs)))
             for spec in specs:
                 ledger.complete(int(spec.episode_id))
-            # 2-3. Score (log-probs, values, turn-level GAE) and PPO epochs on the learner ranks.
+            # 2-3. Score (log-probs, values, turn-level GAE) and PPO epochs on the learner ranks,
+            #    each on its own shard of the batches (whole groups, balanced by tokens).
             result = learner.update(batches)
             # 4. Publish, when due (every learner.publish_every updates): the new weights reach
             #    the engine before it plays another episode.
