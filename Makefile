@@ -16,10 +16,12 @@ demo: install
 
 # The study on this machine: a base model pretrained on the generated corpus (once; cached in
 # runs/bases), then SFT and RL arms from one init at 3 matched compute points
-# (configs/study/cpu-gp-l.yaml); the figure is in the study directory's report/study.md.
+# (configs/study/cpu-$(TASK).yaml: TASK=gp-l, the default, or virl-l); the figure is in the
+# study directory's report/study.md.
+TASK ?= gp-l
 study: install
-	$(VENV)/bin/python -m cluster.cli study --config configs/study/cpu-gp-l.yaml \
-		study_dir=runs/study-cpu-gp-l-$$(date +%Y%m%d-%H%M%S)
+	$(VENV)/bin/python -m cluster.cli study --config configs/study/cpu-$(TASK).yaml \
+		study_dir=runs/study-cpu-$(TASK)-$$(date +%Y%m%d-%H%M%S)
 
 test: install
 	@bash deploy/install-test-tools.sh || [ $$? = 2 ]  # 2: no root here; those tests say so

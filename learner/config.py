@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.tasks import GPConfig, TaskConfig
-from envs.general_points.corpus import CorpusConfig
+from envs.corpora import Corpus
 from weight_transport.choices import WeightSync, learner_refusal
 
 
@@ -223,7 +223,7 @@ class SFTConfig(BaseModel):
     model: ModelConfig
     task: TaskConfig = GPConfig()
     """The task whose expert answers are imitated (its train rule and look)."""
-    corpus: CorpusConfig | None = None
+    corpus: Corpus | None = None
     """Imitate this generated corpus instead of the task's expert answers: pretraining a base
     model (`revisor pretrain`). Its documents replace train_episodes."""
     train_episodes: int = Field(10_000, ge=1)

@@ -20,7 +20,7 @@ import torch
 
 from contracts.learner_messages import SFTResult, SFTStepStats
 from contracts.tasks import TaskConfig
-from envs.general_points.corpus import CorpusConfig, documents
+from envs.corpora import Corpus, corpus_documents
 from envs.registry import make_episode
 from learner import telemetry
 from learner.batch import Turns, collate_turns, split_micro_batches
@@ -70,7 +70,7 @@ def demonstrations(task: TaskConfig, seeds: range, tokenizer: Any, chat: Any = N
     return demos
 
 
-def corpus_demonstrations(corpus: CorpusConfig, tokenizer: Any) -> list[Demonstration]:
+def corpus_demonstrations(corpus: Corpus, tokenizer: Any) -> list[Demonstration]:
     """The corpus's documents as single-turn demonstrations, tokenised like rollout turns."""
     from contracts.episode import Observation
     from model_inputs.dialogue import DialogueTokens
@@ -78,7 +78,7 @@ def corpus_demonstrations(corpus: CorpusConfig, tokenizer: Any) -> list[Demonstr
     dialogue = DialogueTokens.from_tokenizer(tokenizer)
     return [Demonstration(dialogue.opening(Observation(text=doc.prompt)),
                           dialogue.answer(doc.answer), doc.answer, [], index)
-            for index, doc in enumerate(documents(corpus))]
+            for index, doc in enumerate(corpus_documents(corpus))]
 
 
 class _Playthrough:

@@ -1,5 +1,6 @@
 """Fixed-seed evaluation on the rollout workers: success per split and per turn, recognition
-(GP-VL cards, V-IRL-VL landmarks) and V-IRL per-step accuracy.
+(GP-VL cards, V-IRL-VL landmarks) and V-IRL per-step accuracy (also on turning and on
+forward steps apart).
 
 Evaluation plays the same episodes (same seeds) at every evaluation point, greedily by
 default, spread over the rollout workers while they are not serving, so that the numbers of
@@ -15,6 +16,7 @@ import pyarrow as pa
 import ray
 
 from cluster.results.evaluations import EvalPoint
+from cluster.results.step_kinds import counts_by_kind, kind_fields, position_kinds
 from cluster.settings.experiment import EvaluationConfig
 from contracts.engine import SamplingSettings
 from contracts.episode_spec import EpisodeSpec
@@ -56,7 +58,8 @@ def run_evaluation(play: Play, config: EvaluationConfig, sampling: SamplingSetti
         split_sampling = sampling.model_copy(update={"temperature": temperature})
         batches = play(evaluation_specs(config, split, task), split_sampling)
         points.append(summarise(batches, arm=arm, phase=phase, split=split, gflops=gflops,
-                                per_step=isinstance(task, VIRLConfig), temperature=temperature))
+                                per_step=isinstance(task, VIRLConfig), temperature=temperature,
+                                task=task))
     return points
 
 
@@ -65,16 +68,20 @@ def describe_points(points: list[EvalPoint]) -> list[str]:
     lines = []
     for point in points:
         per_step = "" if point.step_accuracy is None else \
-            f", per-step accuracy {point.step_accuracy:.1%}"
+            f", per-step accuracy {point.step_accuracy:.1%}" + "".join(
+                f" ({kind} {accuracy:.1%})" for kind in ("turn", "forward")
+                if (accuracy := getattr(point, f"{kind}_step_accuracy")) is not None)
         lines.append(f"evaluation {point.phase} {point.split}: success {point.success:.1%} "
                      f"± {point.stderr:.1%} over {point.episodes} episodes{per_step}")
     return lines
 
 
 def summarise(batches: list[pa.RecordBatch], arm: str, phase: str, split: str,
-              gflops: float, per_step: bool = False, temperature: float = 0.0) -> EvalPoint:
+              gflops: float, per_step: bool = False, temperature: float = 0.0,
+              task: TaskConfig | None = None) -> EvalPoint:
     """Episode success, success within k turns, mean reward, recognition and (for tasks walked
-    position by position, `per_step`) per-step accuracy, from trajectories."""
+    position by position, `per_step`) per-step accuracy, from trajectories; with the V-IRL
+    `task` the episodes played, per-step accuracy on turning and forward steps too."""
     table = pa.Table.from_batches(batches).to_pydict()
     rows = list(zip(table["episode_id"], table["turn"], table["done"], table["success"],
                     table["reward"], table["recognition_ok"], strict=True))
@@ -95,6 +102,8 @@ def summarise(batches: list[pa.RecordBatch], arm: str, phase: str, split: str,
         step_accuracy=step_accuracy(table) if per_step and rows else None,
         positions=sum(positions(table)) if per_step and rows else None,
         solved=sorted(episode_index(e) for e, (_, success) in final.items() if success),
+        **(kind_fields(counts_by_kind(table, positions(table), position_kinds(task)))
+           if per_step and rows and isinstance(task, VIRLConfig) else {}),
     )
 
 

@@ -2,11 +2,11 @@
 
     revisor pretrain --config configs/study/cpu-gp-l.yaml     # a study or experiment file
 
-A tiny model (`tiny_model`) is trained on Revisor's generated corpus (`pretrain.corpus`,
-envs/general_points/corpus.py) with the SFT trainer on the learner's ranks, before any study
-or job uses it. The result is stored under `pretrain.cache_dir` in a directory named by the
-hash of every setting that shapes it, so a second study or job with the same settings finds it
-there and does not pretrain again. The directory appears only when complete (a stopped run
+A tiny model (`tiny_model`) is trained on Revisor's generated corpus of the experiment's task
+(`pretrain.corpus`: envs/general_points/corpus.py or envs/virl/corpus.py) with the SFT trainer
+on the learner's ranks, before any study or job uses it. The result is stored under
+`pretrain.cache_dir` in a directory named by the hash of every setting that shapes it, so a
+second study or job with the same settings finds it there and does not pretrain again. The directory appears only when complete (a stopped run
 leaves `<name>.partial`, redone next time), with `base.json` saying what made it.
 """
 
@@ -25,7 +25,7 @@ from cluster.settings.experiment import ExperimentConfig
 from cluster.settings.loading import SettingsError
 from cluster.settings.pretrain import BASE_RECORD, base_key
 from cluster.settings.study import load_experiment
-from envs.general_points.corpus import CORPUS_VERSION
+from envs.corpora import corpus_version
 from learner.config import ModelConfig, SFTConfig
 
 console = Console()
@@ -79,7 +79,7 @@ def _pretrain(config: ExperimentConfig, key: str) -> Path:
                                   resources=config.cluster.learner_resources)
     final = Path(result.checkpoints[-1])
     record = {"key": key, "tiny_model": spec.model_dump(mode="json"),
-              "pretrain": pretrain.model_dump(mode="json"), "corpus_version": CORPUS_VERSION,
+              "pretrain": pretrain.model_dump(mode="json"), "corpus_version": corpus_version(pretrain.corpus),
               "final_loss": sum(s.loss for s in result.steps[-20:]) / len(result.steps[-20:]),
               "tokens": sum(s.tokens for s in result.steps),
               "seconds": round(time.perf_counter() - start, 1)}

@@ -16,7 +16,12 @@ from cluster.job.phases import rl_phase, sft_phase
 from cluster.job.pretrain import ensure_pretrained
 from cluster.job.runtime import ray_cluster
 from cluster.results.compute import TokenCounts, training_gflops
-from cluster.results.evaluations import EvalPoint, success_change, write_evaluations
+from cluster.results.evaluations import (
+    OPTIONAL_MEASURES,
+    EvalPoint,
+    success_change,
+    write_evaluations,
+)
 from cluster.results.recall import SFTData, recall_splits
 from cluster.results.report import write_report
 from cluster.settings.experiment import ExperimentConfig
@@ -172,7 +177,7 @@ def summarise(points: list[EvalPoint], parameters: int, tokens: TokenCounts,
             "success": point.success, "n": point.episodes, "stderr": point.stderr,
             "success_by_turn": point.success_by_turn, "phase": point.phase,
             "temperature": point.temperature,
-            **{name: value for name in ("step_accuracy", "positions", "recognition_accuracy")
+            **{name: value for name in OPTIONAL_MEASURES
                if (value := getattr(point, name)) is not None},
             **({"by_sft_recall": groups}
                if (groups := recall.get((point.arm, point.phase, point.split))) else {})}

@@ -46,6 +46,12 @@ class EvalPoint(BaseModel):
     positions: int | None = None
     """Route positions the per-step accuracy is over (its error bar: sqrt(p(1-p)/positions),
     a lower bound, since positions of one route are not independent)."""
+    turn_step_accuracy: float | None = None
+    """V-IRL: per-step accuracy on the positions that want a turn (where the rule matters)."""
+    turn_positions: int | None = None
+    forward_step_accuracy: float | None = None
+    """V-IRL: per-step accuracy on the positions that want forward() (always-forward: 100%)."""
+    forward_positions: int | None = None
     solved: list[int] = Field(default_factory=list)
     """Indices of the evaluation episodes solved (episode i plays seed evaluation.seed + i):
     two points of one run play the same episodes, so they can be compared pair by pair."""
@@ -53,6 +59,12 @@ class EvalPoint(BaseModel):
     @property
     def stderr(self) -> float:
         return success_stderr(self.success, self.episodes)
+
+
+OPTIONAL_MEASURES = ("step_accuracy", "positions", "turn_step_accuracy", "turn_positions",
+                     "forward_step_accuracy", "forward_positions", "recognition_accuracy")
+"""EvalPoint's measures that only some tasks have (None elsewhere): summaries list them
+where present."""
 
 
 def success_stderr(p: float, n: int) -> float:

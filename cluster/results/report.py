@@ -100,9 +100,11 @@ def _latest_per_series(points: list[EvalPoint]) -> list[EvalPoint]:
 
 
 def markdown_table(points: list[EvalPoint]) -> str:
-    """One row per point; per-step accuracy (V-IRL) and recognition accuracy (vision variants)
-    get a column when some point has them."""
+    """One row per point; per-step accuracy (V-IRL: all positions, turning ones, forward ones)
+    and recognition accuracy (vision variants) get a column when some point has them."""
     extra = [(title, field) for title, field in (("step accuracy (%)", "step_accuracy"),
+                                                  ("turn steps (%)", "turn_step_accuracy"),
+                                                  ("forward steps (%)", "forward_step_accuracy"),
                                                   ("recognition (%)", "recognition_accuracy"))
              if any(getattr(p, field) is not None for p in points)]
     titles = ["arm", "phase", "task", "split", "T", "GFLOPs", "episodes", "success (%)", "±",

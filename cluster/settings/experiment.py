@@ -23,8 +23,9 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
+from pydantic_core import InitErrorDetails
 
-from cluster.settings.pretrain import PretrainConfig, base_path
+from cluster.settings.pretrain import PretrainConfig, base_path, corpus_problems
 from cluster.settings.shared import (
     disagreements,
     explain_filled,
@@ -227,7 +228,7 @@ class ExperimentConfig(BaseModel):
         except ValidationError as error:
             raise ValidationError.from_exception_data(
                 error.title, explain_filled(error, filled)) from None
-        errors = disagreements(config)
+        errors = disagreements(config) + _corpus_problems(config)
         if errors:
             raise ValidationError.from_exception_data(cls.__name__, errors)
         return config
@@ -255,6 +256,16 @@ class ExperimentConfig(BaseModel):
     @property
     def max_staleness(self) -> int:
         return self.learner.ppo.max_staleness
+
+
+def _corpus_problems(config: ExperimentConfig) -> list[InitErrorDetails]:
+    """The pretraining corpus against every task the experiment trains or evaluates on."""
+    if config.pretrain is None:
+        return []
+    tasks = {"task": config.task, **({"sft.task": config.sft.task} if config.sft else {}),
+             **{f"evaluation.splits.{name}": task
+                for name, task in config.evaluation.splits.items()}}
+    return corpus_problems(config.pretrain, tasks)
 
 
 def _with_defaults(data: dict[str, Any]) -> dict[str, Any]:

@@ -11,8 +11,12 @@ import json
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from envs.general_points.corpus import CORPUS_VERSION, CorpusConfig
+from contracts.tasks import BUILT_IN_SOURCES, TaskConfig
+from envs.corpora import Corpus, corpus_version
+from envs.general_points.corpus import CorpusConfig
+from envs.virl.corpus import VIRLCorpusConfig
 from learner.config import DeepSpeedConfig, OptimConfig
 
 BASE_RECORD = "base.json"
@@ -24,7 +28,9 @@ class PretrainConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    corpus: CorpusConfig = CorpusConfig()
+    corpus: Corpus = CorpusConfig()
+    """The generated corpus: GeneralPoints' (`task: gp`, the default) or V-IRL's (`task:
+    virl`); its task must be the experiment's."""
     steps: int = Field(3000, ge=1)
     batch_size: int = Field(64, ge=1)
     optim: OptimConfig = OptimConfig(lr=3e-3, schedule="cosine", warmup_ratio=0.03)
@@ -39,10 +45,45 @@ class PretrainConfig(BaseModel):
 
 def base_key(pretrain: PretrainConfig, tiny_model: BaseModel) -> str:
     """A short hash of everything that shapes the base model (not where it is kept or how
-    many ranks share its batches)."""
-    shape = {"corpus_version": CORPUS_VERSION, "tiny_model": tiny_model.model_dump(mode="json"),
-             "pretrain": pretrain.model_dump(mode="json", exclude={"cache_dir", "num_ranks"})}
+    many ranks share its batches). The corpus's kind is in it through its version; a
+    GeneralPoints corpus leaves its `task` out, so bases cached before V-IRL had a corpus
+    keep their keys."""
+    excluded: dict = {"cache_dir": True, "num_ranks": True}
+    if isinstance(pretrain.corpus, CorpusConfig):
+        excluded["corpus"] = {"task": True}
+    shape = {"corpus_version": corpus_version(pretrain.corpus),
+             "tiny_model": tiny_model.model_dump(mode="json"),
+             "pretrain": pretrain.model_dump(mode="json", exclude=excluded)}
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def corpus_problems(pretrain: PretrainConfig,
+                    tasks: dict[str, TaskConfig]) -> list[InitErrorDetails]:
+    """Where the corpus does not fit the experiment's tasks (`tasks`: setting path -> task),
+    one error at the corpus field to change: a corpus of another task than the training
+    task's, or V-IRL corpus cities that a task walks (pretraining on an evaluation's city
+    would let the base recall its routes)."""
+    corpus, errors = pretrain.corpus, []
+    train = tasks["task"].task
+    if corpus.task != train:
+        errors.append(_error(("task",), corpus.task,
+                             f"a '{corpus.task}' corpus cannot pretrain for the '{train}' "
+                             f"task; set pretrain.corpus.task: {train}"))
+    if isinstance(corpus, VIRLCorpusConfig):
+        seeds = corpus.world_seeds
+        for where, task in tasks.items():
+            if task.task == "virl" and task.route_source in BUILT_IN_SOURCES \
+                    and task.world_seed in seeds:
+                errors.append(_error(("world_seed_start",), corpus.world_seed_start,
+                                     f"corpus cities (world seeds {seeds.start}.."
+                                     f"{seeds.stop - 1}) include {where}.world_seed "
+                                     f"{task.world_seed}; move world_seed_start past it"))
+    return errors
+
+
+def _error(field: tuple[str, ...], value: object, message: str) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError("corpus_mismatch", message),
+                            loc=("pretrain", "corpus", *field), input=value)
 
 
 def base_path(pretrain: PretrainConfig, tiny_model: BaseModel) -> Path:

@@ -119,10 +119,17 @@ def _optional(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
 
+def _by_kind(accuracy: float | None, positions: int | None) -> str:
+    """V-IRL per-step accuracy on one kind of position, with how many there were."""
+    return _optional(accuracy) if accuracy is None or not positions else \
+        f"{100 * accuracy:.1f} ({positions})"
+
+
 def points_table(study: StudyResults) -> str:
     """Every point of the study, the init first, then SFT, RL and the ablation arms."""
     lines = ["| arm | target GFLOPs | GFLOPs | split | success (%) | n | recognition (%) | "
-             "per-step accuracy (%) |", "|---|---|---|---|---|---|---|---|"]
+             "per-step accuracy (%) | turn steps (%) | forward steps (%) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     order = list(dict.fromkeys([*MAIN_ARMS, *ablation_arms(study), *sorted(study.arms)]))
     rows = [("init", p) for p in study.init.values()]
     rows += [(arm, p) for arm in order for p in study.arms.get(arm, [])]
@@ -133,7 +140,9 @@ def points_table(study: StudyResults) -> str:
             step = f"{_percent(p)} ({p.positions} positions)"
         lines.append(f"| {arm} | {target} | {p.gflops:.4g} | {p.split} | "
                      f"{100 * p.success:.1f} ± {100 * p.stderr:.1f} | {p.n} | "
-                     f"{_optional(p.recognition_accuracy)} | {step} |")
+                     f"{_optional(p.recognition_accuracy)} | {step} | "
+                     f"{_by_kind(p.turn_step_accuracy, p.turn_positions)} | "
+                     f"{_by_kind(p.forward_step_accuracy, p.forward_positions)} |")
     return "\n".join(lines)
 
 

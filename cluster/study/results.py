@@ -47,6 +47,12 @@ class StudyPoint(BaseModel):
     """V-IRL's per-step accuracy, the study's success measure for V-IRL when present."""
     positions: int | None = Field(None, ge=0)
     """Route positions the per-step accuracy is over."""
+    turn_step_accuracy: float | None = Field(None, ge=0, le=1)
+    """V-IRL: per-step accuracy on turning positions alone (cluster/results/step_kinds.py)."""
+    turn_positions: int | None = Field(None, ge=0)
+    forward_step_accuracy: float | None = Field(None, ge=0, le=1)
+    """V-IRL: per-step accuracy on forward positions alone."""
+    forward_positions: int | None = Field(None, ge=0)
     solved: list[int] = Field(default_factory=list)
     """Indices of the solved evaluation episodes; episode i is the same instance in every
     point of the study, so two points can be compared episode by episode."""

@@ -64,6 +64,8 @@ class CorpusConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    task: Literal["gp"] = "gp"
+    """Which task's corpus (envs/corpora.py chooses by it; 'virl' is envs/virl/corpus.py's)."""
     documents: int = Field(40_000, ge=1)
     """Distinct documents; training passes over them in a seeded order."""
     shares: dict[DocumentKind, float] = {"solve": 0.6, "numbers": 0.25, "arithmetic": 0.15}
