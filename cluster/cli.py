@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "study": ("cluster.study.command", "both arms of the study from one init, at matched training compute"),
     "scale": ("cluster.job.control", "set the number of rollout workers of a running job"),
     "study-report": ("cluster.study.report", "the study's figures and tables from STUDY_DIR/study.json"),
+    "study-seeds": ("cluster.study.seeds", "one study's settings over several seeds: each seed, mean, spread"),
     "tiny-model": ("rollout_workers.tiny_models.cli", "build a tiny LM or VLM (with tokenizer) saved by path"),
 }
 

@@ -1,4 +1,5 @@
-"""The pretraining corpus: general skills under many rules, never the task's answer format."""
+"""The pretraining corpus: general skills under many rules; the task's answer format only
+under rules other than the study's."""
 
 from __future__ import annotations
 
@@ -20,13 +21,19 @@ from envs.general_points.corpus import (
 )
 from envs.general_points.prompt import render_cards_prompt
 from verifier.general_points.arithmetic import parse_formula
+from verifier.general_points.parse import parse_answer
 
 CORPUS = documents(CorpusConfig(documents=3000))
 SOLUTION = re.compile(r"^numbers ([\d, ]+); formula (\S+) equals (\d+)$")
 
 
 def solution(doc) -> tuple[str, str, str]:
-    """Numbers, formula and target of a `solve` answer, in either of its forms."""
+    """Numbers, formula and target of a `solve` answer, in any of its forms."""
+    if doc.answer.startswith('{"cards"'):
+        answer = parse_answer(doc.answer)
+        stated = doc.prompt.split("are ")[1].split(". ")[0].replace(" and ", ", ").split(", ")
+        assert list(answer.cards) == stated
+        return ", ".join(map(str, answer.numbers)), answer.formula, "24"
     if doc.answer.startswith("{"):
         answer = json.loads(doc.answer)
         assert list(answer) == list(OBJECT_KEYS)
@@ -34,17 +41,20 @@ def solution(doc) -> tuple[str, str, str]:
     return SOLUTION.match(doc.answer).groups()
 
 
-def test_the_corpus_never_holds_the_tasks_answer_format() -> None:
+def test_the_tasks_answer_format_appears_only_under_other_rules_than_the_studys() -> None:
     for doc in CORPUS:
         assert not re.search(r'[{}\[\]"]', doc.prompt), doc.prompt
-        assert not re.search(r'"(cards|formula)"', doc.answer), doc.answer
-    forms = Counter(doc.answer[0] for doc in CORPUS if doc.kind == "solve")
-    assert forms["{"] > 500 and forms["n"] > 500, "both answer forms"
+    task_format = [doc for doc in CORPUS if re.search(r'"(cards|formula)"', doc.answer)]
+    forms = Counter(doc.answer[:3] for doc in CORPUS if doc.kind == "solve")
+    assert forms['{"c'] > 400 and forms['{"h'] > 300 and forms["num"] > 300, "all three forms"
+    assert len(task_format) == forms['{"c'], "the task's keys only in its own object"
+    assert not {doc.faces for doc in task_format} & set(STUDY_RULES.values())
+    assert len({doc.faces for doc in task_format}) > 300, "many rules, so reading them pays"
 
 
 def test_the_corpus_holds_both_study_rules_with_their_face_numbers() -> None:
     faces = Counter(doc.faces for doc in CORPUS if doc.kind == "solve")
-    assert faces[STUDY_RULES["id"]] > 300 and faces[STUDY_RULES["ood"]] > 300
+    assert faces[STUDY_RULES["id"]] > 200 and faces[STUDY_RULES["ood"]] > 200
     assert len(faces) > 100, "other rules too, so that reading the stated rule pays"
     kings = [doc for doc in CORPUS if doc.kind == "solve" and doc.faces == STUDY_RULES["ood"]
              and re.search(r"K\. Make", doc.prompt)]

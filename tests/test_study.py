@@ -166,3 +166,17 @@ def test_every_shipped_study_loads_and_fits_its_cluster(path: Path) -> None:
     config = load_study(path)
     assert len(config.point_steps()) == config.compute_points >= 3
     assert plan_main(["--config", str(path)]) == 0
+
+
+def test_a_study_seed_moves_every_seed_that_shapes_the_result_and_nothing_else() -> None:
+    path = ROOT / "configs" / "study" / "cpu-gp-l.yaml"
+    first, third = load_study(path).experiment, load_study(path, ["seed=2"]).experiment
+    assert [first.tiny_model.seed, first.pretrain.seed, first.sft.seed, first.learner.seed,
+            first.rollout.sampling.seed] == [0, 0, 0, 0, 0]
+    assert [third.tiny_model.seed, third.pretrain.seed, third.sft.seed, third.learner.seed,
+            third.rollout.sampling.seed] == [2, 2, 2, 2, 2]
+    assert third.model != first.model, "another seed's base is another cached base"
+    assert (third.evaluation.seed, third.training.seed, third.sft.train_seed_start) == \
+        (first.evaluation.seed, first.training.seed, first.sft.train_seed_start)
+    with pytest.raises(SettingsError, match="seed"):
+        load_study(path, ["seed=-1"])

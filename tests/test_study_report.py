@@ -226,3 +226,44 @@ def test_missing_or_unreadable_study_json(tmp_path, capsys):
 def test_cli_prints_the_report_path(study_dir, capsys):
     assert revisor(["study-report", str(study_dir)]) == 0
     assert str(study_dir / "report" / "study.md") in capsys.readouterr().out
+
+
+def test_the_finding_is_tested_on_each_ood_split(study_dir):
+    from cluster.study.compare import findings
+    shown = findings(equal_compute(gp_study()))
+    assert [(f.split, f.rl_keeps, f.sft_loses, f.rl_beats_sft) for f in shown] == [
+        ("ood-rule", True, True, True)]
+    # SFT 34 and RL 150 of 1000 solved: 116 paired flips, RL - SFT = +11.6 points.
+    assert 100 * shown[0].rl_over_sft.success == pytest.approx(11.6)
+    assert "- `ood-rule` shows the study's finding: RL keeps" in \
+        write_study_report(study_dir).read_text()
+
+    study = gp_study()
+    study.arms["rl"][-1] = point("ood-rule", 0.100, 38.2, 37.5)   # RL lost 1.5 points
+    lost, = findings(equal_compute(study))
+    assert not lost.rl_keeps and lost.sft_loses and lost.rl_beats_sft and not lost.shown
+    study.arms["sft"][-1] = point("ood-rule", 0.120, 37.9, 37.5)  # SFT gained
+    both, = findings(equal_compute(study))
+    assert not both.sft_loses and not both.rl_beats_sft
+    write_study(study_dir, study)
+    assert "- `ood-rule` does not show the finding: RL keeps the init's success no" in \
+        write_study_report(study_dir).read_text()
+
+
+def test_seeds_report_each_seed_and_the_finding_on_their_mean(tmp_path):
+    from cluster.study.seeds import main as study_seeds
+    dirs = []
+    for seed, (rl, sft) in enumerate([(0.150, 0.034), (0.130, 0.050), (0.100, 0.060)]):
+        study = gp_study()
+        study.arms["rl"][-1] = point("ood-rule", rl, 38.2, 37.5)
+        study.arms["sft"][-1] = point("ood-rule", sft, 37.9, 37.5)
+        (tmp_path / f"seed-{seed}").mkdir()
+        write_study(tmp_path / f"seed-{seed}", study)
+        dirs.append(str(tmp_path / f"seed-{seed}"))
+    assert study_seeds([*dirs, "--out", str(tmp_path / "seeds.md")]) == 0
+    text = (tmp_path / "seeds.md").read_text()
+    assert "| seed-2 | 11.5 | 10.0 | 6.0 | -1.5 | -5.5 | +4.0 | not shown |" in text
+    # RL - Init: +3.5, +1.5, -1.5 -> mean +1.2, spread 2.5; it keeps the init's success.
+    assert "| mean of 3 | 11.5 | 12.7 | 4.8 | +1.2 ± 1.5 (spread 2.5) |" in text
+    assert "On the mean, `ood-rule` shows the study's finding" in text
+    assert study_seeds([str(tmp_path / "missing")]) == 2

@@ -57,6 +57,11 @@ class StudyConfig(BaseModel):
     """Evaluation points per arm. The SFT arm's are spaced evenly in steps from the init to
     the end of its run; every RL arm is evaluated at the first update at or past each of
     their training GFLOPs, so the arms are compared at equal compute."""
+    seed: int = Field(0, ge=0)
+    """Added to every seed that shapes the result (SEEDED: the tiny model's init, the base's
+    pretraining order, SFT's order, the learner's and the sampler's), so `seed=1`, `seed=2`
+    rerun the same study as other seeds. Evaluation and training episodes stay the same, so
+    seeds are compared on the same instances (`revisor study-seeds`)."""
     verification_steps: list[Annotated[int, Field(ge=1, le=20)]] = Field(default_factory=list)
     """The verification-step ablation: one more RL arm per count (the task's attempts per
     answer), from the same init, evaluated alike; [] for none."""
@@ -128,7 +133,32 @@ def load_study(path: Path, overrides: list[str] = ()) -> StudyConfig:
         data["experiment"] = deep_merge(base, changes)
     for assignment in overrides:
         apply_override(data, assignment)
-    return validate_study(data, str(path), overrides)
+    study = validate_study(data, str(path), overrides)
+    if study.seed:
+        # Shifted from the validated values, so a seed the file leaves at its default moves
+        # too; validated again, so what depends on the seeds (the base's cache path) follows.
+        for assignment in seeded(study.experiment, study.seed):
+            apply_override(data, assignment)
+        study = validate_study(data, str(path), overrides)
+    return study
+
+
+SEEDED = ("tiny_model.seed", "pretrain.seed", "sft.seed", "learner.seed",
+          "rollout.sampling.seed")
+"""The experiment's seeds a study's `seed` shifts (a section the experiment lacks is skipped)."""
+
+
+def seeded(experiment: ExperimentConfig, seed: int) -> list[str]:
+    """Overrides that add `seed` to each of the experiment's SEEDED seeds."""
+    assignments = []
+    for path in SEEDED:
+        *sections, leaf = path.split(".")
+        node: Any = experiment
+        for section in sections:
+            node = getattr(node, section)
+        if node is not None:
+            assignments.append(f"experiment.{path}={getattr(node, leaf) + seed}")
+    return assignments
 
 
 def validate_study(data: dict[str, Any], source: str, overrides: list[str] = ()) -> StudyConfig:

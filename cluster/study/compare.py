@@ -150,3 +150,38 @@ def ablation_gains(study: StudyResults) -> dict[str, list[Gain]]:
                              change(study.init[split], point))
                         for arm, point in zip(arms, points, strict=True)]
     return gains
+
+
+@dataclass(frozen=True)
+class Finding:
+    """The study's finding on one OOD split at equal compute, as three tests: RL keeps the
+    init's OOD success (at or above it within one error bar), SFT loses some of it, and RL
+    beats SFT by more than twice the error bar of their difference."""
+
+    split: str
+    rl_gain: Change
+    sft_gain: Change
+    rl_over_sft: Change
+
+    @property
+    def rl_keeps(self) -> bool:
+        return self.rl_gain.success >= -self.rl_gain.stderr
+
+    @property
+    def sft_loses(self) -> bool:
+        return self.sft_gain.success < 0
+
+    @property
+    def rl_beats_sft(self) -> bool:
+        return self.rl_over_sft.success > 2 * self.rl_over_sft.stderr
+
+    @property
+    def shown(self) -> bool:
+        return self.rl_keeps and self.sft_loses and self.rl_beats_sft
+
+
+def findings(rows: Iterable[EqualCompute]) -> list[Finding]:
+    """The finding's tests on every OOD split that has an init."""
+    return [Finding(row.split, change(row.init, row.rl), change(row.init, row.sft),
+                    change(row.sft, row.rl))
+            for row in rows if row.split.startswith("ood") and row.init is not None]

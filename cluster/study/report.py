@@ -16,10 +16,12 @@ from cluster.results.evaluations import Change
 from cluster.study.compare import (
     MAIN_ARMS,
     EqualCompute,
+    Finding,
     Gain,
     ablation_arms,
     ablation_gains,
     equal_compute,
+    findings,
     measure,
     measure_name,
 )
@@ -90,6 +92,18 @@ def equal_compute_sentences(rows: list[EqualCompute]) -> list[str]:
     return sentences
 
 
+def finding_sentence(finding: Finding) -> str:
+    """Whether the split shows the study's finding, and which of its tests fail when not."""
+    tests = [("RL keeps the init's success", finding.rl_keeps,
+              _change(finding.rl_gain)),
+             ("SFT loses some of it", finding.sft_loses, _change(finding.sft_gain)),
+             ("RL beats SFT by more than twice the error bar", finding.rl_beats_sft,
+              _change(finding.rl_over_sft))]
+    verdict = "shows the study's finding" if finding.shown else "does not show the finding"
+    return f"- `{finding.split}` {verdict}: " + "; ".join(
+        f"{name} {'yes' if passed else 'no'} ({figure})" for name, passed, figure in tests) + "."
+
+
 def ablation_table(gains: dict[str, list[Gain]]) -> str:
     lines = ["| verification steps | arm | split | GFLOPs (target) | OOD (%) | "
              "gain over init (points) |", "|---|---|---|---|---|---|"]
@@ -144,7 +158,18 @@ def _equal_compute_section(study: StudyResults) -> list[str]:
             "Each split at the largest compute point both arms reached; GFLOPs are the "
             "training compute where each was measured. A change counts when it exceeds "
             "twice its error bar.", "", equal_compute_table(rows), "",
-            *equal_compute_sentences(rows), ""]
+            *equal_compute_sentences(rows), "", *_finding_section(rows)]
+
+
+def _finding_section(rows: list[EqualCompute]) -> list[str]:
+    tested = findings(rows)
+    if not tested:
+        return []
+    return ["## The study's finding", "",
+            "SFT memorises, RL generalises: on an OOD split at the largest equal compute, RL "
+            "keeps the init's success (at or above it within one error bar), SFT loses some "
+            "of it, and RL beats SFT by more than twice the error bar of their difference.",
+            "", *map(finding_sentence, tested), ""]
 
 
 def _figures(study: StudyResults, out: Path) -> list[str]:

@@ -1,20 +1,25 @@
-"""A pretraining corpus for GeneralPoints: general card-and-arithmetic skills, no task format.
+"""A pretraining corpus for GeneralPoints: card-and-arithmetic skills under any stated rule.
 
 The study's finding rests on a base model with general skills (reading a stated face-card
 rule, arithmetic with the card numbers, solving 24-style hands) that SFT on one rule can
 overwrite and RL on the same rule keeps. Revisor's tiny models start from nothing, so this
 corpus gives them those skills first (`revisor pretrain`). Every document is a chat turn:
 
-- `solve`: a GeneralPoints prompt under a face-card rule (the study's two rules and random
-  others) and a solution, written in words ("numbers 4, 6, 10, 11; formula 4*6*(11-10)
-  equals 24") or as an object with keys other than the task's (`{"hand": [...], "numbers":
-  [...], "solution": "..."}`): a base model that knows some structured output, as
-  instruction-tuned models do;
+- `solve`: a GeneralPoints prompt under a face-card rule and a solution, written in one of
+  three forms: in words ("numbers 4, 6, 10, 11; formula 4*6*(11-10) equals 24"), as an
+  object with keys other than the task's (`{"hand": [...], "numbers": [...], "solution":
+  "..."}`), or as the task's own answer object (`{"cards": ..., "numbers": ...,
+  "formula": ...}`);
 - `numbers`: a hand and a rule, answered with the hand's numbers under that rule;
 - `arithmetic`: one operation on numbers of 1..13 and its value.
 
-The task's answer object (`{"cards": ..., "numbers": ..., "formula": ...}`) never appears,
-so SFT is still needed to follow the task's format (the study: RL from the raw base fails).
+The task's answer object appears only under rules other than the study's two (J, Q, K drawn
+from 1..13, never (10, 10, 10) nor (11, 12, 13)). This departs from the study, whose 11B
+base follows a JSON answer format it was never trained on; a 0.5M model cannot, and without
+it the base's skill under a new rule lived in answer forms that did not carry over to the
+task's (53% of OOD hands solved in its own form, 2-17% in the task's). Keeping the study's
+rules out of the task-format documents makes the base's OOD success a reading of the stated
+rule, not recall of that rule's answers.
 """
 
 from __future__ import annotations
@@ -28,18 +33,24 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.tasks import GPConfig
 from envs.general_points.cards import Card
-from envs.general_points.prompt import FACE_ORDER, face_rule_text, render_cards_prompt, rule_faces
+from envs.general_points.prompt import (
+    FACE_ORDER,
+    face_rule_text,
+    format_answer,
+    render_cards_prompt,
+    rule_faces,
+)
 from envs.general_points.solver import solve
 from verifier.general_points.cards import RANKS, card_value
 
-CORPUS_VERSION = 3
+CORPUS_VERSION = 4
 """Bump when the documents a config produces change, so cached base models are rebuilt."""
 
 FaceValues = tuple[int, int, int]
 """The numbers J, Q and K count as."""
 STUDY_RULES: dict[str, FaceValues] = {rule: rule_faces(rule) for rule in ("id", "ood")}
 DocumentKind = Literal["solve", "numbers", "arithmetic"]
-AnswerForm = Literal["words", "object"]
+AnswerForm = Literal["words", "object", "task"]
 OBJECT_KEYS = ("hand", "numbers", "solution")
 """The keys of the corpus's answer object: not the task's (cards, numbers, formula). Its
 numbers share the task's key: a base model that writes the numbers of a hand under a stated
@@ -57,8 +68,9 @@ class CorpusConfig(BaseModel):
     """Distinct documents; training passes over them in a seeded order."""
     shares: dict[DocumentKind, float] = {"solve": 0.6, "numbers": 0.25, "arithmetic": 0.15}
     """Share of each kind of document."""
-    forms: dict[AnswerForm, float] = {"words": 0.5, "object": 0.5}
-    """Share of `solve` answers written in each form."""
+    forms: dict[AnswerForm, float] = {"words": 0.3, "object": 0.3, "task": 0.4}
+    """Share of `solve` answers written in each form (`task`: the task's own answer object,
+    only ever under rules other than the study's two)."""
     study_rule_share: float = Field(0.5, ge=0.0, le=1.0)
     """Share of rule-bearing documents under one of the study's two rules (half each); the
     rest draw J, Q and K values at random from 1..13, so reading the stated rule pays."""
@@ -95,10 +107,12 @@ def document(config: CorpusConfig, index: int) -> Document:
     kind = rng.choices(kinds, weights)[0]
     if kind == "arithmetic":
         return _arithmetic(rng)
-    faces = _draw_faces(config, rng)
     if kind == "numbers":
-        return _numbers(config, rng, faces)
-    return _solve(config, rng, faces)
+        return _numbers(config, rng, _draw_faces(config, rng))
+    forms, weights = zip(*config.forms.items(), strict=True)
+    form = rng.choices(forms, weights)[0]
+    faces = _draw_other_faces(rng) if form == "task" else _draw_faces(config, rng)
+    return _solve(config, rng, faces, form)
 
 
 def documents(config: CorpusConfig) -> list[Document]:
@@ -114,9 +128,20 @@ def hand_numbers(hand: tuple[Card, ...], faces: FaceValues) -> list[int]:
 def _draw_faces(config: CorpusConfig, rng: random.Random) -> FaceValues:
     if rng.random() < config.study_rule_share:
         return STUDY_RULES[rng.choice(("id", "ood"))]
+    return _draw_random_faces(rng)
+
+
+def _draw_random_faces(rng: random.Random) -> FaceValues:
     if rng.random() < 0.3:
         return (rng.randint(1, 13),) * 3
     return tuple(rng.randint(1, 13) for _ in range(3))
+
+
+def _draw_other_faces(rng: random.Random) -> FaceValues:
+    """A random rule that is neither of the study's (redrawn until it is not)."""
+    while (faces := _draw_random_faces(rng)) in STUDY_RULES.values():
+        pass
+    return faces
 
 
 def _draw_hand(rng: random.Random, sorted_hand: bool) -> tuple[Card, ...]:
@@ -124,7 +149,8 @@ def _draw_hand(rng: random.Random, sorted_hand: bool) -> tuple[Card, ...]:
     return tuple(sorted(hand, key=lambda c: RANKS.index(c.rank))) if sorted_hand else hand
 
 
-def _solve(config: CorpusConfig, rng: random.Random, faces: FaceValues) -> Document:
+def _solve(config: CorpusConfig, rng: random.Random, faces: FaceValues,
+           form: AnswerForm) -> Document:
     """A solvable hand under `faces` (redrawn until one is) and its first solution."""
     target = config.prompt.target
     while True:
@@ -133,8 +159,9 @@ def _solve(config: CorpusConfig, rng: random.Random, faces: FaceValues) -> Docum
         formulas = solve(numbers, target, limit=1)
         if formulas:
             break
-    forms, weights = zip(*config.forms.items(), strict=True)
-    if rng.choices(forms, weights)[0] == "object":
+    if form == "task":
+        answer = format_answer(hand, numbers, formulas[0])
+    elif form == "object":
         answer = json.dumps(dict(zip(OBJECT_KEYS, ([c.rank for c in hand], numbers, formulas[0]),
                                      strict=True)))
     else:
