@@ -8,7 +8,7 @@ missing on the other. Pydantic only: importing them loads no torch.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -54,6 +54,15 @@ class UpdateStats(BaseModel):
     """Mean |learner log-prob - sampler log-prob| of the answer tokens before the update: ~0
     on-policy (sampler and learner agree), grows with staleness or a temperature mismatch."""
     behaviour_logprob_gap_max: float
+    guard_gap: float = 0.0
+    """The mean gap over the turns sampled by the learner's own current weights, the ones
+    that must agree up to numerics: what learner.max_behaviour_gap bounds."""
+    guard_gap_max: float = 0.0
+    guard_turns: int = 0
+    """Turns those two cover (0: none fresh, nothing to check)."""
+    skipped: Literal["gap"] | None = None
+    """'gap': the sync-divergence guard refused the batch (its guard gap exceeded
+    learner.max_behaviour_gap): no optimiser step, the policy version unchanged."""
     seconds: float
     score_seconds: float = 0.0
     """Of `seconds`, the forwards for old log-probs, values and advantages before the epochs."""

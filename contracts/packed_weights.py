@@ -85,6 +85,8 @@ class WeightExport(BaseModel):
     location: str | None = None
     """Where processes of `node_id` open the buffers (a shared-memory transport's segment);
     None when they live in rank 0's private memory."""
+    fingerprint: str | None = None
+    """weight_transport.fingerprint of the packed tensors (the sync-divergence guard)."""
 
 
 class WeightPublication(BaseModel):
@@ -97,3 +99,8 @@ class WeightPublication(BaseModel):
     """Policy version: the number of PPO updates these weights have had."""
     num_tensors: int
     num_bytes: int
+    fingerprint: str | None = None
+    """Rank 0's weight_transport.fingerprint of these weights: what a worker that loaded them
+    reports back with its batches."""
+    sync_timeout_s: float | None = None
+    """How long delivering it may take (learner.weight_sync_timeout_s; NCCL honours it)."""

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.engine import SamplingSettings
 from contracts.metrics import MetricsConfig
+
+WeightFault = Literal["skip_load", "corrupt"]
+"""TEST ONLY: how a worker mishandles every weight publication (rollout_workers.faults).
+'skip_load': its engine is handed no tensors, so it takes the new version number and keeps
+its old weights. 'corrupt': its engine is handed the weights with the second half of every
+floating-point tensor zeroed."""
 
 
 class RolloutConfig(BaseModel):
@@ -29,3 +37,6 @@ class RolloutConfig(BaseModel):
     """CPUs Ray reserves for each env actor (verification is light)."""
     metrics: MetricsConfig = MetricsConfig()
     """Where the worker and its env actors serve their Prometheus metrics."""
+    test_faults: dict[str, WeightFault] = {}
+    """TEST ONLY, never in a real run: worker id -> how it mishandles every weight load
+    ('skip_load' or 'corrupt'), to see the sync-divergence guard catch it."""

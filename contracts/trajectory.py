@@ -141,6 +141,11 @@ class BatchMeta(BaseModel):
     generated_tokens: int = 0
     total_reward: float = 0.0
     successes: int = 0
+    loaded_version: int = 0
+    """The policy version of the weights the worker had loaded when it shipped the batch."""
+    loaded_fingerprint: str | None = None
+    """weight_transport.fingerprint of those weights as its engine received them ('initial':
+    none published yet; None: not fingerprinted), for the sync-divergence guard."""
 
     @property
     def episodes(self) -> int:

@@ -160,6 +160,39 @@ class PPOConfig(BaseModel):
         return self.max_staleness > 0
 
 
+BEHAVIOUR_GAP_DEFAULTS: dict[str, tuple[float, float]] = {
+    "float32": (1e-3, 0.05),
+    "bfloat16": (0.1, 8.0),
+}
+"""Training dtype -> (mean, max) behaviour-gap limits in nats, when BehaviourGapLimit leaves
+them unset. float32 (the CPU learner against CPU engines): every on-policy update of the
+job tests measured a mean gap below 6e-6 and a max below 6e-5 (93 updates), so 1e-3 and 0.05
+leave a margin of over a hundred; a worker on the wrong weights shows a mean gap of 0.1 and
+more. bfloat16 (GPU learner against vLLM): rounding alone puts the mean near 1e-2 and single
+low-probability tokens a few nats off, so the limits are 0.1 and 8: they catch weights that
+are not the learner's, not bf16 noise."""
+
+
+class BehaviourGapLimit(BaseModel):
+    """How far the engine's log-probs of the sampled tokens may lie from the learner's before
+    an update is refused (the sync-divergence guard). Measured on the turns sampled by the
+    learner's current weights only: stale turns differ by design (learner.ppo.max_staleness)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mean: float | None = Field(None, gt=0)
+    """Largest mean |learner - engine| log-prob per answer token, in nats; None: the default
+    of the training dtype (BEHAVIOUR_GAP_DEFAULTS: 1e-3 for float32, 0.1 for bfloat16)."""
+    max: float | None = Field(None, gt=0)
+    """Largest |learner - engine| log-prob of any one answer token, in nats; None: the
+    default of the training dtype (0.05 for float32, 8 for bfloat16)."""
+
+    def bounds(self, dtype: str) -> tuple[float, float]:
+        """(mean, max) for a learner training in `dtype` ('float32', 'bfloat16')."""
+        mean, top = BEHAVIOUR_GAP_DEFAULTS.get(dtype, BEHAVIOUR_GAP_DEFAULTS["bfloat16"])
+        return (mean if self.mean is None else self.mean, top if self.max is None else self.max)
+
+
 class LearnerConfig(BaseModel):
     """Model, optimisation, sharding and PPO settings of the learner ranks."""
 
@@ -192,6 +225,15 @@ class LearnerConfig(BaseModel):
     nodes each fetch rank 0's copy through the object store). 'nccl': rank 0 broadcasts the
     packed buffers to every vLLM engine over NCCL, GPU to GPU (needs GPU learner ranks and GPU
     vLLM workers). See weight_transport (the choice: weight_transport.choices.resolve)."""
+    max_behaviour_gap: BehaviourGapLimit | None = BehaviourGapLimit()
+    """The sync-divergence guard: an update whose fresh turns' log-prob gap exceeds these
+    limits is not trained on; the weights are published again, and a second breach in a row
+    ends the job naming the workers and the weight version. The same happens when a worker's
+    weight fingerprint differs from rank 0's. None turns the guard off."""
+    weight_sync_timeout_s: float = Field(300.0, gt=0)
+    """weight_sync='nccl': seconds a publication's broadcast may take. Workers that have not
+    taken it by then are named and replaced, and the next publication forms the weight group
+    without them (a broadcast has no time limit of its own: one absent member stalls it)."""
 
     @model_validator(mode="after")
     def _schedule_has_a_length(self) -> LearnerConfig:
@@ -207,6 +249,17 @@ class LearnerConfig(BaseModel):
         if refusal := learner_refusal(self.weight_sync, self.gpus_per_rank):
             raise ValueError(refusal)
         return self
+
+    @property
+    def gap_limits(self) -> tuple[float, float] | None:
+        """The guard's (mean, max) gap limits for the dtype the ranks train in ('auto': bf16
+        on GPU ranks, fp32 on CPU ones, as learner.engine.resolve_dtype); None: guard off."""
+        if self.max_behaviour_gap is None:
+            return None
+        dtype = self.engine.dtype
+        if dtype == "auto":
+            dtype = "bfloat16" if self.gpus_per_rank else "float32"
+        return self.max_behaviour_gap.bounds(dtype)
 
     @property
     def total_optimizer_steps(self) -> int | None:

@@ -102,9 +102,9 @@ class RankActor:
         export = keeper.export(ray.get_runtime_context().get_node_id())
         return export, packed if keeper.ships_weights else None
 
-    def send_weights(self, message: WeightPublication) -> int:
+    def send_weights(self, message: WeightPublication) -> Any:
         """Rank 0's part of a delivery its transport takes part in (an NCCL broadcast of the
-        kept weights); the bytes sent."""
+        kept weights); its report."""
         return self.learner.keeper.send(message)
 
     def latest_weights(self) -> Any:
@@ -210,6 +210,7 @@ class LearnerGroup:
         return self.pool.metrics_endpoint
 
     def update(self, batch_refs: list[ray.ObjectRef]) -> UpdateResult:
+<<<<<<< HEAD
         """One PPO update on the referenced record batches, then a publication when due.
 
         The batches are read and cut into shards before any rank starts: a batch lost with its
@@ -220,6 +221,13 @@ class LearnerGroup:
                                     for rank, shard in zip(self.pool.ranks, shard_refs, strict=True)])
         result = UpdateResult(stats=replies[0][0], shards=[receipt for _, receipt in replies],
                               batch_bytes=batch_bytes)
+=======
+        """One PPO update on the referenced record batches, then a publication when due."""
+        refs = list(batch_refs)
+        stats = self.pool.on_every_rank(lambda rank: rank.update.remote(refs))[0]
+        if stats.skipped:
+            return UpdateResult(stats=stats)  # nothing trained, nothing new to publish
+>>>>>>> wt-guard
         self._updates += 1
         if self._updates % self.config.publish_every:
             return result
@@ -235,7 +243,7 @@ class LearnerGroup:
         would mislabel every trajectory sampled with them."""
         publication = self.transport.publish(self.pool)
         _check_version(version, publication.version)
-        return publication
+        return publication.model_copy(update={"sync_timeout_s": self.config.weight_sync_timeout_s})
 
     def save(self, directory: str | Path, extra: dict[str, Any] | None = None) -> str:
         """Checkpoint every rank's state (sharded optimizer included) under the policy version."""

@@ -49,11 +49,14 @@ class PPOTrainer:
 
     def __init__(self, engine: TrainEngine, config: PPOConfig, pad_id: int, seed: int = 0,
                  reference: PolicyValueModel | None = None,
-                 vision: VisionInputs | None = None) -> None:
+                 vision: VisionInputs | None = None,
+                 max_gap: tuple[float, float] | None = None) -> None:
         self.engine, self.config, self.pad_id, self.seed = engine, config, pad_id, seed
         self.reference, self.vision = reference, vision
         self._padding: MicroBatch | None = None
         """The current update's zero-weight micro-batch (set by `update`)."""
+        self.max_gap = max_gap
+        """(mean, max) behaviour-gap limits of the sync-divergence guard; None: no guard."""
 
     def update(self, turns: Turns, version: int, filler: Turns | None = None) -> UpdateStats:
         """Train on `turns`, this rank's shard (whole groups of episodes; the whole batch on
@@ -72,6 +75,11 @@ class PPOTrainer:
         # from, values, then turn-level GAE and normalised advantages.
         scored = self.score(turns, units)
         score_seconds = time.perf_counter() - start
+        gaps = {**self._behaviour_gap(turns, scored), **self._guard_gap(turns, scored, version)}
+        if self._diverged(gaps):
+            # Samples from weights that are not the learner's: no optimiser step on them.
+            return skipped_update(version, self.engine.lr, start, score_seconds,
+                                  {**gaps, **whole_batch_stats(self.engine, turns, plan, version)})
         epoch_losses, sums, steps, norms = [], {}, 0, []
         # Several epochs over the same episodes, reshuffled into minibatches each time (a packed
         # episode's turns stay together: they share one read); one optimizer step per
@@ -90,7 +98,7 @@ class PPOTrainer:
         return UpdateStats(policy_version=version + 1, **means, grad_norm=grad_norm,
                            lr=self.engine.lr, optimizer_steps=steps,
                            seconds=time.perf_counter() - start, score_seconds=score_seconds,
-                           epoch_losses=epoch_losses, **self._behaviour_gap(turns, scored),
+                           epoch_losses=epoch_losses, **gaps,
                            **whole_batch_stats(self.engine, turns, plan, version))
 
     def score(self, turns: Turns, units: list[Unit]) -> Scored:
@@ -193,13 +201,34 @@ class PPOTrainer:
         return [order[k::n] for k in range(n)]
 
     def _behaviour_gap(self, turns: Turns, scored: Scored) -> dict[str, float]:
+        mean, top, _ = self._gap(turns, scored, scored.rows)
+        return {"behaviour_logprob_gap": mean, "behaviour_logprob_gap_max": top}
+
+    def _guard_gap(self, turns: Turns, scored: Scored, version: int) -> dict[str, float]:
+        """The gap over the turns sampled by the weights the learner has now (`version`):
+        those must agree up to numerics; older turns differ by design."""
+        fresh = [i for i in scored.rows if turns.policy_versions[i] == version]
+        mean, top, count = self._gap(turns, scored, fresh)
+        return {"guard_gap": mean, "guard_gap_max": top, "guard_turns": count}
+
+    def _gap(self, turns: Turns, scored: Scored, rows: list[int]) -> tuple[float, float, int]:
+        """Mean and max |learner - sampler| log-prob over the answer tokens of `rows` on every
+        rank, and the turns they came from (collective: every rank calls it)."""
         gaps = [(scored.old_logprobs[i] - torch.tensor(turns.behaviour_logprobs[i])).abs()
-                for i in scored.rows]
+                for i in rows]
         flat = torch.cat(gaps) if gaps else torch.zeros(0)
-        sums = self.engine.all_reduce(torch.tensor([flat.double().sum(), float(flat.numel())]))
+        sums = self.engine.all_reduce(torch.tensor(
+            [flat.double().sum(), float(flat.numel()), float(len(rows))], dtype=torch.float64))
         top = self.engine.all_reduce(flat.max().view(1) if flat.numel() else torch.zeros(1), op="max")
-        return {"behaviour_logprob_gap": float(sums[0] / max(float(sums[1]), 1.0)),
-                "behaviour_logprob_gap_max": float(top[0])}
+        return float(sums[0] / max(float(sums[1]), 1.0)), float(top[0]), int(sums[2])
+
+    def _diverged(self, gaps: dict[str, float]) -> bool:
+        """Whether the guard refuses this batch (the same answer on every rank: the gaps are
+        all-reduced)."""
+        if self.max_gap is None or not gaps["guard_turns"]:
+            return False
+        mean, top = self.max_gap
+        return gaps["guard_gap"] > mean or gaps["guard_gap_max"] > top
 
     def _normalise(self, advantages: torch.Tensor) -> torch.Tensor:
         moments = torch.tensor([float(len(advantages)), advantages.double().sum().item(),
@@ -239,3 +268,13 @@ def _padding_micro(turns: Turns, pad_id: int) -> MicroBatch:
     if not len(turns):
         raise ValueError("a rank with no turns needs a filler turn to pad with")
     return collate_turns(turns, [min(range(len(turns)), key=turns.length)], pad_id, weight=0.0)
+
+
+def skipped_update(version: int, lr: float, start: float, score_seconds: float,
+                   facts: dict[str, float | int]) -> UpdateStats:
+    """The stats of an update the guard refused: no optimiser step, the version unchanged."""
+    zeros = dict.fromkeys(("loss", "policy_loss", "value_loss", "entropy", "approx_kl",
+                           "clip_fraction"), 0.0)
+    return UpdateStats(policy_version=version, **zeros, lr=lr, optimizer_steps=0,
+                       seconds=time.perf_counter() - start, score_seconds=score_seconds,
+                       epoch_losses=[], skipped="gap", **facts)

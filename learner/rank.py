@@ -43,8 +43,11 @@ class LearnerRank:
         if config.ppo.kl_coef > 0:
             reference = load_reference(config.model, dtype).to(self.engine.device)
         vision = VisionInputs(config.model.path) if is_vision(config.model, backbone_config) else None
+        gap = config.max_behaviour_gap
         self.trainer = PPOTrainer(self.engine, config.ppo, pad_id=pad_token_id(backbone_config),
-                                  seed=config.seed, reference=reference, vision=vision)
+                                  seed=config.seed, reference=reference, vision=vision,
+                                  max_gap=gap.bounds(str(dtype).removeprefix("torch."))
+                                  if gap is not None else None)
         self.state = LearnerState()
         self.keeper = WeightKeeper(config.weight_sync) if self.engine.rank == 0 else None
         """Rank 0's packed weights, kept between publications (weight_transport.keeper)."""
@@ -65,6 +68,8 @@ class LearnerRank:
 
     def _train(self, turns: Turns, filler: Turns | None = None) -> UpdateStats:
         stats = self.trainer.update(turns, self.state.policy_version, filler)
+        if stats.skipped:
+            return stats  # nothing trained: the learner's state and its metrics stay as they were
         self.state = self.state.model_copy(update={
             "policy_version": stats.policy_version, "updates": self.state.updates + 1,
             "turns_trained": self.state.turns_trained + stats.turns,

@@ -37,7 +37,9 @@ from rollout_workers.engine import make_engine
 from rollout_workers.env_pool import make_env_client
 from rollout_workers.episodes.runner import EpisodeRunner
 from rollout_workers.episodes.seeds import BrokerSource, SeedList
+from rollout_workers.faults import FaultyLoads
 from rollout_workers.ray_runtime import actor_runtime_env
+from rollout_workers.weight_loads import LoadRecorder
 from telemetry.metrics import mark_actor_started, start_metrics_endpoint
 from weight_transport import WeightSync, make_transport
 
@@ -60,6 +62,10 @@ class RolloutWorker:
             config = config.model_copy(update={"max_dialogue_tokens": engine_config.max_model_len})
         self.config = config
         self.engine = make_engine(engine_config)
+        self.loads = LoadRecorder(self.engine)
+        """What the transport loads into: the engine, each load fingerprinted."""
+        fault = config.test_faults.get(worker_id)
+        self._load_target = self.loads if fault is None else FaultyLoads(self.loads, fault)
         tokenizer = AutoTokenizer.from_pretrained(engine_config.model)
         dialogue = DialogueTokens.from_tokenizer(tokenizer, _chat_template_owner(tokenizer, engine_config))
         self.envs = make_env_client(config.env_actors, config.env_actor_cpus,
@@ -75,6 +81,8 @@ class RolloutWorker:
         self._engine_lock = threading.Lock()
         self._stopping = threading.Event()
         self.policy_version = 0
+        self.loaded: tuple[int, str | None] = (0, self.loads.fingerprint)
+        """(version, fingerprint) of the weights loaded, set together: each batch carries it."""
         self._phase = "train"
         """What the episodes played now are for (telemetry.PHASES)."""
         self._batches = 0
@@ -132,7 +140,7 @@ class RolloutWorker:
                 ref = ray.put(batch)
                 if shipping is not None:
                     ray.get(shipping)
-                shipping = broker.put.remote(BatchMeta.of(batch), [ref])
+                shipping = broker.put.remote(self._stamped(BatchMeta.of(batch)), [ref])
                 idle = False
             if idle:
                 time.sleep(idle_seconds)
@@ -142,6 +150,11 @@ class RolloutWorker:
         if shipping is not None:
             ray.get(shipping)
         return self.stats()
+
+    def _stamped(self, meta: BatchMeta) -> BatchMeta:
+        """`meta` with the version and fingerprint of the weights loaded now."""
+        version, loaded = self.loaded
+        return meta.model_copy(update={"loaded_version": version, "loaded_fingerprint": loaded})
 
     @ray.method(concurrency_group=CONTROL_GROUP)
     def stop(self) -> None:
@@ -185,7 +198,7 @@ class RolloutWorker:
         """Load one publication through this worker's transport (weight_transport), between
         two engine steps, as policy `publication.version`; returns the version now served."""
         with self._loading(publication.version) as loaded:
-            loaded.append(self.transport.receive(self.engine, publication))
+            loaded.append(self.transport.receive(self._load_target, publication))
         return publication.version
 
     @ray.method(concurrency_group=CONTROL_GROUP)
@@ -194,7 +207,7 @@ class RolloutWorker:
         between two engine steps; returns the version now served."""
         pairs = list(weights.items() if isinstance(weights, dict) else weights)
         with self._loading(version) as loaded:
-            self.engine.update_weights(pairs, version)
+            self.loads.update_weights(pairs, version)
             loaded.append(sum(tensor.numel() * tensor.element_size() for _, tensor in pairs))
         return version
 
@@ -207,6 +220,7 @@ class RolloutWorker:
             began = time.perf_counter()
             yield loaded
             self.policy_version = version
+            self.loaded = (version, self.loads.fingerprint)
         telemetry.record_weight_sync(self.worker_id, version, time.perf_counter() - began,
                                      sum(loaded))
 

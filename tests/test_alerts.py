@@ -60,4 +60,4 @@ def test_the_runs_scrape_config_loads_the_rules(tmp_path: Path) -> None:
     assert config.with_name("alerts.yml").read_text() == ALERT_RULES.read_text()
     result = promtool("check", "config", str(config))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 7 rules found" in result.stdout + result.stderr
+    assert "SUCCESS: 8 rules found" in result.stdout + result.stderr

@@ -104,6 +104,7 @@ def test_exported_series_are_the_names_the_processes_serve():
     learner.record_weight_publish(1, 0.01, 8)
     driver.record_workers("rollout", 1, 1)
     driver.record_worker_restart("rollout", "w-dash")
+    driver.record_guard_trip("fingerprint")
     driver.record_evaluation("gp", "dash-check", "id", 0.5, 2)
     driver.record_update_time({"wait": 1.0}, {"learner": 0.5})
     text = prometheus_client.generate_latest().decode()

@@ -160,3 +160,65 @@ def test_fleet_delivers_through_the_transport_of_its_weight_sync(tmp_path: Path)
         make_transport("nccl").receive(object(), NcclPublication(
             version=2, layout=packed.layout.to_dict(), sender=None, num_tensors=1,
             num_bytes=packed.nbytes, rendezvous={"host": "h", "port": 1, "world_size": 2}))
+
+
+def test_a_late_rank_is_named_by_the_worker_whose_engine_holds_it() -> None:
+    group = make_transport("nccl", ranks_per_engine=2).group
+    group.worker_ids = ("rollout-0", "rollout-3", "rollout-4")
+    assert group.workers_of([2, 3, 4]) == ["rollout-0", "rollout-3"]  # ranks 1-2, 3-4, 5-6
+    assert group.workers_of([5]) == ["rollout-4"]
+    assert group.workers_of([]) == []
+
+
+def _deadline_member(rank: int, port: int, ack_port: int, out: str) -> None:
+    """One process of a three-rank gloo group: rank 0 sends with a 2 s limit, rank 1 takes the
+    broadcast and confirms it, rank 2 never joins it. Then ranks 0 and 1 form a group without
+    rank 2 and publish again. Each writes what it saw to `out`."""
+    import os
+    import time
+
+    import torch.distributed as dist
+
+    from weight_transport.nccl_broadcast import TorchBroadcaster, receive_packed
+    from weight_transport.nccl_deadline import AckBoard, send_within
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=3)
+    # One buffer: gloo's rank 0 runs one broadcast at a time and waits for every peer, so with
+    # several a member that never joins holds up the others' later buffers too (they are then
+    # named as well: they did not get the weights either).
+    weights = {"layer.weight": torch.arange(12.0).reshape(3, 4)}
+    packed, cpu = pack_weights(weights, version=1), torch.device("cpu")
+    acks, seen = AckBoard("127.0.0.1", ack_port, serve=rank == 0), {}
+    for attempt, members in enumerate(([0, 1, 2], [0, 1])):
+        group = None if attempt == 0 else dist.new_group(members)  # every rank takes part
+        if rank == 0:
+            began = time.monotonic()
+            seen[f"missing-{attempt}"] = send_within(TorchBroadcaster(group, async_op=True),
+                                                     packed, cpu, acks, members[1:], 2.0)
+            seen[f"seconds-{attempt}"] = time.monotonic() - began
+        elif rank == 1:
+            got = receive_packed(TorchBroadcaster(group), packed.layout, cpu)
+            acks.confirm(rank, 1)
+            seen[f"equal-{attempt}"] = all(torch.equal(t, weights[n]) for n, t in got)
+    if rank == 2:
+        time.sleep(3)  # alive and in the group, but never in the broadcast: rank 0 must not wait
+    Path(out, f"{rank}.json").write_text(json.dumps(seen))
+    os._exit(0)  # rank 0's broadcast to rank 2 never completes: leave without tearing it down
+
+
+@pytest.mark.slow
+def test_a_broadcast_member_that_never_joins_is_named_within_the_time_limit(tmp_path: Path) -> None:
+    """weight_transport.nccl_deadline over gloo, as over NCCL in a job: rank 0 returns within
+    the 2 s limit naming rank 2, which never took part; the group formed again without it
+    delivers the next publication at once."""
+    import torch.multiprocessing as mp
+
+    from learner.engine import free_port
+
+    mp.spawn(_deadline_member, args=(free_port(), free_port(), str(tmp_path)), nprocs=3)
+    sender, receiver = (json.loads((tmp_path / f"{r}.json").read_text()) for r in (0, 1))
+    print(f"rank 0 gave up after {sender['seconds-0']:.2f} s; the group without rank 2 took "
+          f"{sender['seconds-1']:.3f} s")
+    assert sender["missing-0"] == [2] and 2.0 <= sender["seconds-0"] < 4.0
+    assert sender["missing-1"] == [] and sender["seconds-1"] < 2.0
+    assert receiver == {"equal-0": True, "equal-1": True}

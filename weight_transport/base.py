@@ -60,17 +60,22 @@ class WeightTransport(ABC):
 
     def export(self, packed: PackedWeights, node_id: str) -> WeightExport:
         """What rank 0 tells the driver about `packed`, its buffers on Ray node `node_id`."""
+        from weight_transport.fingerprint import fingerprint
+        from weight_transport.packing import unpack_weights
+
         return WeightExport(version=packed.version, num_tensors=len(packed.entries),
                             num_bytes=packed.nbytes, layout=packed.layout.to_dict(),
-                            node_id=node_id, location=self.location())
+                            node_id=node_id, location=self.location(),
+                            fingerprint=fingerprint(unpack_weights(packed)))
 
     def location(self) -> str | None:
         """Where other processes of rank 0's node open its buffers (None: they cannot)."""
         return None
 
-    def send(self, packed: PackedWeights, message: WeightPublication) -> int:
+    def send(self, packed: PackedWeights, message: WeightPublication) -> Any:
         """Rank 0's part of delivering `message`, for a transport where rank 0 takes part
-        (the driver calls it through the rank actor's `send_weights`); the bytes sent."""
+        (the driver calls it through the rank actor's `send_weights`); its report (NCCL:
+        nccl_group.BroadcastReport, the bytes sent and the receivers that missed it)."""
         raise RuntimeError(f"weight_sync={self.kind!r}: learner rank 0 sends nothing itself")
 
     # Driver.
@@ -80,7 +85,8 @@ class WeightTransport(ABC):
         and returns them into the object store, owned by the caller, when `ships_weights`."""
         calls = [rank.export.options(num_returns=2).remote() for rank in learner.ranks]
         exports = learner.gather([export for export, _ in calls])
-        return self.publication(exports[0], calls[0][1], learner.ranks[0])
+        publication = self.publication(exports[0], calls[0][1], learner.ranks[0])
+        return publication.model_copy(update={"fingerprint": exports[0].fingerprint})
 
     @abstractmethod
     def publication(self, export: WeightExport, packed_ref: Any, sender: Any
@@ -89,10 +95,13 @@ class WeightTransport(ABC):
         shipped, `sender` is rank 0's actor (its `latest_weights` and `send_weights`)."""
 
     def deliver(self, publication: WeightPublication, members: dict[str, Any],
-                call_all: CallAll) -> None:
-        """Bring every serving worker (worker id -> actor handle) onto `publication`."""
+                call_all: CallAll) -> list[str]:
+        """Bring every serving worker (worker id -> actor handle) onto `publication`; the
+        workers that did not take it in time, for the caller to replace (`call_all` already
+        replaces the workers that die or hang meanwhile)."""
         checked = self.check(publication)
         call_all(lambda worker: worker.receive_weights.remote(checked))
+        return []
 
     def catch_up(self, publication: WeightPublication, worker: Any) -> Any:
         """Start loading `publication` into one worker started after it was delivered; the

@@ -10,6 +10,7 @@ never look at the transport behind it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -48,8 +49,8 @@ class WeightKeeper:
         """What the driver's transport needs to announce the kept weights."""
         return self.transport.export(self.latest(), node_id)
 
-    def send(self, message: WeightPublication) -> int:
-        """Rank 0's part of delivering `message` (the transport's); the bytes sent."""
+    def send(self, message: WeightPublication) -> Any:
+        """Rank 0's part of delivering `message` (the transport's); its report."""
         return self.transport.send(self.latest(message.version), message)
 
     @property

@@ -18,7 +18,7 @@ from typing import Any
 
 from contracts.packed_weights import PackedWeights, WeightExport, WeightPublication
 from weight_transport.base import CallAll, WeightTransport
-from weight_transport.nccl_group import WeightGroup
+from weight_transport.nccl_group import BroadcastReport, WeightGroup
 
 
 class NcclPublication(WeightPublication):
@@ -52,14 +52,14 @@ class NcclTransport(WeightTransport):
                                num_tensors=export.num_tensors, num_bytes=export.num_bytes)
 
     def deliver(self, publication: NcclPublication, members: dict[str, Any],
-                call_all: CallAll) -> None:
-        self.group.publish(self.check(publication), members)
+                call_all: CallAll) -> list[str]:
+        return self.group.publish(self.check(publication), members)
 
-    def send(self, packed: PackedWeights, message: NcclPublication) -> int:
+    def send(self, packed: PackedWeights, message: NcclPublication) -> BroadcastReport:
         from weight_transport.nccl_sender import WeightSender
 
         self._sender = self._sender or WeightSender()
-        return self._sender.send(packed, message.rendezvous)
+        return self._sender.send(packed, message.rendezvous, message.sync_timeout_s)
 
     def receive(self, engine: Any, publication: NcclPublication) -> int:
         """By broadcast from rank 0, in the group the publication names (joined first when

@@ -20,8 +20,9 @@ benchmarks/weight_sync_gpu.py).
 
 Costs and limits: an engine holds one extra copy of the weights on its GPU during an update
 (the received buffers, until the reload has copied them); splitting the buffers into chunks
-would bound that, and is not done. NCCL has no timeout here: a worker that dies in the middle
-of a broadcast blocks the sender, and the job with it.
+would bound that, and is not done. NCCL has no timeout of its own: in a job rank 0 sends
+through weight_transport.nccl_deadline instead of `send_packed`, which gives up on members that
+do not take the broadcast within learner.weight_sync_timeout_s and names them.
 """
 
 from __future__ import annotations
@@ -39,13 +40,22 @@ class Broadcaster(Protocol):
 
 
 class TorchBroadcaster:
-    """A torch.distributed process group (the default one unless `group` is given)."""
+    """A torch.distributed process group (the default one unless `group` is given). With
+    `async_op` a broadcast is only queued, and `done` says when all queued ones finished
+    (weight_transport.nccl_deadline waits on it with a time limit)."""
 
-    def __init__(self, group: Any = None) -> None:
-        self.group = group
+    def __init__(self, group: Any = None, async_op: bool = False) -> None:
+        self.group, self.async_op = group, async_op
+        self._works: list[Any] = []
 
     def broadcast(self, tensor: torch.Tensor, src: int) -> None:
-        torch.distributed.broadcast(tensor, src=src, group=self.group)
+        work = torch.distributed.broadcast(tensor, src=src, group=self.group,
+                                           async_op=self.async_op)
+        if work is not None:
+            self._works.append(work)
+
+    def done(self) -> bool:
+        return all(work.is_completed() for work in self._works)
 
 
 def require_cuda(who: str) -> torch.device:

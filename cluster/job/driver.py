@@ -26,6 +26,7 @@ from cluster.job.control import read_control
 from cluster.job.evaluation import describe_points, run_evaluation
 from cluster.job.fleet import WorkerFleet
 from cluster.job.runtime import JobFailed
+from cluster.job.sync_guard import GuardTrip, SyncGuard
 from cluster.job.telemetry import write_prometheus_config
 from cluster.job.update_clock import UpdateClock
 from cluster.results.compute import TokenCounts, training_gflops
@@ -91,6 +92,7 @@ class RLDriver:
                                  config.learner.weight_sync, name_prefix=config.name)
         self.evaluations: list[EvalPoint] = []
         self.clock = UpdateClock()
+        self.guard = SyncGuard(config.learner.gap_limits)
         if resume:
             if choice.note:
                 console.print(choice.note)
@@ -127,21 +129,15 @@ class RLDriver:
             self._evaluate("init")
         targets = sorted(g for g in t.eval_at_gflops if g > self.gflops)
         self.clock.generated(self.fleet.stats())  # engine time so far is not the first update's
-        for _ in range(self.version, t.updates):
+        # Counted by version, not by turns of the loop: an update the guard refused trains
+        # nothing, and the guard ends the job when two refusals come in a row.
+        while self.version < t.updates:
             if t.eval_at_gflops and not targets:
                 break  # every compute point is evaluated
             self.clock.start()
             metas, stats = self._update()
-            if t.checkpoint_every and self.version % t.checkpoint_every == 0:
-                with self.clock.timed("checkpoint"):
-                    self._checkpoint()
-            if targets and self.gflops >= targets[0]:
-                targets = [g for g in targets if g > self.gflops]
-                with self.clock.timed("evaluate"):
-                    self._evaluate(f"step-{self.version}")
-            elif t.eval_every and self.version % t.eval_every == 0 and self.version < t.updates:
-                with self.clock.timed("evaluate"):
-                    self._evaluate(f"step-{self.version}")
+            if self.guard.last is None:
+                targets = self._after_update(targets)
             self._log(metas, stats)
         if t.updates and (not t.checkpoint_every or self.version % t.checkpoint_every):
             self._checkpoint()
@@ -155,6 +151,21 @@ class RLDriver:
                          engines=engines,
                          env_actor_restarts=sum(s.env_actor_restarts for s in self.fleet.stats()))
 
+    def _after_update(self, targets: list[float]) -> list[float]:
+        """The checkpoint and evaluation due after an update; the compute points left."""
+        t = self.config.training
+        if t.checkpoint_every and self.version % t.checkpoint_every == 0:
+            with self.clock.timed("checkpoint"):
+                self._checkpoint()
+        if targets and self.gflops >= targets[0]:
+            targets = [g for g in targets if g > self.gflops]
+            with self.clock.timed("evaluate"):
+                self._evaluate(f"step-{self.version}")
+        elif t.eval_every and self.version % t.eval_every == 0 and self.version < t.updates:
+            with self.clock.timed("evaluate"):
+                self._evaluate(f"step-{self.version}")
+        return targets
+
     @property
     def gflops(self) -> float:
         """Training compute so far, by the study's accounting (cluster.results.compute)."""
@@ -165,22 +176,46 @@ class RLDriver:
         self.fleet.shutdown()
         self.learner.shutdown()
 
-    def _update(self) -> tuple[list[BatchMeta], UpdateStats]:
+    def _update(self) -> tuple[list[BatchMeta], UpdateStats | None]:
         """Take an update's episodes, train on them, publish; the batches' metadata and the
-        learner's statistics, for the log."""
+        learner's statistics (None when the guard refused the batches unread), for the log."""
         self._follow_control()
         with self.clock.timed("wait"):
             taken = self._take(self.config.training.episodes_per_update)
-        result = self._train(taken)
-        self.clock.learner(result.stats.seconds, result.stats.score_seconds, result.export_seconds)
-        self.version = result.stats.policy_version
-        if result.weights is not None:
+        trip = self.guard.check_fingerprints([meta for meta, _ in taken.batches])
+        result = None if trip else self._train(taken)
+        metas = [meta for meta, _ in taken.batches]
+        if result is not None:
+            self.clock.learner(result.stats.seconds, result.stats.score_seconds,
+                               result.export_seconds)
+            trip = self.guard.check_gap(result.stats, metas)
+        self._judge(trip, metas)
+        if result is not None and trip is None:
+            self.version = result.stats.policy_version
+        if result is not None and result.weights is not None:
             with self.clock.timed("publish"):
                 self._publish(result.weights)
-        metas = [meta for meta, _ in taken.batches]
+        trained = result.stats.tokens if result is not None and trip is None else 0
         self.tokens = self.tokens + TokenCounts(
-            rl=result.stats.tokens, generated=sum(m.generated_tokens for m in metas))
-        return metas, result.stats
+            rl=trained, generated=sum(m.generated_tokens for m in metas))
+        return metas, result.stats if result is not None else None
+
+    def _judge(self, trip: GuardTrip | None, metas: list[BatchMeta]) -> None:
+        """After a guard trip: end the job when the update before tripped too, else replay
+        the refused episodes (like lost data: same ids, played afresh) and publish the
+        weights again (the same version) so that every worker loads them afresh."""
+        previous = self.guard.record(trip)
+        if trip is None:
+            return
+        telemetry.record_guard_trip(trip.reason)
+        if previous is not None:
+            raise JobFailed(trip.line())
+        ray.get(self.broker.data_lost.remote([i for meta in metas for i in meta.episode_ids]))
+        console.print(f"sync-divergence guard ({trip.reason}): update not trained on; "
+                      f"{trip.detail} (workers {', '.join(trip.workers)}, weights version "
+                      f"{trip.version}); publishing the weights again")
+        with self.clock.timed("publish"):
+            self._publish(self.learner.publish(self.version))
 
     def _train(self, taken: Taken) -> UpdateResult:
         """A PPO update on `taken`. Batches that cannot be read (their worker died after
@@ -217,6 +252,7 @@ class RLDriver:
         return taken
 
     def _publish(self, weights: Any) -> None:
+        self.guard.published(weights.version, weights.fingerprint)
         ray.get(self.broker.set_version.remote(weights.version))
         self.fleet.publish(weights)
 
@@ -241,6 +277,9 @@ class RLDriver:
             why = (f"hung ({events.hung[worker]}; cluster.worker_timeout_s="
                    f"{self.config.cluster.worker_timeout_s:g}): killed" if worker in events.hung
                    else "died")
+            if worker in events.late_weights:
+                telemetry.record_guard_trip("timeout")
+                why = f"{events.hung[worker]}: killed"
             console.print(f"rollout worker {worker} {why} and replaced; its episodes are "
                           f"replayed ({len(events.replayed_episodes)} in all)")
         if events.restarted:
@@ -254,12 +293,14 @@ class RLDriver:
         telemetry.write_prometheus_targets(telemetry.default_targets_file(self.run_dir), endpoints,
                                            labels={"run": self.config.name})
 
-    def _log(self, metas: list[BatchMeta], stats: UpdateStats) -> None:
+    def _log(self, metas: list[BatchMeta], stats: UpdateStats | None) -> None:
         """One row of training.jsonl per update: its data, the learner's statistics, and
-        where its wall time went (update, checkpoint and evaluation after it included)."""
+        where its wall time went (update, checkpoint and evaluation after it included). A
+        row the guard refused says why (`skipped`), and `guard_trips` counts them all."""
         episodes = sum(m.episodes for m in metas)
         turns = sum(m.turns for m in metas)
-        learner = stats.model_dump(exclude={"seconds", "score_seconds"})
+        learner = stats.model_dump(exclude={"seconds", "score_seconds"}) if stats else {}
+        trip = self.guard.last
         row = {
             "step": self.version, "episodes": episodes, "turns": turns,
             "mean_reward": sum(m.total_reward for m in metas) / max(turns, 1),
@@ -267,6 +308,7 @@ class RLDriver:
             "oldest_version": min(m.oldest_version for m in metas),
             "workers": len(self.fleet.members), "gflops": self.gflops,
             **{k: v for k, v in learner.items() if isinstance(v, int | float)},
+            "skipped": trip.reason if trip else None, "guard_trips": self.guard.trips,
             **self.clock.finish(self.fleet.stats()),
         }
         telemetry.record_update_time(row["phases"], row["busy"])

@@ -53,6 +53,9 @@ class FleetEvents(BaseModel):
     """Workers replaced, whether they died or hung."""
     hung: dict[str, str] = {}
     """Of those, the ones killed for hanging, with what gave them away."""
+    late_weights: list[str] = []
+    """Of those, the ones that did not take a publication within its time limit
+    (learner.weight_sync_timeout_s)."""
     replayed_episodes: list[str] = []
 
 
@@ -102,7 +105,13 @@ class WorkerFleet:
         that dies or hangs meanwhile is replaced, and its replacement loads `latest`."""
         self.latest = publication
         members = {m.worker_id: m.handle for m in self.members.values()}
-        self.transport.deliver(publication, members, self._call_all)
+        late = self.transport.deliver(publication, members, self._call_all)
+        for worker_id in late:
+            self.events.late_weights.append(worker_id)
+            self._drop(self.members[worker_id], hung=True, why=(
+                f"did not take weights version {publication.version} within "
+                f"learner.weight_sync_timeout_s={publication.sync_timeout_s:g} s"))
+        self._replace(len(late))
 
     def check(self) -> FleetEvents:
         """Replace every worker whose serve task ended in an error or that hangs, and every

@@ -72,6 +72,10 @@ UPDATES = CATALOGUE.counter(
 LAST_UPDATE = CATALOGUE.gauge(
     "revisor_last_update_timestamp_seconds", "Unix time the last update finished; with "
     "revisor_update_seconds it tells a stalled job from a slow one.")
+SYNC_DIVERGENCE = CATALOGUE.counter(
+    "revisor_weight_sync_divergence_total", "Updates the sync-divergence guard refused (reason "
+    "gap: engine and learner log-probs apart; fingerprint: a worker's weights differ from rank "
+    "0's) and NCCL publications that ran out of time (reason timeout).", ("reason",))
 RESOURCE_WAIT = CATALOGUE.gauge(
     "revisor_resource_wait_seconds", "Seconds the job has been waiting for the cluster to hold "
     "its actors (an autoscaler adding nodes); 0 when not waiting.")
@@ -133,6 +137,12 @@ def record_workers(role: str, desired: int, alive: int) -> None:
 def record_worker_restart(role: str, worker: str) -> None:
     _check_role(role)
     WORKER_RESTARTS.labels(role, worker).inc()
+
+
+def record_guard_trip(reason: str) -> None:
+    """One trip of the sync-divergence guard (cluster.job.sync_guard) or one weight
+    publication that timed out."""
+    SYNC_DIVERGENCE.labels(reason).inc()
 
 
 def record_evaluation(task: str, variant: str, split: str, success: float, episodes: int) -> None:

@@ -135,6 +135,9 @@ ROWS = [
         ("Behaviour log-prob gap (nats per token)", "short", [
             ("revisor_ppo_behaviour_logprob_gap", "mean"),
             ("revisor_ppo_behaviour_logprob_gap_max", "max")]),
+        ("Sync-divergence guard trips (10 min)", "short", [
+            ("sum by (reason) (increase(revisor_weight_sync_divergence_total[10m]))",
+             "{{reason}}")]),
     ]),
     ("Where an update's time goes", [
         ("Update time by part", "s", [("revisor_update_seconds", "{{part}}")]),

@@ -89,7 +89,7 @@ class VLLMEngine(Engine):
     def receive_weights(self, layout: dict[str, Any], version: int) -> None:
         """weight_sync='nccl': take one publication of `layout` by broadcast and load it."""
         with self._recorder.updating(version, WeightLayout.from_dict(layout).nbytes):
-            self._engine().collective_rpc("revisor_receive_weights", args=(layout,))
+            self._engine().collective_rpc("revisor_receive_weights", args=(layout, version))
             self._engine().reset_prefix_cache()
             self._engine().llm_engine.reset_encoder_cache()
         self.version = version

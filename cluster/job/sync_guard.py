@@ -1,0 +1,102 @@
+"""The sync-divergence guard, the driver's half: are the workers sampling with the learner's weights?
+
+Two signals, one response. Each worker stamps every batch it ships with the version and the
+fingerprint of the weights it last loaded (weight_transport.fingerprint); a fingerprint that
+differs from the one learner rank 0 published for that version means the worker loaded
+something else (a load skipped, a buffer damaged on the way). And the learner measures, in its
+scoring pass, how far the engines' log-probs of the freshly sampled tokens lie from its own
+(learner.max_behaviour_gap): past the limit it refuses the batch (UpdateStats.skipped).
+
+Either way the update is not trained on and the weights are published again once; when the
+next update trips the guard again, the job ends with one line naming the workers and the
+weight version (re-publishing did not help, so training on would optimise against samples of
+some other policy).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from contracts.learner_messages import UpdateStats
+from contracts.trajectory import BatchMeta
+
+Reason = Literal["gap", "fingerprint"]
+
+
+class GuardTrip(BaseModel):
+    """One refused update: why, the weight version, the workers involved, and the evidence."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reason: Reason
+    version: int
+    workers: list[str]
+    detail: str
+    """The evidence, in words (the gap against its limit, or the fingerprints compared)."""
+
+    def line(self) -> str:
+        """The one line a job that trips twice in a row ends with."""
+        workers = ", ".join(self.workers) or "(none named)"
+        return (f"rollout worker(s) {workers} do not sample with the learner's weights version "
+                f"{self.version}: {self.detail}; publishing the weights again did not help "
+                "(the sync-divergence guard, learner.max_behaviour_gap; see docs/cluster.md)")
+
+
+class SyncGuard:
+    """Rank 0's fingerprint of every published version, and the trips so far."""
+
+    def __init__(self, gap_limits: tuple[float, float] | None) -> None:
+        self.gap_limits = gap_limits
+        """The learner's (mean, max) gap limits, for the words of a trip (None: guard off)."""
+        self.fingerprints: dict[int, str] = {}
+        self.last: GuardTrip | None = None
+        """The trip of the previous update (None: it trained)."""
+        self.trips = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.gap_limits is not None
+
+    def published(self, version: int, fingerprint: str | None) -> None:
+        """Remember rank 0's fingerprint of `version` (re-publishing gives the same one)."""
+        if fingerprint is not None:
+            self.fingerprints[version] = fingerprint
+
+    def check_fingerprints(self, metas: list[BatchMeta]) -> GuardTrip | None:
+        """A trip when a batch's weight stamp disagrees with rank 0 (checked before training)."""
+        if not self.enabled:
+            return None
+        wrong = [m for m in metas if m.loaded_fingerprint is not None
+                 and m.loaded_version in self.fingerprints
+                 and m.loaded_fingerprint != self.fingerprints[m.loaded_version]]
+        if not wrong:
+            return None
+        version = wrong[0].loaded_version
+        return GuardTrip(
+            reason="fingerprint", version=version, workers=sorted({m.worker for m in wrong}),
+            detail=(f"weights fingerprint {wrong[0].loaded_fingerprint} where learner rank 0 "
+                    f"published {self.fingerprints[version]}"))
+
+    def check_gap(self, stats: UpdateStats, metas: list[BatchMeta]) -> GuardTrip | None:
+        """A trip when the learner refused the batch for its log-prob gap; the workers named
+        are those whose batches hold turns of the learner's current version."""
+        if stats.skipped != "gap":
+            return None
+        version = stats.policy_version
+        workers = sorted({m.worker for m in metas if m.newest_version == version})
+        mean, top = self.gap_limits or (float("nan"), float("nan"))
+        return GuardTrip(
+            reason="gap", version=version, workers=workers,
+            detail=(f"their log-probs of the sampled tokens lie {stats.guard_gap:.3g} nats from "
+                    f"the learner's on average (limit {mean:g}) and up to "
+                    f"{stats.guard_gap_max:.3g} (limit {top:g})"))
+
+    def record(self, trip: GuardTrip | None) -> GuardTrip | None:
+        """Note this update's outcome; the trip before it when both tripped (end the job)."""
+        previous, self.last = self.last, trip
+        if trip is None:
+            return None
+        self.trips += 1
+        return previous
