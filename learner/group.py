@@ -210,7 +210,6 @@ class LearnerGroup:
         return self.pool.metrics_endpoint
 
     def update(self, batch_refs: list[ray.ObjectRef]) -> UpdateResult:
-<<<<<<< HEAD
         """One PPO update on the referenced record batches, then a publication when due.
 
         The batches are read and cut into shards before any rank starts: a batch lost with its
@@ -221,13 +220,8 @@ class LearnerGroup:
                                     for rank, shard in zip(self.pool.ranks, shard_refs, strict=True)])
         result = UpdateResult(stats=replies[0][0], shards=[receipt for _, receipt in replies],
                               batch_bytes=batch_bytes)
-=======
-        """One PPO update on the referenced record batches, then a publication when due."""
-        refs = list(batch_refs)
-        stats = self.pool.on_every_rank(lambda rank: rank.update.remote(refs))[0]
-        if stats.skipped:
-            return UpdateResult(stats=stats)  # nothing trained, nothing new to publish
->>>>>>> wt-guard
+        if result.stats.skipped:
+            return result  # nothing trained, nothing new to publish
         self._updates += 1
         if self._updates % self.config.publish_every:
             return result
