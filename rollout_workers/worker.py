@@ -80,6 +80,8 @@ class RolloutWorker:
         self.runner = EpisodeRunner(self.engine, self.envs, dialogue, decode, config)
         self._engine_lock = threading.Lock()
         self._stopping = threading.Event()
+        self._closed = threading.Event()
+        """Set by shutdown(): the engine and env actors are gone."""
         self.policy_version = 0
         self.loaded: tuple[int, str | None] = (0, self.loads.fingerprint)
         """(version, fingerprint) of the weights loaded, set together: each batch carries it."""
@@ -134,16 +136,22 @@ class RolloutWorker:
         source = BrokerSource(broker, self.worker_id, lambda: self.policy_version,
                               self._stopping.is_set)
         shipping = None
-        while not self._stopping.is_set():
-            idle = True
-            for batch in self.rollouts(source):
-                ref = ray.put(batch)
-                if shipping is not None:
-                    ray.get(shipping)
-                shipping = broker.put.remote(self._stamped(BatchMeta.of(batch)), [ref])
-                idle = False
-            if idle:
-                time.sleep(idle_seconds)
+        try:
+            while not self._stopping.is_set():
+                idle = True
+                for batch in self.rollouts(source):
+                    ref = ray.put(batch)
+                    if shipping is not None:
+                        ray.get(shipping)
+                    shipping = broker.put.remote(self._stamped(BatchMeta.of(batch)), [ref])
+                    idle = False
+                if idle:
+                    time.sleep(idle_seconds)
+        except Exception:
+            if not self._closed.is_set():
+                raise
+            # shutdown() overtook a stop() still finishing its episodes: the job is over, and
+            # the engine and env actors it closed end the play here, not as a failure.
         # Cleared on the way out, not on the way in: a stop() that overtook this call (they
         # run in different concurrency groups) must still end it.
         self._stopping.clear()
@@ -262,6 +270,7 @@ class RolloutWorker:
     @ray.method(concurrency_group=CONTROL_GROUP)
     def shutdown(self) -> None:
         """Release the engine (and its shared memory) and the env actors; call before killing."""
+        self._closed.set()
         with self._engine_lock:
             self.engine.shutdown()
             self.envs.close()

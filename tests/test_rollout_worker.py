@@ -221,6 +221,26 @@ def test_worker_plays_gp_vl_with_a_tiny_vlm(workers: dict[str, Any]) -> None:
     assert None not in table.column("recognition_ok").to_pylist()
 
 
+def test_a_shutdown_that_overtakes_serve_ends_it_without_an_error(
+        workers: dict[str, Any]) -> None:
+    """At the end of a job the fleet asks its workers to stop and then shuts their engines
+    down; a worker still finishing its episodes then meets a closed engine, which ends its
+    loop instead of failing it."""
+    worker = workers["lm"]
+    broker = ray.remote(RolloutBroker).options(runtime_env=actor_runtime_env()).remote(
+        GP_L, TrainingConfig(episodes_per_update=256, queue_capacity=256), max_staleness=0,
+        publish_every=1)
+    serving = worker.serve.remote(broker)
+    wait_until = time.monotonic() + 120
+    while ray.get(broker.stats.remote()).in_flight == 0 and time.monotonic() < wait_until:
+        time.sleep(0.05)
+    ray.get(worker.shutdown.remote())
+    ray.get(worker.stop.remote())
+    stats = ray.get(serving, timeout=60)
+    assert ray.get(broker.stats.remote()).ledger.completed < 256, "it was still playing"
+    assert stats.record_batches >= 0
+
+
 def test_shutdown_leaves_no_shared_memory(workers: dict[str, Any]) -> None:
     for name in ("lm", "vlm"):
         ray.get(workers[name].shutdown.remote())
