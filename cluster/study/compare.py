@@ -180,8 +180,14 @@ class Finding:
         return self.rl_keeps and self.sft_loses and self.rl_beats_sft
 
 
-def findings(rows: Iterable[EqualCompute]) -> list[Finding]:
-    """The finding's tests on every OOD split that has an init."""
+def comparisons(rows: Iterable[EqualCompute]) -> list[Finding]:
+    """The three changes (RL and SFT from the init, RL over SFT) of every split with an init;
+    the finding itself is about the OOD splits (`findings`)."""
     return [Finding(row.split, change(row.init, row.rl), change(row.init, row.sft),
                     change(row.sft, row.rl))
-            for row in rows if row.split.startswith("ood") and row.init is not None]
+            for row in rows if row.init is not None]
+
+
+def findings(rows: Iterable[EqualCompute]) -> list[Finding]:
+    """The finding's tests on every OOD split that has an init."""
+    return [finding for finding in comparisons(rows) if finding.split.startswith("ood")]

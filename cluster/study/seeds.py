@@ -4,7 +4,7 @@ each seed's figures and their mean and spread, and the study's finding tested on
 A result that one run shows may not be what the next run shows (seeds change the base, the
 SFT order and the sampled episodes), so a headline figure is the mean over seeds with the
 spread between them. Each directory is a finished `revisor study` of the same settings but
-its seeds; this reads their study.json and writes one Markdown table per OOD split.
+its seeds; this reads their study.json and writes one Markdown table per split.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cluster.results.evaluations import Change
-from cluster.study.compare import Finding, equal_compute, findings, measure
+from cluster.study.compare import Finding, comparisons, equal_compute, measure
 from cluster.study.results import STUDY_FILE, StudyFileError, read_study
 
 
@@ -53,12 +53,12 @@ def mean_change(changes: list[Change]) -> MeanChange:
 
 
 def seed_rows(study_dirs: list[Path]) -> dict[str, list[SeedRow]]:
-    """Per OOD split, one row per study directory (the split's finding at equal compute)."""
+    """Per split, one row per study directory (its changes at equal compute)."""
     rows: dict[str, list[SeedRow]] = {}
     for study_dir in study_dirs:
         study = read_study(study_dir / STUDY_FILE)
         by_split = {row.split: row for row in equal_compute(study)}
-        for finding in findings(by_split.values()):
+        for finding in comparisons(by_split.values()):
             row = by_split[finding.split]
             rows.setdefault(finding.split, []).append(SeedRow(
                 study=study_dir.name, init=measure(row.init).value, rl=measure(row.rl).value,
@@ -71,7 +71,8 @@ def _points(change: MeanChange) -> str:
 
 
 def split_table(split: str, rows: list[SeedRow]) -> list[str]:
-    """Each seed's init, RL, SFT and changes, then their mean, and the finding on the mean."""
+    """Each seed's init, RL, SFT and changes, then their mean; on an OOD split, the finding
+    tested on the mean."""
     lines = [f"### `{split}`", "", "| seed (study) | Init (%) | RL (%) | SFT (%) | RL − Init | "
              "SFT − Init | RL − SFT | finding |", "|---|---|---|---|---|---|---|---|"]
     for row in rows:
@@ -79,19 +80,25 @@ def split_table(split: str, rows: list[SeedRow]) -> list[str]:
         lines.append(f"| {row.study} | {100 * row.init:.1f} | {100 * row.rl:.1f} | "
                      f"{100 * row.sft:.1f} | {100 * f.rl_gain.success:+.1f} | "
                      f"{100 * f.sft_gain.success:+.1f} | {100 * f.rl_over_sft.success:+.1f} | "
-                     f"{'shown' if f.shown else 'not shown'} |")
+                     f"{_verdict(f.shown) if split.startswith('ood') else '–'} |")
     rl, sft, gap = (mean_change([getattr(r.finding, name) for r in rows])
                     for name in ("rl_gain", "sft_gain", "rl_over_sft"))
     mean = statistics.fmean
     lines.append(f"| mean of {len(rows)} | {100 * mean(r.init for r in rows):.1f} | "
                  f"{100 * mean(r.rl for r in rows):.1f} | {100 * mean(r.sft for r in rows):.1f} | "
                  f"{_points(rl)} | {_points(sft)} | {_points(gap)} | |")
+    if not split.startswith("ood"):
+        return [*lines, ""]
     keeps, loses, beats = rl.mean >= -rl.stderr, sft.mean < 0, gap.mean > 2 * gap.stderr
     verdict = "shows" if keeps and loses and beats else "does not show"
     lines += ["", f"On the mean, `{split}` {verdict} the study's finding: RL keeps the init's "
               f"success {'yes' if keeps else 'no'}, SFT loses some {'yes' if loses else 'no'}, "
               f"RL beats SFT by more than twice the error bar {'yes' if beats else 'no'}.", ""]
     return lines
+
+
+def _verdict(shown: bool) -> str:
+    return "shown" if shown else "not shown"
 
 
 def seeds_report(study_dirs: list[Path]) -> str:
