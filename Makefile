@@ -6,12 +6,20 @@ export DS_ACCELERATOR := cpu
 export TORCH_EXTENSIONS_DIR := $(CURDIR)/.cache/torch_extensions
 VENV := .venv
 
-.PHONY: demo study test install lint docs
+.PHONY: demo rl-demo study test install lint docs
 
 install:
 	@bash deploy/install.sh
 
+# The main job on this machine: the study's finding (configs/study/cpu-gp-l.yaml, seed 0):
+# a base pretrained here (once; cached in runs/bases), then SFT and RL from one init at
+# matched compute; the SFT-vs-RL figure leads the study directory's report/study.md.
 demo: install
+	$(VENV)/bin/python -m cluster.cli study --config configs/study/cpu-gp-l.yaml \
+		study_dir=runs/demo-$$(date +%Y%m%d-%H%M%S)
+
+# PPO with sequential revision on a tiny model warm-started by SFT (configs/cpu_demo.yaml).
+rl-demo: install
 	$(VENV)/bin/python -m cluster.cli run --config configs/cpu_demo.yaml run_dir=runs/cpu-demo-$$(date +%Y%m%d-%H%M%S)
 
 # The study on this machine: a base model pretrained on the generated corpus (once; cached in

@@ -233,7 +233,8 @@ class SFTTrainer:
         recent = steps[-every:]
         loss = sum(s.loss for s in recent) / len(recent)
         seconds = sum(s.seconds for s in steps)
-        line = (f"SFT step {self.step}/{self.config.steps}: loss {loss:.3f}  "
+        phase = "pretraining" if self.config.corpus is not None else "SFT"
+        line = (f"{phase} step {self.step}/{self.config.steps}: loss {loss:.3f}  "
                 f"lr {steps[-1].lr:.2e}  {seconds:.0f} s")
         print(line, flush=True)
         if self.config.output_dir:
