@@ -89,12 +89,18 @@ def split_table(split: str, rows: list[SeedRow]) -> list[str]:
                  f"{_points(rl)} | {_points(sft)} | {_points(gap)} | |")
     if not split.startswith("ood"):
         return [*lines, ""]
-    keeps, loses, beats = rl.mean >= -rl.stderr, sft.mean < 0, gap.mean > 2 * gap.stderr
-    verdict = "shows" if keeps and loses and beats else "does not show"
+    # The same three tests as one seed's (compare.Finding), on the means and their error bars.
+    on_mean = Finding(split, *(Change(success=c.mean, stderr=c.stderr, paired=False)
+                               for c in (rl, sft, gap)))
+    verdict = "shows" if on_mean.shown else "does not show"
     lines += ["", f"On the mean, `{split}` {verdict} the study's finding: RL keeps the init's "
-              f"success {'yes' if keeps else 'no'}, SFT loses some {'yes' if loses else 'no'}, "
-              f"RL beats SFT by more than twice the error bar {'yes' if beats else 'no'}.", ""]
+              f"success {_yes(on_mean.rl_keeps)}, SFT loses some {_yes(on_mean.sft_loses)}, "
+              f"RL beats SFT by more than twice the error bar {_yes(on_mean.rl_beats_sft)}.", ""]
     return lines
+
+
+def _yes(passed: bool) -> str:
+    return "yes" if passed else "no"
 
 
 def _verdict(shown: bool) -> str:
