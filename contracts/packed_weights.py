@@ -104,3 +104,7 @@ class WeightPublication(BaseModel):
     reports back with its batches."""
     sync_timeout_s: float | None = None
     """How long delivering it may take (learner.weight_sync_timeout_s; NCCL honours it)."""
+    publication: int = 0
+    """The driver's count of publications up to this one, re-publications of a version
+    included: a worker stamps the count of the weights it has loaded on every batch, so that
+    the sync-divergence guard can tell batches shipped before a re-publication from after."""

@@ -9,11 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from contracts.engine import SamplingSettings
 from contracts.metrics import MetricsConfig
 
-WeightFault = Literal["skip_load", "corrupt"]
-"""TEST ONLY: how a worker mishandles every weight publication (rollout_workers.faults).
+WeightFault = Literal["skip_load", "corrupt", "skip_first_load"]
+"""TEST ONLY: how a worker mishandles weight publications (rollout_workers.faults).
 'skip_load': its engine is handed no tensors, so it takes the new version number and keeps
 its old weights. 'corrupt': its engine is handed the weights with the second half of every
-floating-point tensor zeroed."""
+floating-point tensor zeroed. 'skip_first_load': 'skip_load' for the first publication only
+(a transient fault, which the guard's re-publication repairs)."""
 
 
 class RolloutConfig(BaseModel):
@@ -38,5 +39,5 @@ class RolloutConfig(BaseModel):
     metrics: MetricsConfig = MetricsConfig()
     """Where the worker and its env actors serve their Prometheus metrics."""
     test_faults: dict[str, WeightFault] = {}
-    """TEST ONLY, never in a real run: worker id -> how it mishandles every weight load
-    ('skip_load' or 'corrupt'), to see the sync-divergence guard catch it."""
+    """TEST ONLY, never in a real run: worker id -> how it mishandles weight loads
+    ('skip_load', 'corrupt' or 'skip_first_load'), to see the sync-divergence guard catch it."""

@@ -146,6 +146,8 @@ class BatchMeta(BaseModel):
     loaded_fingerprint: str | None = None
     """weight_transport.fingerprint of those weights as its engine received them ('initial':
     none published yet; None: not fingerprinted), for the sync-divergence guard."""
+    loaded_publication: int = 0
+    """WeightPublication.publication of those weights (0: none received yet)."""
 
     @property
     def episodes(self) -> int:

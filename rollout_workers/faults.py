@@ -21,12 +21,16 @@ class FaultyLoads:
 
     def __init__(self, recorder: Any, fault: WeightFault) -> None:
         self._recorder, self.fault = recorder, fault
+        self._loads = 0
 
     def update_weights(self, weights: Iterable[tuple[str, Any]], version: int) -> None:
-        if self.fault == "skip_load":  # the engine moves to `version` with its old weights
-            self._recorder.update_weights([], version)
-            return
-        self._recorder.update_weights([(name, damaged(t)) for name, t in weights], version)
+        self._loads += 1
+        if self.fault == "skip_load" or (self.fault == "skip_first_load" and self._loads == 1):
+            self._recorder.update_weights([], version)  # `version` with the old weights
+        elif self.fault == "corrupt":
+            self._recorder.update_weights([(name, damaged(t)) for name, t in weights], version)
+        else:  # skip_first_load, after the first: loads as it should
+            self._recorder.update_weights(weights, version)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._recorder, name)

@@ -83,8 +83,9 @@ class RolloutWorker:
         self._closed = threading.Event()
         """Set by shutdown(): the engine and env actors are gone."""
         self.policy_version = 0
-        self.loaded: tuple[int, str | None] = (0, self.loads.fingerprint)
-        """(version, fingerprint) of the weights loaded, set together: each batch carries it."""
+        self.loaded: tuple[int, str | None, int] = (0, self.loads.fingerprint, 0)
+        """(version, fingerprint, publication) of the weights loaded, set together: each batch
+        carries it."""
         self._phase = "train"
         """What the episodes played now are for (telemetry.PHASES)."""
         self._batches = 0
@@ -160,9 +161,10 @@ class RolloutWorker:
         return self.stats()
 
     def _stamped(self, meta: BatchMeta) -> BatchMeta:
-        """`meta` with the version and fingerprint of the weights loaded now."""
-        version, loaded = self.loaded
-        return meta.model_copy(update={"loaded_version": version, "loaded_fingerprint": loaded})
+        """`meta` with the version, fingerprint and publication of the weights loaded now."""
+        version, loaded, publication = self.loaded
+        return meta.model_copy(update={"loaded_version": version, "loaded_fingerprint": loaded,
+                                       "loaded_publication": publication})
 
     @ray.method(concurrency_group=CONTROL_GROUP)
     def stop(self) -> None:
@@ -205,7 +207,7 @@ class RolloutWorker:
     def receive_weights(self, publication: WeightPublication) -> int:
         """Load one publication through this worker's transport (weight_transport), between
         two engine steps, as policy `publication.version`; returns the version now served."""
-        with self._loading(publication.version) as loaded:
+        with self._loading(publication.version, publication.publication) as loaded:
             loaded.append(self.transport.receive(self._load_target, publication))
         return publication.version
 
@@ -220,15 +222,17 @@ class RolloutWorker:
         return version
 
     @contextmanager
-    def _loading(self, version: int) -> Iterator[list[int]]:
+    def _loading(self, version: int, publication: int | None = None) -> Iterator[list[int]]:
         """A weight load, under the engine lock (generation waits for it) and timed; the
-        body appends the bytes it loaded."""
+        body appends the bytes it loaded. `publication`: its WeightPublication.publication
+        (None: a direct load, which keeps the count)."""
         loaded: list[int] = []
         with self._engine_lock, self._busy():
             began = time.perf_counter()
             yield loaded
             self.policy_version = version
-            self.loaded = (version, self.loads.fingerprint)
+            count = self.loaded[2] if publication is None else publication
+            self.loaded = (version, self.loads.fingerprint, count)
         telemetry.record_weight_sync(self.worker_id, version, time.perf_counter() - began,
                                      sum(loaded))
 

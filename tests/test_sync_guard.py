@@ -23,10 +23,10 @@ from tests.process_group import own_process_group  # noqa: F401
 TWO_ATTEMPTS = GPConfig(max_attempts=2)
 
 
-def _meta(worker: str, version: int, fingerprint: str | None) -> BatchMeta:
+def _meta(worker: str, version: int, fingerprint: str | None, publication: int = 0) -> BatchMeta:
     return BatchMeta(worker=worker, episode_ids=["e"], oldest_version=version,
                      newest_version=version, turns=1, loaded_version=version,
-                     loaded_fingerprint=fingerprint)
+                     loaded_fingerprint=fingerprint, loaded_publication=publication)
 
 
 def test_gap_limits_default_by_dtype_and_refuse_bad_values() -> None:
@@ -43,20 +43,42 @@ def test_gap_limits_default_by_dtype_and_refuse_bad_values() -> None:
 
 def test_the_guard_ends_the_job_only_on_two_trips_in_a_row() -> None:
     guard = SyncGuard((1e-3, 0.05))
-    guard.published(3, "aaaa")
+    guard.published(3, "aaaa", publication=3)
     assert guard.check_fingerprints([_meta("rollout-0", 3, "aaaa"),
                                      _meta("rollout-1", 2, "zzzz"),  # version rank 0 never sent
                                      _meta("rollout-1", 3, None)]) is None  # not fingerprinted
-    trip = guard.check_fingerprints([_meta("rollout-0", 3, "aaaa"), _meta("rollout-1", 3, "bbbb")])
+    trip = guard.check_fingerprints([_meta("rollout-0", 3, "aaaa", 3),
+                                     _meta("rollout-1", 3, "bbbb", 3)])
     assert trip is not None and trip.workers == ["rollout-1"] and trip.version == 3
+    assert trip.publication == 3
     assert guard.record(trip) is None  # the first: publish again, go on
+    guard.published(3, "aaaa", publication=4)
     assert guard.record(None) is None and guard.trips == 1  # a clean update clears it
-    guard.record(trip)
-    assert guard.record(trip) == trip  # two in a row: the job ends with trip.line()
-    assert trip.line().startswith("rollout worker(s) rollout-1 do not sample with the "
-                                  "learner's weights version 3: weights fingerprint bbbb where "
-                                  "learner rank 0 published aaaa")
+    assert guard.record(trip) is None
+    guard.published(3, "aaaa", publication=5)  # the re-publication
+    again = guard.check_fingerprints([_meta("rollout-1", 3, "bbbb", 5)])
+    assert again is not None and guard.record(again) == trip  # the job ends with again.line()
+    assert again.line().startswith("rollout worker(s) rollout-1 do not sample with the "
+                                   "learner's weights version 3: weights fingerprint bbbb where "
+                                   "learner rank 0 published aaaa")
     assert SyncGuard(None).check_fingerprints([_meta("rollout-1", 3, "bbbb")]) is None
+
+
+def test_batches_shipped_before_the_republication_do_not_end_the_job() -> None:
+    """A trip, the re-publication, then batches that waited in the queue through it (stamped
+    with an older publication): refused and replayed again, not a second trip in a row. A
+    bad batch shipped after the re-publication that followed them ends the job."""
+    guard = SyncGuard((1e-3, 0.05))
+    guard.published(3, "aaaa", publication=3)
+    first = guard.check_fingerprints([_meta("rollout-1", 3, "bbbb", 3)])
+    assert first is not None and guard.record(first) is None
+    guard.published(3, "aaaa", publication=4)
+    queued = guard.check_fingerprints([_meta("rollout-1", 3, "bbbb", 3)])
+    assert queued is not None and guard.record(queued) is None and guard.trips == 2
+    guard.published(3, "aaaa", publication=5)
+    assert guard.check_fingerprints([_meta("rollout-1", 3, "aaaa", 5)]) is None  # repaired
+    late = guard.check_fingerprints([_meta("rollout-1", 3, "bbbb", 5)])
+    assert late is not None and guard.record(late) == queued
 
 
 @pytest.mark.slow
@@ -190,3 +212,22 @@ def test_a_job_whose_worker_skips_its_loads_ends_in_one_line_naming_it(tmp_path:
     rows = read_training_log(run)
     assert [(row["step"], row["skipped"], row["guard_trips"]) for row in rows] == [
         (1, None, 0), (1, "fingerprint", 1)]
+
+
+@pytest.mark.slow
+def test_a_job_whose_worker_skips_one_load_recovers_and_trains_on(tmp_path: Path) -> None:
+    """A whole job with one worker skipping only its first load (a transient fault): the
+    update after it is refused, the weights are published again, the refused episodes are
+    replayed with the weights just loaded, and the job trains its three updates and ends well."""
+    from cluster.results.evaluations import read_training_log
+    from tests.jobs import run_job, small_job
+
+    run, log = tmp_path / "run", tmp_path / "job.log"
+    run_job(small_job(run, "guard-once", "training.updates=3", "cluster.rollout_workers=1",
+                      "learner.weight_sync=shared_memory",
+                      "rollout.test_faults={rollout-0: skip_first_load}"), log)
+    said = " ".join(log.read_text().split())
+    assert "sync-divergence guard (fingerprint): update not trained on" in said, said[-3000:]
+    rows = read_training_log(run)
+    assert [(row["step"], row["skipped"], row["guard_trips"]) for row in rows] == [
+        (1, None, 0), (1, "fingerprint", 1), (2, None, 1), (3, None, 1)]

@@ -93,6 +93,8 @@ class RLDriver:
         self.evaluations: list[EvalPoint] = []
         self.clock = UpdateClock()
         self.guard = SyncGuard(config.learner.gap_limits)
+        self.publications = 0
+        """Publications so far, re-publications included (WeightPublication.publication)."""
         if resume:
             if choice.note:
                 console.print(choice.note)
@@ -201,21 +203,22 @@ class RLDriver:
         return metas, result.stats if result is not None else None
 
     def _judge(self, trip: GuardTrip | None, metas: list[BatchMeta]) -> None:
-        """After a guard trip: end the job when the update before tripped too, else replay
-        the refused episodes (like lost data: same ids, played afresh) and publish the
-        weights again (the same version) so that every worker loads them afresh."""
+        """After a guard trip: end the job when the update before tripped too (and this trip's
+        batches were shipped after the re-publication), else publish the weights again (the
+        same version) so that every worker loads them afresh, then replay the refused
+        episodes (like lost data: same ids, played afresh, with the weights just loaded)."""
         previous = self.guard.record(trip)
         if trip is None:
             return
         telemetry.record_guard_trip(trip.reason)
         if previous is not None:
             raise JobFailed(trip.line())
-        ray.get(self.broker.data_lost.remote([i for meta in metas for i in meta.episode_ids]))
         console.print(f"sync-divergence guard ({trip.reason}): update not trained on; "
                       f"{trip.detail} (workers {', '.join(trip.workers)}, weights version "
                       f"{trip.version}); publishing the weights again")
         with self.clock.timed("publish"):
             self._publish(self.learner.publish(self.version))
+        ray.get(self.broker.data_lost.remote([i for meta in metas for i in meta.episode_ids]))
 
     def _train(self, taken: Taken) -> UpdateResult:
         """A PPO update on `taken`. Batches that cannot be read (their worker died after
@@ -252,7 +255,11 @@ class RLDriver:
         return taken
 
     def _publish(self, weights: Any) -> None:
-        self.guard.published(weights.version, weights.fingerprint)
+        """Number the publication (the guard tells batches shipped before it from after), then
+        send it to every worker."""
+        self.publications += 1
+        weights = weights.model_copy(update={"publication": self.publications})
+        self.guard.published(weights.version, weights.fingerprint, self.publications)
         ray.get(self.broker.set_version.remote(weights.version))
         self.fleet.publish(weights)
 

@@ -8,9 +8,15 @@ scoring pass, how far the engines' log-probs of the freshly sampled tokens lie f
 (learner.max_behaviour_gap): past the limit it refuses the batch (UpdateStats.skipped).
 
 Either way the update is not trained on and the weights are published again once; when the
-next update trips the guard again, the job ends with one line naming the workers and the
-weight version (re-publishing did not help, so training on would optimise against samples of
-some other policy).
+next update trips the guard again on batches shipped after that re-publication, the job ends
+with one line naming the workers and the weight version (re-publishing did not help, so
+training on would optimise against samples of some other policy). Every publication is
+numbered (WeightPublication.publication) and every batch carries the number of the weights its
+worker had loaded when it shipped it, so batches that waited in the queue through the
+re-publication are evidence of the first fault only: they are refused and replayed again, and
+do not end the job. The number is the shipping time's, so at learner.ppo.max_staleness >= 1 a
+batch shipped just after the re-publication may still hold turns sampled before it; its gap
+counts as new evidence.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ class GuardTrip(BaseModel):
     reason: Reason
     version: int
     workers: list[str]
+    publication: int
+    """The newest WeightPublication.publication its evidence was shipped with."""
     detail: str
     """The evidence, in words (the gap against its limit, or the fingerprints compared)."""
 
@@ -54,13 +62,20 @@ class SyncGuard:
         self.last: GuardTrip | None = None
         """The trip of the previous update (None: it trained)."""
         self.trips = 0
+        self.publications = 0
+        """The newest publication's number (WeightPublication.publication)."""
+        self.retry_from = 0
+        """The number of the re-publication that followed the last trip: evidence shipped
+        with weights older than that does not show the re-publication failed."""
 
     @property
     def enabled(self) -> bool:
         return self.gap_limits is not None
 
-    def published(self, version: int, fingerprint: str | None) -> None:
-        """Remember rank 0's fingerprint of `version` (re-publishing gives the same one)."""
+    def published(self, version: int, fingerprint: str | None, publication: int = 0) -> None:
+        """Remember rank 0's fingerprint of `version` (re-publishing gives the same one) and
+        the publication's number."""
+        self.publications = max(self.publications, publication)
         if fingerprint is not None:
             self.fingerprints[version] = fingerprint
 
@@ -76,7 +91,7 @@ class SyncGuard:
         version = wrong[0].loaded_version
         return GuardTrip(
             reason="fingerprint", version=version, workers=sorted({m.worker for m in wrong}),
-            detail=(f"weights fingerprint {wrong[0].loaded_fingerprint} where learner rank 0 "
+            publication=max(m.loaded_publication for m in wrong), detail=(f"weights fingerprint {wrong[0].loaded_fingerprint} where learner rank 0 "
                     f"published {self.fingerprints[version]}"))
 
     def check_gap(self, stats: UpdateStats, metas: list[BatchMeta]) -> GuardTrip | None:
@@ -85,18 +100,24 @@ class SyncGuard:
         if stats.skipped != "gap":
             return None
         version = stats.policy_version
-        workers = sorted({m.worker for m in metas if m.newest_version == version})
+        fresh = [m for m in metas if m.newest_version == version] or metas
         mean, top = self.gap_limits or (float("nan"), float("nan"))
         return GuardTrip(
-            reason="gap", version=version, workers=workers,
+            reason="gap", version=version, workers=sorted({m.worker for m in fresh}),
+            publication=max((m.loaded_publication for m in fresh), default=0),
             detail=(f"their log-probs of the sampled tokens lie {stats.guard_gap:.3g} nats from "
                     f"the learner's on average (limit {mean:g}) and up to "
                     f"{stats.guard_gap_max:.3g} (limit {top:g})"))
 
     def record(self, trip: GuardTrip | None) -> GuardTrip | None:
-        """Note this update's outcome; the trip before it when both tripped (end the job)."""
+        """Note this update's outcome; the trip before it when both tripped and this one's
+        evidence was shipped after the re-publication that followed it (end the job). The
+        driver publishes again right after a trip that does not end the job."""
         previous, self.last = self.last, trip
         if trip is None:
             return None
         self.trips += 1
-        return previous
+        if previous is not None and trip.publication >= self.retry_from:
+            return previous
+        self.retry_from = self.publications + 1
+        return None
