@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict
 
 PACK_FALLBACK_REASONS = ("not_extending", "vision", "disabled")
 """Why an episode is read one row per turn instead of one sequence (learner.packing): a turn's
-prompt is not the previous prompt + answer + more ids; image inputs are per turn; packing is
-off (learner.ppo.pack_episodes)."""
+prompt is not the previous prompt + answer + more ids; a turn's images are not the first
+images of the episode's last turn (whose image tensors the packed row reads); packing is off
+(learner.ppo.pack_episodes)."""
 
 
 class UpdateStats(BaseModel):
@@ -77,7 +78,10 @@ class UpdateStats(BaseModel):
     """Episodes read one row per turn because a turn's prompt does not extend the previous
     prompt + answer (a restarted dialogue, re-tokenised ids)."""
     pack_fallback_vision: int = 0
-    """Episodes read one row per turn because their image inputs are per turn."""
+    """Episodes read one row per turn because a turn's images are not the first images of the
+    last turn's (other images, or in another order), or its image tensors disagree with the
+    last turn's over its tokens: the packed row, which reads the last turn's, would show that
+    turn other images than it was sampled with."""
     pack_fallback_disabled: int = 0
     """Episodes read one row per turn because learner.ppo.pack_episodes is off."""
 

@@ -140,7 +140,7 @@ def collate(prompts: list[list[int]], responses: list[list[int]], rows: list[int
                       targets=as_long(targets), value_index=as_long(value_index),
                       token_turn=as_long(token_turn),
                       turn_weight=torch.full((len(prompts),), float(weight)),
-                      vision_inputs=_vision_batch(vision, lengths, width))
+                      vision_inputs=vision_batch(vision, lengths, width))
 
 
 def collate_turns(turns: Turns, rows: list[int], pad_id: int, weight: float = 1.0) -> MicroBatch:
@@ -149,8 +149,8 @@ def collate_turns(turns: Turns, rows: list[int], pad_id: int, weight: float = 1.
                    rows, pad_id, weight, vision)
 
 
-def _vision_batch(vision: list[dict[str, torch.Tensor]] | None, lengths: list[int],
-                  width: int) -> dict[str, torch.Tensor]:
+def vision_batch(vision: list[dict[str, torch.Tensor]] | None, lengths: list[int],
+                 width: int) -> dict[str, torch.Tensor]:
     """The rows' image tensors as one batch; text-aligned ones (Mllama's cross-attention mask)
     cover each row's prompt + answer and its right padding."""
     if not vision:

@@ -152,8 +152,10 @@ class PPOConfig(BaseModel):
     pack_episodes: bool = True
     """Read an episode whose turns extend each other (each prompt = the previous prompt + answer
     + feedback, checked on the ids) as one sequence, its last turn's: one forward gives every
-    turn's log-probs and values, the loss stays per turn (learner.packing). False: one row per
-    turn, each re-reading the dialogue so far."""
+    turn's log-probs and values, the loss stays per turn (learner.packing). Vision-language
+    episodes too, with the last turn's image inputs, where every turn shows the last turn's
+    first images (Mllama: all of them). False: one row per turn, each re-reading the dialogue
+    so far."""
 
     @property
     def uses_stale_correction(self) -> bool:

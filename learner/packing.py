@@ -14,8 +14,21 @@ with turn t's answer at columns len(prompt_t) .. len(prompt_t) + len(answer_t) -
 stays per turn: a micro-batch's `rows`, `token_turn` and `turn_weight` index turns, not
 sequences; `logit_rows` and `value_rows` say which sequence each token and value is read from.
 
-Episodes that do not extend (a restart, re-tokenised text, a vision model whose image inputs
-are per turn) keep one row per turn; a batch may hold both.
+Vision-language episodes pack the same way, with the last turn's image tensors for the row.
+That reads what each turn's own row reads when every earlier turn's images are the first
+images of the last turn's (the same image references, in order; GP-VL shows one hand for the
+whole dialogue, V-IRL-VL's feedback within a position adds no image) and its tensors agree
+with the last turn's over its tokens (model_inputs.vision.reads_as_prefix): LLaVA's pixels and
+Qwen2-VL's patches and grids do not depend on the text (the expanded placeholders are part of
+the ids `extends` compares, and M-RoPE positions follow from the ids before a token); Mllama's
+cross-attention mask, extended over each answer as collate extends it, equals the last turn's
+on those tokens, and an earlier turn must show all of the last turn's images (its tokens
+before the first image attend to every image of the row). An earlier turn's answer then sits
+where the later prompt lets it see exactly the images it saw when it was sampled.
+
+Episodes that do not extend (a restart: V-IRL after a correct action, with the next view's
+image; re-tokenised text) or whose images are not the last turn's first ones keep one row per
+turn; a batch may hold both.
 """
 
 from __future__ import annotations
@@ -27,11 +40,12 @@ from dataclasses import dataclass
 import torch
 
 from contracts.learner_messages import PACK_FALLBACK_REASONS
-from learner.batch import MicroBatch, Turns, collate_turns
+from learner.batch import MicroBatch, Turns, collate_turns, vision_batch
 
 NOT_EXTENDING, VISION, DISABLED = PACK_FALLBACK_REASONS
-"""Fallback reasons: some turn's prompt is not the previous prompt + answer + more ids; image
-inputs are built per turn (packing them is not proven equivalent); pack_episodes is off."""
+"""Fallback reasons: some turn's prompt is not the previous prompt + answer + more ids; some
+turn's images are not the first images of the last turn's (or its image tensors disagree with
+the last turn's over its tokens); pack_episodes is off."""
 
 
 @dataclass(frozen=True)
@@ -64,11 +78,25 @@ def fallback_reason(turns: Turns, rows: list[int], enabled: bool) -> str | None:
     """Why the episode of `rows` (in turn order) cannot be one sequence; None when it can."""
     if not enabled:
         return DISABLED
-    if turns.vision is not None:
-        return VISION
     if not all(extends(turns, a, b) for a, b in zip(rows, rows[1:], strict=False)):
         return NOT_EXTENDING
+    if not all(images_extend(turns, row, rows[-1]) for row in rows[:-1]):
+        return VISION
     return None
+
+
+def images_extend(turns: Turns, row: int, last: int) -> bool:
+    """Whether turn `row`, read inside turn `last`'s row with `last`'s image tensors, sees what
+    its own row shows it: its images are the first of `last`'s, by reference and in order,
+    and its tensors agree with `last`'s over its tokens (the family decides what that needs)."""
+    from model_inputs.vision import reads_as_prefix
+
+    if turns.vision is None:
+        return True
+    refs, later = turns.image_refs[row], turns.image_refs[last]
+    if refs != later[: len(refs)]:
+        return False
+    return reads_as_prefix(turns.vision[row], turns.length(row), turns.vision[last])
 
 
 def plan_units(turns: Turns, enabled: bool = True) -> PackingPlan:
@@ -136,8 +164,6 @@ def collate_units(turns: Turns, units: list[Unit], pad_id: int, weight: float = 
     if all(len(u.rows) == 1 for u in units):
         # Nothing shared: the per-turn rows exactly (vision inputs included).
         return collate_turns(turns, [u.rows[0] for u in units], pad_id, weight)
-    if turns.vision is not None:
-        raise ValueError("packed episodes carry no image inputs: vision turns are read per turn")
     sequences = [turns.prompt_ids[u.rows[-1]] + turns.response_ids[u.rows[-1]] for u in units]
     width = max(len(s) for s in sequences)
     input_ids = torch.full((len(units), width), pad_id, dtype=torch.long)
@@ -155,8 +181,19 @@ def collate_units(turns: Turns, units: list[Unit], pad_id: int, weight: float = 
                       logit_rows=as_long(cols["rows"]), logit_cols=as_long(cols["cols"]),
                       targets=as_long(cols["targets"]), value_index=as_long(cols["vidx"]),
                       token_turn=as_long(cols["turn"]),
-                      turn_weight=torch.full((len(rows),), float(weight)), vision_inputs={},
+                      turn_weight=torch.full((len(rows),), float(weight)),
+                      vision_inputs=_unit_vision(turns, units, sequences, width),
                       value_rows=as_long(cols["vrow"]))
+
+
+def _unit_vision(turns: Turns, units: list[Unit], sequences: list[list[int]],
+                 width: int) -> dict[str, torch.Tensor]:
+    """Each unit's image tensors: its last turn's, whose prompt + answer the row is (a packed
+    episode's earlier turns see their images through it: plan_units checked images_extend)."""
+    if turns.vision is None:
+        return {}
+    return vision_batch([turns.vision[u.rows[-1]] for u in units],
+                        [len(s) for s in sequences], width)
 
 
 def _place_turn(cols: dict[str, list[int]], sequence: int, turn: int, start: int,

@@ -127,6 +127,14 @@ class VisionFamily(ABC):
         `width` on the left (generation) or on the right (training). A row is {} when it
         has no image."""
 
+    @abstractmethod
+    def reads_as_prefix(self, earlier: Mapping[str, torch.Tensor], length: int,
+                        later: Mapping[str, torch.Tensor]) -> bool:
+        """Whether a row of `length` tokens (a prompt + answer) with `earlier`'s tensors reads
+        what the first `length` tokens of a longer row with `later`'s tensors read, given that
+        its ids are a prefix of the later row's and its images the later's first images
+        (learner.packing reads a whole episode with its last turn's tensors)."""
+
 
 class ExpandedTokens(VisionFamily):
     """LLaVA-style: the image tensors do not depend on the text, so rows just concatenate."""
@@ -154,6 +162,13 @@ class ExpandedTokens(VisionFamily):
               width: int, left: bool) -> Tensors:
         names = {name for row in rows for name in row}
         return {name: torch.cat([row[name] for row in rows if name in row]) for name in names}
+
+    def reads_as_prefix(self, earlier: Mapping[str, torch.Tensor], length: int,
+                        later: Mapping[str, torch.Tensor]) -> bool:
+        """Always: the image tensors do not depend on the text, an image's features do not
+        depend on the other images, and its tokens (and Qwen2-VL's M-RoPE grid positions,
+        numbered on from the tokens before them) follow from the ids before it and its size."""
+        return True
 
 
 class CrossAttention(VisionFamily):
@@ -199,6 +214,22 @@ class CrossAttention(VisionFamily):
             for name, value in row.items():
                 out.setdefault(name, []).append(_pad_images(name, value, images))
         return {name: torch.cat(values) for name, values in out.items()}
+
+    def reads_as_prefix(self, earlier: Mapping[str, torch.Tensor], length: int,
+                        later: Mapping[str, torch.Tensor]) -> bool:
+        """The mask is text-aligned: the earlier row's, over its prompt and extended over its
+        answer as `batch` extends it, must equal the later row's mask on those tokens. It does
+        for a dialogue that only appends (an image's span runs to the next placeholder or the
+        end). And the earlier row must show all of the later row's images, not only its first
+        ones: a token that sees no image (those before the first placeholder: BOS, the user
+        header) is not cut off from the images, since Mllama un-masks such a row and drops
+        only its cross-attention MLP's output, so its attention averages over every tile of
+        the row. An image added with later feedback would reach an earlier turn's first tokens."""
+        mask = later[self.MASK]
+        if not earlier or earlier[self.MASK].shape[2] != mask.shape[2] or mask.shape[1] < length:
+            return False
+        return torch.equal(_fit_tokens(earlier[self.MASK], length, length, left=False),
+                           mask[:, :length])
 
 
 def _no_image(example: Mapping[str, torch.Tensor], length: int) -> Tensors:
@@ -262,6 +293,15 @@ def batch_vision_inputs(rows: Sequence[Mapping[str, torch.Tensor]], lengths: Seq
     """Rows of `hf_vision_inputs` tensors as one batch (see VisionFamily.batch)."""
     names = {name for row in rows for name in row}
     return vision_family(names).batch(rows, lengths, width, left)
+
+
+def reads_as_prefix(earlier: Mapping[str, torch.Tensor], length: int,
+                    later: Mapping[str, torch.Tensor]) -> bool:
+    """Whether `earlier`'s row of `length` tokens reads as the start of `later`'s row (see
+    VisionFamily.reads_as_prefix); an earlier row without images belongs to the later's family."""
+    if not later:
+        return not earlier
+    return vision_family({*earlier, *later}).reads_as_prefix(earlier, length, later)
 
 
 def token_type_inputs(model: Any, input_ids: torch.Tensor,

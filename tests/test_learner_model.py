@@ -114,5 +114,7 @@ def test_vision_language_ppo_update_matches_the_sampler(vlm_path: Path) -> None:
     _, _, stats = ppo_on_worker_rollouts(RolloutEngineConfig(kind="hf", model=vlm_path), vlm_path)
     assert stats.episodes == 3 and stats.policy_version == 1
     assert stats.behaviour_logprob_gap_max < 1e-3
-    # Image inputs are per turn: the episodes are read one row per turn, and the update says why.
-    assert stats.packed_share == 0.0 and stats.pack_fallback == {"vision": 3}
+    # Every turn shows the episode's one hand: each episode is read as one sequence, with the
+    # last turn's image inputs, and still scores what the engine sampled (the gap above).
+    assert stats.packed_share == 1.0 and stats.pack_fallback == {}
+    assert stats.turns > stats.episodes  # revisions to pack

@@ -271,6 +271,7 @@ def test_ppo_on_rollouts_of_the_auto_chosen_engine(mllama_dir: Path) -> None:
     assert isinstance(worker.engine, HFEngine)
     assert stats.episodes == 3 and stats.policy_version == 1
     assert stats.behaviour_logprob_gap_max < 1e-3
+    assert stats.packed_share == 1.0  # one hand per episode: each is read as one sequence
     weights = learner.export_weights()
     worker.engine.update_weights(unpack_weights(pack_weights(weights, version=1)), version=1)
     served = dict(worker.engine.model.named_parameters())

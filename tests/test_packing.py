@@ -233,10 +233,13 @@ def test_an_episode_that_does_not_extend_falls_back_to_per_turn_rows() -> None:
     at = len(altered.prompt_ids[1]) + 2
     altered.prompt_ids[2] = altered.prompt_ids[2][:at] + [999] + altered.prompt_ids[2][at + 1 :]
     assert plan_units(altered).fallback == {NOT_EXTENDING: 1}
-    # Vision turns carry per-turn image inputs: read per turn, reason recorded.
+    # Vision turns pack when each turn's images are the last turn's first ones (see
+    # test_packing_vision); an episode whose first turn shows another image is read per turn.
     altered.vision = [{} for _ in range(len(altered))]
-    assert plan_units(altered).fallback == {VISION: 3}
-    assert read_stats(altered, plan_units(altered))["packed_share"] == 0.0
+    assert plan_units(altered).fallback == {NOT_EXTENDING: 1}
+    altered.image_refs[5] = ["another image"]
+    assert plan_units(altered).fallback == {NOT_EXTENDING: 1, VISION: 1}
+    assert read_stats(altered, plan_units(altered))["packed_share"] == pytest.approx(1 / 3)
 
 
 def test_mixed_batch_splits_by_turns_and_keeps_per_turn_values() -> None:

@@ -179,3 +179,16 @@ def test_sft_trains_on_rendered_cards_and_saves_a_loadable_checkpoint(qwen_dir: 
     assert load_processor(saved).image_token == IMAGE_PAD
     assert type(AutoModelForImageTextToText.from_pretrained(saved)).__name__ == (
         "Qwen2VLForConditionalGeneration")
+
+
+@pytest.mark.slow
+def test_ppo_on_hf_engine_rollouts_packs_episodes_and_matches_the_sampler(qwen_dir: Path) -> None:
+    """GP-VL rollouts from the HF engine: the learner rebuilds the patches and grids from image
+    refs, reads each episode as one sequence (its M-RoPE positions from the last turn's ids
+    and grids) and scores the sampled tokens as the engine sampled them."""
+    from tests.fixtures_models import ppo_on_worker_rollouts
+
+    _, _, stats = ppo_on_worker_rollouts(RolloutEngineConfig(kind="hf", model=qwen_dir), qwen_dir)
+    assert stats.episodes == 3 and stats.turns > stats.episodes and stats.policy_version == 1
+    assert stats.packed_share == 1.0 and stats.pack_fallback == {}
+    assert stats.behaviour_logprob_gap_max < 1e-3
