@@ -75,8 +75,9 @@ class UpdateStats(BaseModel):
     packed_share: float = 0.0
     """Share of the batch's episodes read as one sequence (learner.packing)."""
     pack_fallback_not_extending: int = 0
-    """Episodes read one row per turn because a turn's prompt does not extend the previous
-    prompt + answer (a restarted dialogue, re-tokenised ids)."""
+    """Episodes not read as one sequence because a turn's prompt does not extend the previous
+    prompt + answer (a restarted dialogue, re-tokenised ids): each run of turns that do
+    extend is read as one sequence instead (a run of one turn as its own row)."""
     pack_fallback_vision: int = 0
     """Episodes read one row per turn because a turn's images are not the first images of the
     last turn's (other images, or in another order), or its image tensors disagree with the

@@ -154,8 +154,9 @@ class PPOConfig(BaseModel):
     + feedback, checked on the ids) as one sequence, its last turn's: one forward gives every
     turn's log-probs and values, the loss stays per turn (learner.packing). Vision-language
     episodes too, with the last turn's image inputs, where every turn shows the last turn's
-    first images (Mllama: all of them). False: one row per turn, each re-reading the dialogue
-    so far."""
+    first images (Mllama: all of them). A dialogue that restarts (V-IRL after a correct
+    action) is read one sequence per run of turns that extend. False: one row per turn, each
+    re-reading the dialogue so far."""
 
     @property
     def uses_stale_correction(self) -> bool:

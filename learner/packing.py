@@ -26,9 +26,11 @@ on those tokens, and an earlier turn must show all of the last turn's images (it
 before the first image attend to every image of the row). An earlier turn's answer then sits
 where the later prompt lets it see exactly the images it saw when it was sampled.
 
-Episodes that do not extend (a restart: V-IRL after a correct action, with the next view's
-image; re-tokenised text) or whose images are not the last turn's first ones keep one row per
-turn; a batch may hold both.
+An episode that does not extend as a whole (a restart: V-IRL after a correct action, with
+the next view's image; re-tokenised text) is read one sequence per run of turns that do
+extend, each run exactly as a packed episode (a run of one turn is that turn's own row);
+turns whose images are not their run's last turn's first ones keep one row per turn; a batch
+may hold all of these. packed_share counts whole episodes read as one sequence.
 """
 
 from __future__ import annotations
@@ -50,12 +52,16 @@ the last turn's over its tokens); pack_episodes is off."""
 
 @dataclass(frozen=True)
 class Unit:
-    """Turns read by one sequence: a whole packed episode, or a single turn."""
+    """Turns read by one sequence: a whole packed episode, a run of an episode's turns that
+    extend each other, or a single turn."""
 
     rows: tuple[int, ...]
     """Turn rows of the Turns, in turn order; the last one's prompt + answer is the sequence."""
     packed: bool
-    """True when the unit is a whole episode read as one sequence (one-turn episodes too)."""
+    """True when the unit's turns are read as one sequence (its last turn's): a whole episode
+    (one-turn episodes too) or a run of several turns."""
+    whole: bool = False
+    """True when the unit is its whole episode (what packed_share counts)."""
 
 
 @dataclass
@@ -100,17 +106,38 @@ def images_extend(turns: Turns, row: int, last: int) -> bool:
 
 
 def plan_units(turns: Turns, enabled: bool = True) -> PackingPlan:
-    """Units of every episode of the batch, in row order (the same on every rank)."""
+    """Units of every episode of the batch, in row order (the same on every rank). An episode
+    that does not extend as a whole is still read one sequence per run of turns that do (V-IRL
+    restarts its dialogue after each correct action, and each restart begins a run)."""
     units: list[Unit] = []
     fallback: Counter[str] = Counter()
     for rows in turns.episodes().values():
         reason = fallback_reason(turns, rows, enabled)
         if reason is None:
-            units.append(Unit(tuple(rows), packed=True))
-        else:
-            fallback[reason] += 1
-            units += [Unit((row,), packed=False) for row in rows]
+            units.append(Unit(tuple(rows), packed=True, whole=True))
+            continue
+        fallback[reason] += 1
+        runs = extending_runs(turns, rows) if reason == NOT_EXTENDING else [[r] for r in rows]
+        units += [Unit(tuple(run), packed=len(run) > 1) for run in runs]
     return PackingPlan(units, dict(fallback))
+
+
+def extending_runs(turns: Turns, rows: list[int]) -> list[list[int]]:
+    """The episode's rows split wherever a turn does not extend the one before; a run whose
+    images are not its last turn's first ones is read turn by turn."""
+    runs = [[rows[0]]]
+    for previous, current in zip(rows, rows[1:], strict=False):
+        if extends(turns, previous, current):
+            runs[-1].append(current)
+        else:
+            runs.append([current])
+    readable: list[list[int]] = []
+    for run in runs:
+        if all(images_extend(turns, row, run[-1]) for row in run[:-1]):
+            readable.append(run)
+        else:
+            readable += [[row] for row in run]
+    return readable
 
 
 def unit_tokens(turns: Turns, unit: Unit) -> int:
@@ -130,7 +157,7 @@ def read_counts(turns: Turns, plan: PackingPlan) -> dict[str, int]:
     """The sums read_stats is made of; a rank's sums over its shard add up to the batch's."""
     return {"tokens_read": sum(unit_tokens(turns, u) for u in plan.units),
             "answer_tokens": sum(len(ids) for ids in turns.response_ids),
-            "packed_episodes": sum(u.packed for u in plan.units),
+            "packed_episodes": sum(u.whole for u in plan.units),
             **{f"pack_fallback_{reason}": plan.fallback.get(reason, 0)
                for reason in PACK_FALLBACK_REASONS}}
 

@@ -222,11 +222,19 @@ def test_packed_and_per_turn_give_the_same_loss_and_gradients(kind: str) -> None
     assert cosine > 0.99999 and grads[0].norm() > 0
 
 
-def test_an_episode_that_does_not_extend_falls_back_to_per_turn_rows() -> None:
+def test_an_episode_that_does_not_extend_is_read_one_sequence_per_run() -> None:
     turns = make_turns("llama", restart=True)  # episode 0 restarts its dialogue after turn 2
     plan = plan_units(turns)
-    assert [(len(u.rows), u.packed) for u in plan.units] == [(1, False)] * 5 + [(5, True)] * 2
+    assert [(u.rows, u.packed, u.whole) for u in plan.units[:2]] == [
+        ((0, 1, 2), True, False), ((3, 4), True, False)]  # the runs before and after the restart
+    assert [(len(u.rows), u.whole) for u in plan.units[2:]] == [(5, True)] * 2
     assert plan.fallback == {NOT_EXTENDING: 1}
+    assert not layout_errors(turns, collate_units(turns, plan.units, pad_id=0))
+    model = policy(4)
+    per_turn, packed = both_layouts(turns)
+    with torch.no_grad():
+        for x, y in zip(forward(model, per_turn), forward(model, packed), strict=True):
+            assert x.shape == y.shape and (x - y).abs().max() < 1e-5
     assert read_stats(turns, plan)["packed_share"] == pytest.approx(2 / 3)
     # One id of an earlier answer re-tokenised differently in the next prompt: not packed.
     altered = make_turns("llama")

@@ -199,8 +199,9 @@ def test_packed_and_per_turn_give_the_same_loss_and_gradients(family: Family) ->
 
 def test_episodes_whose_images_are_not_the_last_turns_first_fall_back(family: Family) -> None:
     """Another image in place of the first (V-IRL's next view, were the dialogue kept), the
-    images in another order, and a restart (V-IRL after a correct action) are read per turn;
-    the episodes that pack in the same batch still read as their own rows do."""
+    images in another order are read per turn, and a restart (V-IRL after a correct action)
+    one sequence per run of turns; the episodes that pack in the same batch still read as
+    their own rows do."""
     rng = random.Random(9)
     records = [episode(family, f"ep{e}", 3, rng, ("hand-0", "hand-1")) for e in range(4)]
     swapped = {0: ("hand-5", "hand-1"), 1: ("hand-1", "hand-0")}
@@ -211,7 +212,8 @@ def test_episodes_whose_images_are_not_the_last_turns_first_fall_back(family: Fa
     turns = expand(family, records)
     plan = plan_units(turns)
     assert plan.fallback == {VISION: 2, NOT_EXTENDING: 1}
-    assert [u.packed for u in plan.units] == [False] * 9 + [True]
+    assert [(len(u.rows), u.packed, u.whole) for u in plan.units] == [
+        (1, False, False)] * 6 + [(2, True, False), (1, False, False), (3, True, True)]
     assert read_stats(turns, plan)["pack_fallback_vision"] == 2
     micro = collate_units(turns, plan.units, pad_id=0)
     per_turn = collate_turns(turns, micro.rows, pad_id=0)
