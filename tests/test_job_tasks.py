@@ -68,6 +68,11 @@ def check_job(run: Path, splits: set[str], metric: str, engine: str, episodes: i
     # the learner re-rendered every image from its reference and scored exactly what the
     # engine sampled, turn after turn of sequential revision
     assert all(row["behaviour_logprob_gap_max"] < 1e-3 for row in rows), rows
+    # ... reading each episode once (GeneralPoints: the whole dialogue; V-IRL: each run of
+    # attempts between restarts), images included, never one row per turn for its images
+    assert all(row["pack_fallback_vision"] == 0 for row in rows), rows
+    if metric == "recognition_accuracy":
+        assert all(row["packed_share"] == 1.0 for row in rows), rows
     points = read_evaluations(run)
     assert {(p.phase, p.split) for p in points} == {
         (phase, split) for phase in ("init", "step-2") for split in splits}
