@@ -20,6 +20,9 @@ Rule = Literal["id", "ood"]
 'ood': J=11, Q=12, K=13."""
 ColourSet = Literal["black", "red", "mixed"]
 """'black' (spades, clubs) is the training look; 'red' (hearts, diamonds) the visual OOD one."""
+CardLayout = Literal["study", "tiles"]
+"""How GP-VL draws a hand: 'study' the study's strip of four cards on a table (480x172),
+'tiles' a square 2x2 grid, one card per tile, that a tiny vision tower can read."""
 BUILT_IN_SOURCES = ("synthetic-train", "synthetic-benchmark")
 """V-IRL route sources drawn by envs/virl/world.py rather than read from a route file."""
 
@@ -51,6 +54,22 @@ class GPRewardTable(BaseModel):
         return frozenset(self.model_dump().values())
 
 
+class CardImage(BaseModel):
+    """How a GP-VL hand is drawn. A tiny tower sees a 64-128 pixel square: the study's strip
+    squeezed into it leaves each rank a glyph about 3 pixels wide, while 'tiles' is square,
+    so nothing is squeezed, and gives each card a quarter of the square, the size of one of
+    the tiny towers' patches (docs/tasks.md, "GP-VL images", has the measurements)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    layout: CardLayout = "tiles"
+    """'tiles' for the tiny models (every shipped CPU config); 'study' for the study's picture,
+    which real models see at 448-560 pixels (configs/paper/gp-vl.yaml sets it)."""
+    tile_px: int = Field(64, ge=16, le=512)
+    """'tiles' only: side of one card's tile; the image is a square of 2 * tile_px. 64 gives
+    128 pixels, which towers of 64, 96 and 128 pixels resize to one patch per card."""
+
+
 class GPConfig(BaseModel):
     """One GeneralPoints variant: rule, look, target and attempt budget."""
 
@@ -64,6 +83,8 @@ class GPConfig(BaseModel):
     """GP-VL: show the cards as an image and ask the model to report them (checked first)."""
     colours: ColourSet = "black"
     """Suits to draw from; 'red' is the visual out-of-distribution look."""
+    image: CardImage = CardImage()
+    """GP-VL only: how the hand is drawn."""
     require_face_card: bool | None = None
     """Keep only hands with a J, Q or K. Default: on for the 'ood' rule, as the study evaluates."""
     sorted_hand: bool = False
