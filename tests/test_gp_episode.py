@@ -90,7 +90,7 @@ def hand(*ranks: str, suit: str = "spades") -> tuple[Card, ...]:
 LOOKS = [CardImage(layout="study"), CardImage(layout="tiles"), CardImage(layout="tiles", tile_px=32)]
 
 
-@pytest.mark.parametrize(("look", "size"), zip(LOOKS, [(480, 172), (128, 128), (64, 64)]))
+@pytest.mark.parametrize(("look", "size"), zip(LOOKS, [(480, 172), (128, 128), (64, 64)], strict=True))
 def test_card_image_size_and_determinism(look, size):
     image = render_hand(hand("A", "7", "10", "K"), look)
     assert image.mode == "RGB" and image.size == size

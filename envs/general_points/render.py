@@ -27,9 +27,11 @@ GAP = 16
 STUDY = CardImage(layout="study")
 """A reference without a layout ('gp:Q-spades,...') names the study's picture: every
 reference stored before layouts existed stays valid."""
+DEFAULT = CardImage()
+"""The settings' default look (the one place it is stated is `CardImage`)."""
 
 
-def hand_ref(hand: tuple[Card, ...], image: CardImage = CardImage()) -> str:
+def hand_ref(hand: tuple[Card, ...], image: CardImage = DEFAULT) -> str:
     """The image reference of a hand drawn as `image` says, which trajectories store:
     'gp:Q-spades,3-clubs,...' (the study's layout) or 'gp:tiles/64:Q-spades,...'."""
     cards = ",".join(card.ref() for card in hand)
@@ -50,7 +52,7 @@ def render_hand_ref(body: str) -> Image.Image:
     return render_hand(cards, image)
 
 
-def render_hand(hand: tuple[Card, ...], image: CardImage = CardImage()) -> Image.Image:
+def render_hand(hand: tuple[Card, ...], image: CardImage = DEFAULT) -> Image.Image:
     """A deterministic RGB picture of `hand` in `image`'s layout: the same cards and settings
     always give the same pixels."""
     if image.layout == "tiles":
