@@ -23,6 +23,9 @@ ColourSet = Literal["black", "red", "mixed"]
 CardLayout = Literal["study", "tiles"]
 """How GP-VL draws a hand: 'study' the study's strip of four cards on a table (480x172),
 'tiles' a square 2x2 grid, one card per tile, that a tiny vision tower can read."""
+ViewStyle = Literal["street", "signs"]
+"""How V-IRL-VL paints a view: 'street' a street scene with each landmark a sign board over
+it, 'signs' each view nearly all its landmarks' boards, which a tiny vision tower can read."""
 BUILT_IN_SOURCES = ("synthetic-train", "synthetic-benchmark")
 """V-IRL route sources drawn by envs/virl/world.py rather than read from a route file."""
 
@@ -180,6 +183,10 @@ class VIRLConfig(BaseModel):
     """Keep only the latest steps in the prompt's history (None: the whole walk)."""
     image_tile_px: int = Field(224, ge=32, le=1024)
     """Side of one view in the 2x2 grid image."""
+    image_style: ViewStyle = "street"
+    """'street', or 'signs' for tiny towers (configs/tasks/virl_vl.yaml): in a 64-pixel tower
+    a street view's sign names are letters ~3 pixels high, a 'signs' view's fill the view
+    (docs/tasks.md, "V-IRL-VL views", has the measurements). Photos need 'street'."""
     image_table: Path | None = None
     """A JSON or Parquet table of street-view photos (lat, lng, heading, path) used for VL."""
     prompt_template: Path | None = None
@@ -194,6 +201,13 @@ class VIRLConfig(BaseModel):
             raise ValueError(f"route_source must be one of {', '.join(BUILT_IN_SOURCES)} or an "
                              f"existing route file; {value!r} is neither")
         return value
+
+    @model_validator(mode="after")
+    def _photos_are_street_views(self) -> VIRLConfig:
+        if self.image_table is not None and self.image_style != "street":
+            raise ValueError("image_style 'signs' paints every view, so an image_table of photos "
+                             "would go unused: set image_style: street, or drop image_table")
+        return self
 
     @property
     def task_name(self) -> str:
