@@ -20,6 +20,12 @@ Rule = Literal["id", "ood"]
 'ood': J=11, Q=12, K=13."""
 ColourSet = Literal["black", "red", "mixed"]
 """'black' (spades, clubs) is the training look; 'red' (hearts, diamonds) the visual OOD one."""
+CardLayout = Literal["study", "tiles"]
+"""How GP-VL draws a hand: 'study' the study's strip of four cards on a table (480x172),
+'tiles' a square 2x2 grid, one card per tile, that a tiny vision tower can read."""
+ViewStyle = Literal["street", "signs"]
+"""How V-IRL-VL paints a view: 'street' a street scene with each landmark a sign board over
+it, 'signs' each view nearly all its landmarks' boards, which a tiny vision tower can read."""
 BUILT_IN_SOURCES = ("synthetic-train", "synthetic-benchmark")
 """V-IRL route sources drawn by envs/virl/world.py rather than read from a route file."""
 
@@ -51,6 +57,22 @@ class GPRewardTable(BaseModel):
         return frozenset(self.model_dump().values())
 
 
+class CardImage(BaseModel):
+    """How a GP-VL hand is drawn. A tiny tower sees a 64-128 pixel square: the study's strip
+    squeezed into it leaves each rank a glyph about 3 pixels wide, while 'tiles' is square,
+    so nothing is squeezed, and gives each card a quarter of the square, the size of one of
+    the tiny towers' patches (docs/tasks.md, "GP-VL images", has the measurements)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    layout: CardLayout = "tiles"
+    """'tiles' for the tiny models (every shipped CPU config); 'study' for the study's picture,
+    which real models see at 448-560 pixels (configs/paper/gp-vl.yaml sets it)."""
+    tile_px: int = Field(64, ge=16, le=512)
+    """'tiles' only: side of one card's tile; the image is a square of 2 * tile_px. 64 gives
+    128 pixels, which towers of 64, 96 and 128 pixels resize to one patch per card."""
+
+
 class GPConfig(BaseModel):
     """One GeneralPoints variant: rule, look, target and attempt budget."""
 
@@ -64,6 +86,8 @@ class GPConfig(BaseModel):
     """GP-VL: show the cards as an image and ask the model to report them (checked first)."""
     colours: ColourSet = "black"
     """Suits to draw from; 'red' is the visual out-of-distribution look."""
+    image: CardImage = CardImage()
+    """GP-VL only: how the hand is drawn."""
     require_face_card: bool | None = None
     """Keep only hands with a J, Q or K. Default: on for the 'ood' rule, as the study evaluates."""
     sorted_hand: bool = False
@@ -159,6 +183,10 @@ class VIRLConfig(BaseModel):
     """Keep only the latest steps in the prompt's history (None: the whole walk)."""
     image_tile_px: int = Field(224, ge=32, le=1024)
     """Side of one view in the 2x2 grid image."""
+    image_style: ViewStyle = "street"
+    """'street', or 'signs' for tiny towers (configs/tasks/virl_vl.yaml): in a 64-pixel tower
+    a street view's sign names are letters ~3 pixels high, a 'signs' view's fill the view
+    (docs/tasks.md, "V-IRL-VL views", has the measurements). Photos need 'street'."""
     image_table: Path | None = None
     """A JSON or Parquet table of street-view photos (lat, lng, heading, path) used for VL."""
     prompt_template: Path | None = None
@@ -173,6 +201,13 @@ class VIRLConfig(BaseModel):
             raise ValueError(f"route_source must be one of {', '.join(BUILT_IN_SOURCES)} or an "
                              f"existing route file; {value!r} is neither")
         return value
+
+    @model_validator(mode="after")
+    def _photos_are_street_views(self) -> VIRLConfig:
+        if self.image_table is not None and self.image_style != "street":
+            raise ValueError("image_style 'signs' paints every view, so an image_table of photos "
+                             "would go unused: set image_style: street, or drop image_table")
+        return self
 
     @property
     def task_name(self) -> str:

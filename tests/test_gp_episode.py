@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from contracts.tasks import GPConfig
+from contracts.tasks import CardImage, GPConfig
 from envs.general_points import make_episode, render_hand, sample_hand
 from envs.general_points.cards import Card
 from envs.registry import make_episode as make_any_episode
@@ -87,29 +87,36 @@ def hand(*ranks: str, suit: str = "spades") -> tuple[Card, ...]:
     return tuple(Card(rank=rank, suit=suit) for rank in ranks)
 
 
-def test_card_image_size_and_determinism():
-    image = render_hand(hand("A", "7", "10", "K"))
-    assert image.mode == "RGB" and image.size == (480, 172)
-    assert image.tobytes() == render_hand(hand("A", "7", "10", "K")).tobytes()
+LOOKS = [CardImage(layout="study"), CardImage(layout="tiles"), CardImage(layout="tiles", tile_px=32)]
 
 
-def test_black_and_red_suits_render_differently():
-    black = render_hand(hand("A", "7", "10", "K", suit="spades"))
-    red = render_hand(hand("A", "7", "10", "K", suit="hearts"))
+@pytest.mark.parametrize(("look", "size"), zip(LOOKS, [(480, 172), (128, 128), (64, 64)], strict=True))
+def test_card_image_size_and_determinism(look, size):
+    image = render_hand(hand("A", "7", "10", "K"), look)
+    assert image.mode == "RGB" and image.size == size
+    assert image.tobytes() == render_hand(hand("A", "7", "10", "K"), look).tobytes()
+
+
+@pytest.mark.parametrize("look", LOOKS)
+def test_black_and_red_suits_render_differently(look):
+    black = render_hand(hand("A", "7", "10", "K", suit="spades"), look)
+    red = render_hand(hand("A", "7", "10", "K", suit="hearts"), look)
     assert black.tobytes() != red.tobytes()
     reds = [pixel for pixel in red.getdata() if pixel[0] > 150 and pixel[1] < 60]
-    assert len(reds) > 500
+    assert len(reds) > 0.02 * red.width * red.height
     assert not [pixel for pixel in black.getdata() if pixel[0] > 150 and pixel[1] < 60]
 
 
-def test_each_rank_renders_distinguishably():
-    images = {rank: render_hand(hand("2", "3", "4", rank)).tobytes()
+@pytest.mark.parametrize("look", LOOKS)
+def test_each_rank_renders_distinguishably(look):
+    images = {rank: render_hand(hand("2", "3", "4", rank), look).tobytes()
               for rank in ("A", "2", "3", "4", "5", "6", "7", "8", "9", "10", "J", "Q", "K")}
     assert len(set(images.values())) == 13
 
 
-def test_every_suit_renders_distinguishably():
-    images = {suit: render_hand(hand("5", suit=suit)).tobytes()
+@pytest.mark.parametrize("look", LOOKS)
+def test_every_suit_renders_distinguishably(look):
+    images = {suit: render_hand(hand("5", suit=suit), look).tobytes()
               for suit in ("spades", "clubs", "hearts", "diamonds")}
     assert len(set(images.values())) == 4
 

@@ -22,8 +22,9 @@ from rollout_workers.tiny_models import build_model, count_parameters
 from rollout_workers.tiny_models.qwen2vl import IMAGE_PAD, IMAGE_PLACEHOLDER
 from tests.fixtures_models import gp_request, reference_logprobs, save_model
 
-TOKENS_PER_HAND = 10
-"""A GeneralPoints hand at the 0.5m preset: 56x140 pixels, 4x10 patches, 2x2 merged."""
+TOKENS_PER_HAND = 4
+"""A GeneralPoints hand (tiles layout) at the 0.5m preset: 56x56 pixels, 4x4 patches, 2x2
+merged: one token per card."""
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +83,8 @@ def test_each_image_pad_expands_to_its_merged_patches(processor) -> None:
     ids, tensors = hf_vision_inputs(processor, request.prompt_ids, request.images)
     pad = processor.tokenizer.convert_tokens_to_ids(IMAGE_PAD)
     assert set(tensors) == {"pixel_values", "image_grid_thw"}
-    assert tensors["image_grid_thw"].tolist() == [[1, 4, 10]]
-    assert tensors["pixel_values"].shape == (40, 3 * 2 * 14 * 14)
+    assert tensors["image_grid_thw"].tolist() == [[1, 4, 4]]
+    assert tensors["pixel_values"].shape == (16, 3 * 2 * 14 * 14)
     assert len(ids) == len(request.prompt_ids) - 1 + TOKENS_PER_HAND
     start = ids.index(pad)
     assert ids[start : start + TOKENS_PER_HAND] == [pad] * TOKENS_PER_HAND

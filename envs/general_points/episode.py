@@ -54,8 +54,9 @@ class GPEpisode(Episode):
         text = render_prompt(self.config, self.hand)
         if not self.config.vision:
             return Observation(text=text)
-        return Observation(text=text, images=(render_hand(self.hand),),
-                           image_refs=(hand_ref(self.hand),))
+        image = self.config.image
+        return Observation(text=text, images=(render_hand(self.hand, image),),
+                           image_refs=(hand_ref(self.hand, image),))
 
     def submit(self, response: str) -> Transition:
         if self.done:

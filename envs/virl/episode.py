@@ -116,7 +116,8 @@ class VIRLEpisode(Episode):
         """The current 2x2 view grid and its image reference (which also seeds the painting)."""
         ref = self.image_ref()
         return ref, render_grid(self.steps[self.position], self.route.city,
-                                self.config.image_tile_px, ref, self.photos)
+                                self.config.image_tile_px, ref, self.photos,
+                                self.config.image_style)
 
     def image_ref(self) -> str:
         """Names the current view well enough to paint it again anywhere (render_view_ref):

@@ -13,24 +13,24 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
 
 from contracts.episode import TaskInputError
+from contracts.tasks import ViewStyle
 from envs.virl.cities import BENCHMARK_CITIES, TRAIN_CITY, Palette
 from envs.virl.geometry import signed_turn, wrap
 from envs.virl.imagery import find_photo
 from envs.virl.path import Step
 from envs.virl.routes import ImageRef
+from envs.virl.signs import SIGN_BOARD, paint_signs
+from envs.virl.text import font as _font
 
 VIEWS = ("front", "right", "back", "left")
 """The four views, clockwise from straight ahead; view i looks along heading + 90 * i."""
 GRID_CELLS = {"front": (0, 0), "right": (1, 0), "back": (1, 1), "left": (0, 1)}
 """(column, row) of each view: clockwise round the grid from the top left."""
 _CELL_WORDS = {(0, 0): "top left", (1, 0): "top right", (1, 1): "bottom right", (0, 1): "bottom left"}
-SIGN_BOARD = (250, 214, 0)
-"""Sign boards are this exact colour, which no palette uses."""
 _SIGN_TEXT = (20, 20, 20)
 _GAP = 2
 _PALETTES = {style.region: style.palette for style in (TRAIN_CITY, *BENCHMARK_CITIES)}
@@ -63,8 +63,9 @@ def _photo_tile(path: str, tile_px: int) -> Image.Image:
 
 
 def render_grid(step: Step, city: str, tile_px: int = 224, ref: str = "",
-                photos: Sequence[ImageRef] = ()) -> Image.Image:
-    """The 2x2 grid image for one position of the walk."""
+                photos: Sequence[ImageRef] = (), style: ViewStyle = "street") -> Image.Image:
+    """The 2x2 grid image for one position of the walk, its views painted in `style`
+    ('signs': envs/virl/signs.py; photos are for the street style only)."""
     headings = {view: wrap(step.heading + 90 * i) for i, view in enumerate(VIEWS)}
     found = {view: find_photo(photos, step.geocode, h) for view, h in headings.items()}
     size = 2 * tile_px + _GAP
@@ -72,7 +73,11 @@ def render_grid(step: Step, city: str, tile_px: int = 224, ref: str = "",
     palette = _PALETTES.get(city, TRAIN_CITY.palette)
     use_photos = all(found.values())
     for view in VIEWS:
-        if use_photos:
+        if style == "signs":
+            names = [s.name for s, b in zip(step.sightings, step.bearings, strict=True)
+                     if view_of(b) == view]
+            tile = paint_signs(names, step.at_intersection, palette, tile_px)
+        elif use_photos:
             tile = _photo_tile(found[view].path, tile_px)  # type: ignore[union-attr]
         else:
             rng = random.Random(f"{ref}:{view}")
@@ -190,11 +195,3 @@ def _caption(draw: ImageDraw.ImageDraw, view: str, px: int) -> None:
     font = _font(max(8, px // 18))
     draw.rectangle((0, px - px // 12 - 2, draw.textlength(view, font=font) + 6, px), fill=(0, 0, 0))
     draw.text((3, px - 1), view, fill=(255, 255, 255), font=font, anchor="ld")
-
-
-@lru_cache(maxsize=64)
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, OSError):  # a Pillow built without FreeType has one bitmap size
-        return ImageFont.load_default()

@@ -28,7 +28,10 @@ class LMShape(BaseModel):
 
 class VisionShape(BaseModel):
     """A CLIP vision tower; the image is squeezed to a square of `image_size` pixels, whole
-    (no crop), so all four cards of a GeneralPoints hand stay in view."""
+    (no crop), so all four cards of a GeneralPoints hand stay in view. The CPU presets' patch
+    is half the image: a GP-VL hand drawn as 2x2 tiles (the tiny configs' layout) gives one
+    patch, so one image token, per card, and the patch embedding alone is a linear map of a
+    whole card (a nearest-template reading is linear in the pixels)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -55,10 +58,11 @@ LM_PRESETS: dict[str, LMShape] = {
                    intermediate_size=2048),
 }
 VISION_PRESETS: dict[str, VisionShape] = {
+    # One 32- or 48-pixel patch per card of a tiled GP-VL hand (docs/tasks.md, "GP-VL images").
     "0.5m": VisionShape(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128,
-                        image_size=64, patch_size=16),
+                        image_size=64, patch_size=32),
     "5m": VisionShape(hidden_size=128, num_layers=4, num_heads=4, intermediate_size=256,
-                      image_size=96, patch_size=16),
+                      image_size=96, patch_size=48),
     "50m": VisionShape(hidden_size=256, num_layers=6, num_heads=4, intermediate_size=1024,
                        image_size=128, patch_size=16),
 }
@@ -67,8 +71,9 @@ SIZES = tuple(LM_PRESETS)
 
 class MllamaVisionShape(BaseModel):
     """Mllama's tiled vision encoder. An image is resized to fit up to `max_num_tiles` square
-    tiles of `tile_size` pixels (aspect ratio kept: a GeneralPoints hand, ~2.8:1, becomes a row
-    of tiles), and each tile gives (tile_size / patch_size)^2 + 1 cross-attention states."""
+    tiles of `tile_size` pixels (aspect ratio kept: the study's GeneralPoints strip, ~2.8:1,
+    becomes a row of tiles; the tiled layout's square a 2x2 canvas, one tile per card), and
+    each tile gives (tile_size / patch_size)^2 + 1 cross-attention states."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -43,15 +43,18 @@ class Qwen2VLVisionShape(BaseModel):
     depth: int = Field(2, ge=1)
     num_heads: int = Field(2, ge=1)
     mlp_ratio: int = Field(2, ge=1)
-    max_pixels: int = Field(56 * 168, ge=(PATCH * MERGE) ** 2)
-    """A GeneralPoints hand (480x172) becomes 56x140 pixels at 56*168: 4x10 patches, 10 tokens."""
+    max_pixels: int = Field(56 * 56, ge=(PATCH * MERGE) ** 2)
+    """A tiled GeneralPoints hand (128x128) becomes 56x56 pixels at 56*56: one merged token
+    (28x28 pixels) per card; at 112*112, 2x2 tokens per card. (The study's strip, 480x172,
+    becomes 28x84 and 56x168.)"""
 
 
 QWEN2VL_VISION_PRESETS: dict[str, Qwen2VLVisionShape] = {
+    # Token-aligned views of a tiled GP-VL hand (docs/tasks.md, "GP-VL images").
     "0.5m": Qwen2VLVisionShape(embed_dim=64, depth=2, num_heads=2, mlp_ratio=2,
-                               max_pixels=56 * 168),
+                               max_pixels=56 * 56),
     "5m": Qwen2VLVisionShape(embed_dim=128, depth=4, num_heads=4, mlp_ratio=2,
-                             max_pixels=84 * 252),
+                             max_pixels=112 * 112),
     "50m": Qwen2VLVisionShape(embed_dim=256, depth=6, num_heads=4, mlp_ratio=4,
                               max_pixels=112 * 336),
 }
