@@ -2,7 +2,9 @@
 
 `revisor pretrain` and the SFT trainer read a corpus only through this module: its settings
 (`Corpus`), its documents (each a prompt and an answer) and its version, which names the kind
-so that a base pretrained on one task's corpus is never taken for another's.
+so that a base pretrained on one task's corpus is never taken for another's. GP-VL's vision
+corpus (`kind: vision`, envs/general_points/vision_corpus.py) is a 'gp' corpus whose
+documents also name a picture each (`image_refs`).
 """
 
 from __future__ import annotations
@@ -12,37 +14,52 @@ from typing import Annotated, Any
 from pydantic import Discriminator, Tag
 
 from envs.general_points import corpus as gp_corpus
+from envs.general_points import vision_corpus
 from envs.general_points.corpus import CorpusConfig
+from envs.general_points.vision_corpus import VisionCorpusConfig
 from envs.virl import corpus as virl_corpus
 from envs.virl.corpus import VIRLCorpusConfig
 
 
 def _corpus_task(value: Any) -> str:
     """The corpus kind of raw settings or a config; 'gp' when unset, so that settings written
-    before V-IRL had a corpus (`corpus: {documents: 40000}`) keep their meaning."""
-    if isinstance(value, dict):
-        return value.get("task", "gp")
-    return getattr(value, "task", "gp")
+    before V-IRL had a corpus (`corpus: {documents: 40000}`) keep their meaning; 'gp-vision'
+    for GP-VL's picture corpus (`kind: vision`)."""
+    if _field(value, "kind", None) == "vision":
+        return "gp-vision"
+    return _field(value, "task", "gp")
 
 
-Corpus = Annotated[Annotated[CorpusConfig, Tag("gp")] | Annotated[VIRLCorpusConfig, Tag("virl")],
+def _field(value: Any, key: str, default: Any) -> Any:
+    return value.get(key, default) if isinstance(value, dict) else getattr(value, key, default)
+
+
+Corpus = Annotated[Annotated[CorpusConfig, Tag("gp")] | Annotated[VIRLCorpusConfig, Tag("virl")]
+                   | Annotated[VisionCorpusConfig, Tag("gp-vision")],
                    Discriminator(_corpus_task)]
-"""A pretraining corpus's settings: GeneralPoints' ('gp', the default) or V-IRL's ('virl')."""
-CorpusDocument = gp_corpus.Document | virl_corpus.Document
-"""One document of either corpus: `prompt` and `answer` are what the trainer reads."""
+"""A pretraining corpus's settings: GeneralPoints' ('gp', the default), V-IRL's ('virl') or
+GP-VL's pictures (`kind: vision`)."""
+AnyCorpusConfig = CorpusConfig | VIRLCorpusConfig | VisionCorpusConfig
+CorpusDocument = gp_corpus.Document | virl_corpus.Document | vision_corpus.VisionDocument
+"""One document of any corpus: `prompt` and `answer` are what the trainer reads, and
+`image_refs` where a document shows pictures."""
 
 
-def corpus_documents(config: CorpusConfig | VIRLCorpusConfig) -> list[CorpusDocument]:
+def corpus_documents(config: AnyCorpusConfig) -> list[CorpusDocument]:
     """Every document of the corpus `config` describes, in index order."""
     if isinstance(config, VIRLCorpusConfig):
         return list(virl_corpus.documents(config))
+    if isinstance(config, VisionCorpusConfig):
+        return list(vision_corpus.documents(config))
     return list(gp_corpus.documents(config))
 
 
-def corpus_version(config: CorpusConfig | VIRLCorpusConfig) -> int | str:
+def corpus_version(config: AnyCorpusConfig) -> int | str:
     """The version of the documents `config` produces. GeneralPoints' is its bare number, as
-    before V-IRL had a corpus (cached GeneralPoints bases keep their keys); V-IRL's is
-    prefixed by its kind."""
+    before V-IRL had a corpus (cached GeneralPoints bases keep their keys); the others' are
+    prefixed by their kind."""
     if isinstance(config, VIRLCorpusConfig):
         return f"virl-{virl_corpus.CORPUS_VERSION}"
+    if isinstance(config, VisionCorpusConfig):
+        return f"gp-vision-{vision_corpus.VISION_CORPUS_VERSION}"
     return gp_corpus.CORPUS_VERSION

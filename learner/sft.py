@@ -70,15 +70,22 @@ def demonstrations(task: TaskConfig, seeds: range, tokenizer: Any, chat: Any = N
     return demos
 
 
-def corpus_demonstrations(corpus: Corpus, tokenizer: Any) -> list[Demonstration]:
-    """The corpus's documents as single-turn demonstrations, tokenised like rollout turns."""
+def corpus_demonstrations(corpus: Corpus, tokenizer: Any, chat: Any = None) -> list[Demonstration]:
+    """The corpus's documents as single-turn demonstrations, tokenised like rollout turns; a
+    document's pictures (the vision corpus's) travel by reference, as an episode's do, and
+    `chat` (a VLM's processor) places their tokens."""
     from contracts.episode import Observation
     from model_inputs.dialogue import DialogueTokens
 
-    dialogue = DialogueTokens.from_tokenizer(tokenizer)
-    return [Demonstration(dialogue.opening(Observation(text=doc.prompt)),
-                          dialogue.answer(doc.answer), doc.answer, [], index)
-            for index, doc in enumerate(corpus_documents(corpus))]
+    dialogue = DialogueTokens.from_tokenizer(tokenizer, chat)
+    demos = []
+    for index, doc in enumerate(corpus_documents(corpus)):
+        refs = tuple(getattr(doc, "image_refs", ()))
+        # Only the count of `images` shapes the prompt; the learner renders each by reference.
+        shown = Observation(text=doc.prompt, images=refs, image_refs=refs)
+        demos.append(Demonstration(dialogue.opening(shown), dialogue.answer(doc.answer),
+                                   doc.answer, list(refs), index))
+    return demos
 
 
 class _Playthrough:
@@ -164,7 +171,8 @@ class SFTTrainer:
         if config.batch_size % self.engine.world_size:
             raise ValueError(f"batch_size {config.batch_size} must divide over "
                              f"{self.engine.world_size} ranks")
-        self.train_demos = (corpus_demonstrations(config.corpus, self.tokenizer) if config.corpus
+        self.train_demos = (corpus_demonstrations(config.corpus, self.tokenizer, self.processor)
+                            if config.corpus
                             else self._demos(config.train_seed_start, config.train_episodes))
         self.eval_demos = self._demos(config.eval_seed_start, config.eval_episodes)
         self.train_set = self._turns(self.train_demos)

@@ -16,6 +16,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from contracts.tasks import BUILT_IN_SOURCES, TaskConfig
 from envs.corpora import Corpus, corpus_version
 from envs.general_points.corpus import CorpusConfig
+from envs.general_points.vision_corpus import VisionCorpusConfig
 from envs.virl.corpus import VIRLCorpusConfig
 from learner.config import DeepSpeedConfig, OptimConfig
 
@@ -29,8 +30,9 @@ class PretrainConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     corpus: Corpus = CorpusConfig()
-    """The generated corpus: GeneralPoints' (`task: gp`, the default) or V-IRL's (`task:
-    virl`); its task must be the experiment's."""
+    """The generated corpus: GeneralPoints' (`task: gp`, the default), V-IRL's (`task:
+    virl`) or GP-VL's pictures (`kind: vision`, for a vision `tiny_model`); its task must be
+    the experiment's."""
     steps: int = Field(3000, ge=1)
     batch_size: int = Field(64, ge=1)
     optim: OptimConfig = OptimConfig(lr=3e-3, schedule="cosine", warmup_ratio=0.03)
@@ -61,7 +63,7 @@ def corpus_problems(pretrain: PretrainConfig,
                     tasks: dict[str, TaskConfig]) -> list[InitErrorDetails]:
     """Where the corpus does not fit the experiment's tasks (`tasks`: setting path -> task),
     one error at the corpus field to change: a corpus of another task than the training
-    task's, or V-IRL corpus cities that a task walks (pretraining on an evaluation's city
+    task's, a vision corpus for a task without images, or V-IRL corpus cities that a task walks (pretraining on an evaluation's city
     would let the base recall its routes)."""
     corpus, errors = pretrain.corpus, []
     train = tasks["task"].task
@@ -69,6 +71,8 @@ def corpus_problems(pretrain: PretrainConfig,
         errors.append(_error(("task",), corpus.task,
                              f"a '{corpus.task}' corpus cannot pretrain for the '{train}' "
                              f"task; set pretrain.corpus.task: {train}"))
+    if isinstance(corpus, VisionCorpusConfig):
+        errors += _vision_problems(corpus, tasks["task"])
     if isinstance(corpus, VIRLCorpusConfig):
         seeds = corpus.world_seeds
         for where, task in tasks.items():
@@ -79,6 +83,19 @@ def corpus_problems(pretrain: PretrainConfig,
                                      f"{seeds.stop - 1}) include {where}.world_seed "
                                      f"{task.world_seed}; move world_seed_start past it"))
     return errors
+
+
+def _vision_problems(corpus: VisionCorpusConfig, task: TaskConfig) -> list[InitErrorDetails]:
+    """A picture corpus for a task that shows none, or drawn in another layout than the
+    task's (the base would learn to read pictures the task never shows)."""
+    if not getattr(task, "vision", False):
+        return [_error(("kind",), corpus.kind, "a vision corpus pretrains for GP-VL "
+                       "(task.vision: true); this task shows no images: leave corpus.kind unset")]
+    if corpus.image != task.image:
+        return [_error(("image",), corpus.image.model_dump(),
+                       f"the task draws its hands as {task.image.model_dump()}; draw the "
+                       "corpus's the same way")]
+    return []
 
 
 def _error(field: tuple[str, ...], value: object, message: str) -> InitErrorDetails:
