@@ -66,6 +66,9 @@ def test_embedded_job_trains_on_policy_and_leaves_a_readable_run_directory(tmp_p
     # ... and the sampler served exactly the learner's weights (a stale tied output layer in
     # the engine once showed here as gaps of 0.1-0.3 from the second update on)
     assert all(row["behaviour_logprob_gap_max"] < 1e-2 for row in rows), rows
+    # ... read once per episode (packed), the learner's log-probs match the engine's on average
+    assert all(row["packed_share"] == 1.0 and row["behaviour_logprob_gap"] < 1e-4
+               for row in rows), rows
     assert all(row["episodes"] == 16 for row in rows)
     _assert_rows_say_where_time_went(rows)
     points = read_evaluations(run)
@@ -96,6 +99,7 @@ def test_a_job_publishing_through_shared_memory_samples_with_the_learners_weight
     assert [row["step"] for row in rows] == [1, 2]
     assert [row["oldest_version"] for row in rows] == [0, 1]
     assert all(row["behaviour_logprob_gap_max"] < 1e-2 for row in rows), rows
+    assert all(row["behaviour_logprob_gap"] < 1e-4 for row in rows), rows
 
 
 def _assert_rows_say_where_time_went(rows: list[dict]) -> None:
