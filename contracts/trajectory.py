@@ -147,7 +147,8 @@ class BatchMeta(BaseModel):
     """weight_transport.fingerprint of those weights as its engine received them ('initial':
     none published yet; None: not fingerprinted), for the sync-divergence guard."""
     loaded_publication: int = 0
-    """WeightPublication.publication of those weights (0: none received yet)."""
+    """The oldest WeightPublication.publication its turns can have been sampled under: the
+    one the worker had loaded when it took the batch's first episode (0: none received yet)."""
 
     @property
     def episodes(self) -> int:

@@ -135,7 +135,7 @@ class RolloutWorker:
         them into the object store itself.
         """
         source = BrokerSource(broker, self.worker_id, lambda: self.policy_version,
-                              self._stopping.is_set)
+                              self._stopping.is_set, lambda: self.loaded[2])
         shipping = None
         try:
             while not self._stopping.is_set():
@@ -144,7 +144,7 @@ class RolloutWorker:
                     ref = ray.put(batch)
                     if shipping is not None:
                         ray.get(shipping)
-                    shipping = broker.put.remote(self._stamped(BatchMeta.of(batch)), [ref])
+                    shipping = broker.put.remote(self._stamped(BatchMeta.of(batch), source), [ref])
                     idle = False
                 if idle:
                     time.sleep(idle_seconds)
@@ -160,11 +160,15 @@ class RolloutWorker:
             ray.get(shipping)
         return self.stats()
 
-    def _stamped(self, meta: BatchMeta) -> BatchMeta:
-        """`meta` with the version, fingerprint and publication of the weights loaded now."""
+    def _stamped(self, meta: BatchMeta, source: BrokerSource) -> BatchMeta:
+        """`meta` with the version and fingerprint of the weights loaded now, and the oldest
+        publication its episodes can have been played under (the one loaded when the first
+        of them was taken)."""
         version, loaded, publication = self.loaded
-        return meta.model_copy(update={"loaded_version": version, "loaded_fingerprint": loaded,
-                                       "loaded_publication": publication})
+        taken = source.taken_publication(meta.episode_ids)
+        return meta.model_copy(update={
+            "loaded_version": version, "loaded_fingerprint": loaded,
+            "loaded_publication": publication if taken is None else taken})
 
     @ray.method(concurrency_group=CONTROL_GROUP)
     def stop(self) -> None:

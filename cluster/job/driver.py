@@ -204,7 +204,7 @@ class RLDriver:
 
     def _judge(self, trip: GuardTrip | None, metas: list[BatchMeta]) -> None:
         """After a guard trip: end the job when the update before tripped too (and this trip's
-        batches were shipped after the re-publication), else publish the weights again (the
+        episodes began after the re-publication), else publish the weights again (the
         same version) so that every worker loads them afresh, then replay the refused
         episodes (like lost data: same ids, played afresh, with the weights just loaded)."""
         previous = self.guard.record(trip)
@@ -255,7 +255,7 @@ class RLDriver:
         return taken
 
     def _publish(self, weights: Any) -> None:
-        """Number the publication (the guard tells batches shipped before it from after), then
+        """Number the publication (the guard tells episodes begun before it from after), then
         send it to every worker."""
         self.publications += 1
         weights = weights.model_copy(update={"publication": self.publications})

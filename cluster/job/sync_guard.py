@@ -8,15 +8,14 @@ scoring pass, how far the engines' log-probs of the freshly sampled tokens lie f
 (learner.max_behaviour_gap): past the limit it refuses the batch (UpdateStats.skipped).
 
 Either way the update is not trained on and the weights are published again once; when the
-next update trips the guard again on batches shipped after that re-publication, the job ends
+next update trips the guard again on episodes begun after that re-publication, the job ends
 with one line naming the workers and the weight version (re-publishing did not help, so
 training on would optimise against samples of some other policy). Every publication is
 numbered (WeightPublication.publication) and every batch carries the number of the weights its
-worker had loaded when it shipped it, so batches that waited in the queue through the
-re-publication are evidence of the first fault only: they are refused and replayed again, and
-do not end the job. The number is the shipping time's, so at learner.ppo.max_staleness >= 1 a
-batch shipped just after the re-publication may still hold turns sampled before it; its gap
-counts as new evidence.
+worker had loaded when it took the batch's first episode, the oldest its turns can have been
+sampled under. Batches whose episodes began before the re-publication (they waited in the
+queue, or were in play through it) are evidence of the first fault only: they are refused and
+replayed again, and do not end the job.
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ class GuardTrip(BaseModel):
     version: int
     workers: list[str]
     publication: int
-    """The newest WeightPublication.publication its evidence was shipped with."""
+    """The newest BatchMeta.loaded_publication of its evidence."""
     detail: str
     """The evidence, in words (the gap against its limit, or the fingerprints compared)."""
 
@@ -65,8 +64,8 @@ class SyncGuard:
         self.publications = 0
         """The newest publication's number (WeightPublication.publication)."""
         self.retry_from = 0
-        """The number of the re-publication that followed the last trip: evidence shipped
-        with weights older than that does not show the re-publication failed."""
+        """The number of the re-publication that followed the last trip: evidence whose
+        episodes began under older weights does not show the re-publication failed."""
 
     @property
     def enabled(self) -> bool:
@@ -111,8 +110,8 @@ class SyncGuard:
 
     def record(self, trip: GuardTrip | None) -> GuardTrip | None:
         """Note this update's outcome; the trip before it when both tripped and this one's
-        evidence was shipped after the re-publication that followed it (end the job). The
-        driver publishes again right after a trip that does not end the job."""
+        evidence began after the re-publication that followed it (end the job). The driver
+        publishes again right after a trip that does not end the job."""
         previous, self.last = self.last, trip
         if trip is None:
             return None

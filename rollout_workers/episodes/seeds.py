@@ -85,20 +85,33 @@ class BrokerSource:
     the broker can hold back work from a worker whose policy is too stale."""
 
     def __init__(self, broker: Any, worker_id: str, version: Callable[[], int],
-                 stopping: Callable[[], bool]) -> None:
+                 stopping: Callable[[], bool], publication: Callable[[], int] = lambda: 0) -> None:
         self.broker = broker
         self.worker_id = worker_id
         self.version = version
         self.stopping = stopping
+        self.publication = publication
+        self.taken_under: dict[str, int] = {}
+        """Episode id -> the weight publication loaded when the episode was taken: its first
+        turn can be no older (the sync-divergence guard's stamp, taken_publication)."""
 
     def take(self, count: int) -> list[EpisodeSpec]:
         if count <= 0 or self.stopping():
             return []
         import ray
 
+        publication = self.publication()
         items = ray.get(self.broker.take_work.remote(self.worker_id, count, self.version()))
         try:
-            return [item.checked_here() for item in items]
+            specs = [item.checked_here() for item in items]
         except ValidationError as error:  # valid at launch: an input has changed since
             problem = error.errors()[0]
             raise TaskInputError(f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}") from None
+        self.taken_under.update((spec.episode_id, publication) for spec in specs)
+        return specs
+
+    def taken_publication(self, episode_ids: list[str]) -> int | None:
+        """The oldest publication under which any of `episode_ids` was taken (and forget
+        them); None when none was taken here."""
+        found = [self.taken_under.pop(e) for e in episode_ids if e in self.taken_under]
+        return min(found, default=None)
