@@ -93,8 +93,6 @@ class RLDriver:
         self.evaluations: list[EvalPoint] = []
         self.clock = UpdateClock()
         self.guard = SyncGuard(config.learner.gap_limits)
-        self.publications = 0
-        """Publications so far, re-publications included (WeightPublication.publication)."""
         if resume:
             if choice.note:
                 console.print(choice.note)
@@ -257,9 +255,9 @@ class RLDriver:
     def _publish(self, weights: Any) -> None:
         """Number the publication (the guard tells episodes begun before it from after), then
         send it to every worker."""
-        self.publications += 1
-        weights = weights.model_copy(update={"publication": self.publications})
-        self.guard.published(weights.version, weights.fingerprint, self.publications)
+        number = self.guard.publications + 1
+        weights = weights.model_copy(update={"publication": number})
+        self.guard.published(weights.version, weights.fingerprint, number)
         ray.get(self.broker.set_version.remote(weights.version))
         self.fleet.publish(weights)
 

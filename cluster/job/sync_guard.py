@@ -62,7 +62,8 @@ class SyncGuard:
         """The trip of the previous update (None: it trained)."""
         self.trips = 0
         self.publications = 0
-        """The newest publication's number (WeightPublication.publication)."""
+        """The newest publication's number (WeightPublication.publication): the driver numbers
+        each publication, re-publications included, one past it."""
         self.retry_from = 0
         """The number of the re-publication that followed the last trip: evidence whose
         episodes began under older weights does not show the re-publication failed."""

@@ -1,15 +1,13 @@
-"""What every GP-VL layout draws a card with: the ink of its colour, suit shapes and the font.
+"""What every GP-VL layout draws a card with: the ink of its colour and the suit shapes.
 
 Suits are drawn as shapes rather than font glyphs, so a picture is the same on every machine
-whatever fonts are installed; ranks use Pillow's bundled font. Both layouts (render.py, the
+whatever fonts are installed; ranks use Pillow's bundled font (envs/lettering.py). Both layouts (render.py, the
 study's; tiles.py, the tiny towers') draw with these, so a card looks alike in both.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-
-from PIL import ImageDraw, ImageFont
+from PIL import ImageDraw
 
 TABLE_GREEN = (34, 110, 60)
 INK = {False: (20, 20, 20), True: (200, 20, 30)}
@@ -38,8 +36,3 @@ def draw_suit(draw: ImageDraw.ImageDraw, suit: str, centre: tuple[int, int], siz
         for cx, cy in ((x, y - s * 0.5), (x - s * 0.5, y + s * 0.1), (x + s * 0.5, y + s * 0.1)):
             draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=ink)
         draw.polygon([(x, y), (x + s * 0.4, y + s), (x - s * 0.4, y + s)], fill=ink)
-
-
-@lru_cache(maxsize=32)
-def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    return ImageFont.load_default(size=size)

@@ -16,9 +16,10 @@ from PIL import Image, ImageDraw
 
 from contracts.tasks import CardImage
 from envs.general_points.cards import Card
-from envs.general_points.faces import INK, TABLE_GREEN, draw_suit, font
+from envs.general_points.faces import INK, TABLE_GREEN, draw_suit
 from envs.general_points.tiles import render_tiles
 from envs.images import register_image_kind
+from envs.lettering import font
 
 CARD_SIZE = (100, 140)
 GAP = 16

@@ -17,7 +17,8 @@ from functools import lru_cache
 from PIL import Image, ImageDraw
 
 from envs.general_points.cards import Card
-from envs.general_points.faces import INK, TABLE_GREEN, draw_suit, font
+from envs.general_points.faces import INK, TABLE_GREEN, draw_suit
+from envs.lettering import fitting_font
 
 GRID = (2, 2)
 """(columns, rows) of the grid: four cards, square as the towers see it."""
@@ -66,18 +67,6 @@ def _draw_rank(draw: ImageDraw.ImageDraw, rank: str, tile_px: int,
     """The rank as the largest bold glyph that fits the rank box, centred in it."""
     left, top, right, bottom = (round(f * tile_px) for f in _RANK_BOX)
     stroke = max(1, tile_px // 24)
-    size = _fitting_size(rank, right - left, bottom - top, stroke)
-    draw.text(((left + right) // 2, (top + bottom) // 2), rank, fill=ink, font=font(size),
+    glyph = fitting_font(draw, rank, right - left, bottom - top, stroke)
+    draw.text(((left + right) // 2, (top + bottom) // 2), rank, fill=ink, font=glyph,
               anchor="mm", stroke_width=stroke, stroke_fill=ink)
-
-
-@lru_cache(maxsize=256)
-def _fitting_size(rank: str, width: int, height: int, stroke: int) -> int:
-    """The largest font size whose stroked glyphs fit `width` x `height` pixels."""
-    size = max(4, height * 2)
-    while size > 4:
-        x0, y0, x1, y1 = font(size).getbbox(rank, stroke_width=stroke, anchor="mm")
-        if x1 - x0 <= width and y1 - y0 <= height:
-            return size
-        size -= 1
-    return size

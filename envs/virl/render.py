@@ -18,20 +18,19 @@ from PIL import Image, ImageDraw, ImageFont
 
 from contracts.episode import TaskInputError
 from contracts.tasks import ViewStyle
+from envs.lettering import font as _font
 from envs.virl.cities import BENCHMARK_CITIES, TRAIN_CITY, Palette
 from envs.virl.geometry import signed_turn, wrap
 from envs.virl.imagery import find_photo
 from envs.virl.path import Step
 from envs.virl.routes import ImageRef
-from envs.virl.signs import SIGN_BOARD, paint_signs
-from envs.virl.text import font as _font
+from envs.virl.signs import SIGN_BOARD, SIGN_TEXT, paint_signs
 
 VIEWS = ("front", "right", "back", "left")
 """The four views, clockwise from straight ahead; view i looks along heading + 90 * i."""
 GRID_CELLS = {"front": (0, 0), "right": (1, 0), "back": (1, 1), "left": (0, 1)}
 """(column, row) of each view: clockwise round the grid from the top left."""
 _CELL_WORDS = {(0, 0): "top left", (1, 0): "top right", (1, 1): "bottom right", (0, 1): "bottom left"}
-_SIGN_TEXT = (20, 20, 20)
 _GAP = 2
 _PALETTES = {style.region: style.palette for style in (TRAIN_CITY, *BENCHMARK_CITIES)}
 
@@ -160,12 +159,12 @@ def _paint_sign(draw: ImageDraw.ImageDraw, name: str, px: int, offset: float, n:
     centre = min(max(int(px * (0.5 + 0.8 * offset)), width // 2 + 2), px - width // 2 - 2)
     top = int(px * 0.12) + n * (height + 4)
     pole = max(2, px // 64)
-    draw.rectangle((centre - pole, top + height, centre + pole, int(px * 0.8)), fill=_SIGN_TEXT)
+    draw.rectangle((centre - pole, top + height, centre + pole, int(px * 0.8)), fill=SIGN_TEXT)
     draw.rectangle((centre - width // 2, top, centre + width // 2, top + height),
-                   fill=SIGN_BOARD, outline=_SIGN_TEXT, width=2)
+                   fill=SIGN_BOARD, outline=SIGN_TEXT, width=2)
     lines, font = _fit_text(draw, name, width - 8, height - 6)
     text = "\n".join(lines)
-    draw.multiline_text((centre, top + height // 2), text, fill=_SIGN_TEXT, font=font,
+    draw.multiline_text((centre, top + height // 2), text, fill=SIGN_TEXT, font=font,
                         anchor="mm", align="center", spacing=1)
 
 

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw
 
+from envs.lettering import fitting_font
 from envs.virl.cities import Palette
-from envs.virl.text import fitting_font
 
 SIGN_BOARD = (250, 214, 0)
 """Sign boards are this exact colour, which no palette uses (the street style's too)."""

@@ -1,4 +1,5 @@
-"""Lettering for V-IRL-VL views: Pillow's bundled font, sized to fit a box."""
+"""Lettering for the tasks' pictures (GP-VL cards, V-IRL-VL views): Pillow's bundled font,
+the same on every machine whatever fonts are installed, and the largest size that fits a box."""
 
 from __future__ import annotations
 
