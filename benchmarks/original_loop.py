@@ -88,14 +88,14 @@ from contracts.tasks import GPConfig
 from contracts.trajectory import EpisodeRecord, TurnRecord, to_record_batch, validate_trajectories
 from learner.batch import turns_from_record_batches
 from learner.config import DeepSpeedConfig, LearnerConfig, ModelConfig, OptimConfig, PPOConfig
-from learner.engine import DEFAULT_EXTENSIONS_DIR, prepare_environment
-from learner.group import LearnerGroup
+from learner.engine import prepare_environment
+from learner.group import LearnerGroup, rank_runtime_env
 from learner.packing import plan_units, read_stats
 from learner.rank import LearnerRank
 from model_inputs.dialogue import user_message
 from rollout_workers.env_pool import EpisodeTable
 from rollout_workers.episodes.seeds import SeedList, SeedRange
-from rollout_workers.ray_runtime import actor_runtime_env, local_cluster
+from rollout_workers.ray_runtime import local_cluster
 from rollout_workers.tiny_models.build import save_tiny_model
 from rollout_workers.worker import remote_worker
 
@@ -134,13 +134,6 @@ def learner_config(bench: OriginalLoopBenchmark, model: str, pack: bool) -> Lear
         engine=DeepSpeedConfig(micro_batch_size=bench.micro_batch_size),
         ppo=PPOConfig(ppo_epochs=bench.ppo_epochs, num_minibatches=bench.num_minibatches,
                       temperature=bench.temperature, pack_episodes=pack))
-
-
-def learner_env() -> dict[str, str]:
-    """What a learner process needs before DeepSpeed loads (as learner.group gives its ranks)."""
-    extensions = os.environ.get("TORCH_EXTENSIONS_DIR", str(DEFAULT_EXTENSIONS_DIR))
-    cpu = {} if torch.cuda.is_available() else {"DS_ACCELERATOR": "cpu"}
-    return {"TORCH_EXTENSIONS_DIR": extensions, **cpu}
 
 
 @ray.remote(num_cpus=1)
@@ -248,11 +241,12 @@ def main() -> None:
         model = str(engine_config.model)
         rollout_config = RolloutConfig(episodes_in_flight=bench.episodes_in_flight,
                                        episodes_per_batch=8, sampling=sampling)
-        learner = LearnerGroup(learner_config(bench, model, pack=True), env_vars=learner_env())
+        learner = LearnerGroup(learner_config(bench, model, pack=True))
         worker = remote_worker("bench-0", engine_config, rollout_config,
                                weight_sync=learner.transport.kind)
-        study = StudyLoop.options(runtime_env=actor_runtime_env(learner_env())).remote(
-            model, engine_config.max_model_len, learner_config(bench, model, pack=False))
+        study_config = learner_config(bench, model, pack=False)
+        study = StudyLoop.options(runtime_env=rank_runtime_env(study_config.gpus_per_rank)).remote(
+            model, engine_config.max_model_len, study_config)
         try:
             rounds = _measure(bench, Revisor(worker, learner), study, sampling)
         finally:

@@ -154,7 +154,7 @@ class RankPool:
         self.ranks = [
             actor.options(
                 num_cpus=cpus_per_rank, num_gpus=gpus_per_rank, resources=resources,
-                runtime_env=_runtime_env(gpus_per_rank, env_vars),
+                runtime_env=rank_runtime_env(gpus_per_rank, env_vars),
                 scheduling_strategy=PlacementGroupSchedulingStrategy(self.placement, i),
             ).remote(i, num_ranks)
             for i in range(num_ranks)
@@ -293,7 +293,10 @@ def run_sft_on_ranks(config: Any, num_ranks: int = 1, cpus_per_rank: float = 1.0
         pool.shutdown()
 
 
-def _runtime_env(gpus_per_rank: float, env_vars: dict[str, str] | None) -> dict[str, Any]:
+def rank_runtime_env(gpus_per_rank: float, env_vars: dict[str, str] | None = None
+                     ) -> dict[str, Any]:
+    """The Ray runtime env of a process that runs a learner rank: where DeepSpeed finds its
+    prebuilt ops, and its CPU accelerator when the rank has no GPU."""
     from rollout_workers.ray_runtime import actor_runtime_env
 
     variables = {"TORCH_EXTENSIONS_DIR": os.environ.get("TORCH_EXTENSIONS_DIR",
