@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from cluster.settings.experiment import ExperimentConfig
 from cluster.settings.loading import SettingsError, load_settings
 from cluster.settings.pretrain import base_key
-from envs.general_points.cards import RED_SUITS
+from envs.general_points.cards import RED_SUITS, Card
 from envs.general_points.render import render_hand_ref
 from envs.general_points.vision_corpus import VisionCorpusConfig, document, documents
 from envs.registry import render_image_ref
@@ -38,6 +38,35 @@ def test_documents_are_deterministic_and_name_the_cards_of_their_picture() -> No
         assert not {part.rsplit("-", 1)[1] for part in ref.split(":")[-1].split(",")} & RED_SUITS
     assert render_image_ref(document(config, 0).image_refs[0]).size == (128, 128)
     assert render_hand_ref(document(config, 0).image_refs[0][3:]).size == (128, 128)
+
+
+def test_solve_documents_ask_the_tasks_prompt_under_other_rules_and_answer_it_right() -> None:
+    """The task's prompt and whole answer object, never under a study rule (the base's
+    OOD-rule success must be a reading of the stated rule), each solution correct."""
+    from fractions import Fraction
+
+    from envs.general_points.corpus import STUDY_RULES, hand_numbers
+    from envs.general_points.prompt import face_rule_text
+    from verifier.general_points.arithmetic import parse_formula
+
+    solves = [doc for doc in documents(VisionCorpusConfig(documents=400)) if doc.kind == "solve"]
+    assert 150 < len(solves) < 250
+    for doc in solves:
+        assert doc.faces not in STUDY_RULES.values()
+        assert "shown in the image" in doc.prompt and face_rule_text(doc.faces) in doc.prompt
+        answer, cards = parse_answer(doc.answer), [Card(rank=r, suit="spades") for r in doc.cards]
+        assert answer.cards == doc.cards
+        assert [int(n) for n in answer.numbers] == hand_numbers(tuple(cards), doc.faces)
+        formula = parse_formula(answer.formula)
+        assert formula.value == 24
+        assert sorted(formula.numbers) == sorted(Fraction(n) for n in answer.numbers)
+
+
+def test_a_vision_corpus_worded_unlike_its_task_is_refused_at_its_field() -> None:
+    with pytest.raises(SettingsError, match="pretrain.corpus.prompt"):
+        load_settings(ExperimentConfig, VISION_EXPERIMENT, ["pretrain.corpus.prompt.target=12"])
+    with pytest.raises(SettingsError, match="vision: true"):
+        load_settings(ExperimentConfig, VISION_EXPERIMENT, ["pretrain.corpus.prompt.vision=false"])
 
 
 @pytest.mark.parametrize("colours", ["red", "mixed"])

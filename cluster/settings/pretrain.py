@@ -86,8 +86,8 @@ def corpus_problems(pretrain: PretrainConfig,
 
 
 def _vision_problems(corpus: VisionCorpusConfig, task: TaskConfig) -> list[InitErrorDetails]:
-    """A picture corpus for a task that shows none, or drawn in another layout than the
-    task's (the base would learn to read pictures the task never shows)."""
+    """A picture corpus for a task that shows none, drawn in another layout than the task's
+    (the base would learn to read pictures the task never shows), or worded otherwise."""
     if not getattr(task, "vision", False):
         return [_error(("kind",), corpus.kind, "a vision corpus pretrains for GP-VL "
                        "(task.vision: true); this task shows no images: leave corpus.kind unset")]
@@ -95,6 +95,11 @@ def _vision_problems(corpus: VisionCorpusConfig, task: TaskConfig) -> list[InitE
         return [_error(("image",), corpus.image.model_dump(),
                        f"the task draws its hands as {task.image.model_dump()}; draw the "
                        "corpus's the same way")]
+    said = {name: getattr(corpus.prompt, name) for name in ("prompt_template", "target")}
+    asked = {name: getattr(task, name) for name in said}
+    if said != asked:
+        return [_error(("prompt",), said, f"the task's prompt reads {asked}; word the "
+                       "corpus's solve documents the same way")]
     return []
 
 

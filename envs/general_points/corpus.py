@@ -113,7 +113,7 @@ def document(config: CorpusConfig, index: int) -> Document:
         return _numbers(config, rng, _draw_faces(config, rng))
     forms, weights = zip(*config.forms.items(), strict=True)
     form = rng.choices(forms, weights)[0]
-    faces = _draw_other_faces(rng) if form == "task" else _draw_faces(config, rng)
+    faces = draw_other_faces(rng) if form == "task" else _draw_faces(config, rng)
     return _solve(config, rng, faces, form)
 
 
@@ -139,7 +139,7 @@ def _draw_random_faces(rng: random.Random) -> FaceValues:
     return tuple(rng.randint(1, 13) for _ in range(3))
 
 
-def _draw_other_faces(rng: random.Random) -> FaceValues:
+def draw_other_faces(rng: random.Random) -> FaceValues:
     """A random rule that is neither of the study's (redrawn until it is not)."""
     while (faces := _draw_random_faces(rng)) in STUDY_RULES.values():
         pass

@@ -2,11 +2,19 @@
 
 A tiny vision-language model starts from nothing: before SFT can teach GP-VL's answer, the
 base has to see which cards a picture holds. Every document here is one chat turn about one
-picture: a hand drawn as GP-VL draws it (its layout, `image`), the question which cards the
-image shows, and the answer naming them in the task's own answer object (`{"cards": [...]}`,
-the field GP-VL's recognition check reads, envs/general_points/prompt.py's format), in the
-picture's reading order. Ranks are drawn uniformly (every rank, every suit of the allowed
-colours), so the base learns to read cards, not to recall hands.
+picture, a hand drawn as GP-VL draws it (its layout, `image`), of one of two kinds:
+
+- `recognition`: the question which cards the image shows, answered in the task's own answer
+  object (`{"cards": [...]}`, the field GP-VL's recognition check reads), in the picture's
+  reading order. Ranks are drawn uniformly (every rank, every suit of the allowed colours),
+  so the base learns to read cards, not to recall hands.
+- `solve`: GP-VL's own prompt for the picture under a face-card rule other than the study's
+  two (J, Q, K drawn from 1..13, as the text corpus's task-format documents are), answered
+  with the task's whole object (cards, numbers, formula). A base trained on recognition alone
+  reads 48 of 48 hands when asked the recognition question and none under the task's prompt,
+  whose answer it never saw begin; SFT on one rule then had to teach reading and the task
+  at once and kept a fifth of it. Keeping the study's rules out of these documents makes
+  the base's OOD-rule success a reading of the stated rule, not recall.
 
 The visual out-of-distribution look (the red suits: `colours: red`, and `mixed`, which
 holds them) is refused: GP-VL's visual-OOD split asks whether a model reads cards in colours
@@ -21,13 +29,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from contracts.tasks import CardImage, ColourSet
+from contracts.tasks import CardImage, ColourSet, GPConfig
 from envs.general_points.cards import RED_SUITS, SUITS_BY_COLOUR, Card
+from envs.general_points.corpus import FaceValues, draw_other_faces, hand_numbers
+from envs.general_points.prompt import format_answer, render_cards_prompt
 from envs.general_points.render import hand_ref
 from envs.general_points.sampler import HAND_SIZE
+from envs.general_points.solver import solve
 from verifier.general_points.cards import RANKS
 
-VISION_CORPUS_VERSION = 1
+VISION_CORPUS_VERSION = 2
 """Bump when the documents a config produces change, so cached base models are rebuilt."""
 QUESTION = "Your four cards are shown in the image. Which cards are they? Answer {\"cards\": [card, ...]}."
 """The prompt of every document: GP-VL's words for the image, then the recognition question."""
@@ -48,10 +59,16 @@ class VisionCorpusConfig(BaseModel):
     """Suits to draw from: the training look only; the visual-OOD colours are refused."""
     image: CardImage = CardImage()
     """How each hand is drawn: match the task's `image`, so the base reads the task's pictures."""
+    solve_share: float = Field(0.5, ge=0.0, le=1.0)
+    """Share of `solve` documents (the task's prompt and whole answer under a rule other than
+    the study's); the rest are `recognition`."""
+    prompt: GPConfig = GPConfig(vision=True)
+    """The wording and target of `solve` documents (their rule is drawn per document): match
+    the task's, so the base reads the task's prompts."""
     same_rank_share: float = Field(0.3, ge=0.0, le=1.0)
-    """Share of hands showing one rank four times (suits still drawn per card). A tiny model
-    starts unable to tell the four places apart; on these hands every image token says the
-    answer, so it learns what each rank looks like before it learns where to look."""
+    """Share of recognition hands showing one rank four times (suits still drawn per card). A
+    tiny model starts unable to tell the four places apart; on these hands every image token
+    says the answer, so it learns what each rank looks like before it learns where to look."""
     seed: int = 0
 
     @field_validator("colours")
@@ -64,27 +81,60 @@ class VisionCorpusConfig(BaseModel):
                              "use 'black'")
         return colours
 
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _prompt_is_vision_unless_said(cls, prompt: object) -> object:
+        """`prompt: {target: 12}` means GP-VL's prompt with that target."""
+        return {"vision": True, **prompt} if isinstance(prompt, dict) else prompt
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_shows_the_picture(cls, prompt: GPConfig) -> GPConfig:
+        if not prompt.vision:
+            raise ValueError("solve documents show their hand as a picture: the prompt needs "
+                             "vision: true (a text prompt would name the cards)")
+        return prompt
+
 
 class VisionDocument(BaseModel):
     """One chat turn of the corpus: a picture (by reference), a question and its answer."""
 
     model_config = ConfigDict(frozen=True)
 
-    kind: Literal["recognition"] = "recognition"
+    kind: Literal["recognition", "solve"] = "recognition"
     prompt: str
     answer: str
     image_refs: tuple[str, ...]
     cards: tuple[str, ...]
     """The ranks shown, in reading order (what the answer names)."""
+    faces: FaceValues | None = None
+    """The face-card values a `solve` document states."""
 
 
 def document(config: VisionCorpusConfig, index: int) -> VisionDocument:
     """The corpus's document `index`: the same config and index always give the same picture."""
     rng = random.Random(config.seed * 1_000_003 + index)
+    if rng.random() < config.solve_share:
+        return _solve(config, rng)
     hand = draw_hand(rng, config.colours, rng.random() < config.same_rank_share)
     ranks = tuple(card.rank for card in hand)
     return VisionDocument(prompt=QUESTION, answer=json.dumps({"cards": list(ranks)}),
                           image_refs=(hand_ref(hand, config.image),), cards=ranks)
+
+
+def _solve(config: VisionCorpusConfig, rng: random.Random) -> VisionDocument:
+    """GP-VL's prompt for a hand solvable under a rule other than the study's (hands redrawn
+    until one is), answered with the task's object and the first solution."""
+    faces = draw_other_faces(rng)
+    while True:
+        hand = draw_hand(rng, config.colours)
+        numbers = hand_numbers(hand, faces)
+        if formulas := solve(numbers, config.prompt.target, limit=1):
+            break
+    return VisionDocument(kind="solve", prompt=render_cards_prompt(config.prompt, hand, faces),
+                          answer=format_answer(hand, numbers, formulas[0]),
+                          image_refs=(hand_ref(hand, config.image),),
+                          cards=tuple(card.rank for card in hand), faces=faces)
 
 
 def documents(config: VisionCorpusConfig) -> list[VisionDocument]:
