@@ -24,7 +24,8 @@ rl-demo: install
 
 # The study on this machine: a base model pretrained on the generated corpus (once; cached in
 # runs/bases), then SFT and RL arms from one init at 3 matched compute points
-# (configs/study/cpu-$(TASK).yaml: TASK=gp-l, the default, or virl-l); the figure is in the
+# (configs/study/cpu-$(TASK).yaml: TASK=gp-l, the default, virl-l or gp-vl, whose report
+# also draws card recognition against compute per arm and split); the figure is in the
 # study directory's report/study.md.
 TASK ?= gp-l
 study: install

@@ -79,18 +79,20 @@ def describe_points(points: list[EvalPoint]) -> list[str]:
 def summarise(batches: list[pa.RecordBatch], arm: str, phase: str, split: str,
               gflops: float, per_step: bool = False, temperature: float = 0.0,
               task: TaskConfig | None = None) -> EvalPoint:
-    """Episode success, success within k turns, mean reward, recognition and (for tasks walked
-    position by position, `per_step`) per-step accuracy, from trajectories; with the V-IRL
-    `task` the episodes played, per-step accuracy on turning and forward steps too."""
+    """Episode success, success within k turns, mean reward, recognition (on first attempts,
+    `first_attempts`) and (for tasks walked position by position, `per_step`) per-step
+    accuracy, from trajectories; with the V-IRL `task` the episodes played, per-step accuracy
+    on turning and forward steps too."""
     table = pa.Table.from_batches(batches).to_pydict()
     rows = list(zip(table["episode_id"], table["turn"], table["done"], table["success"],
-                    table["reward"], table["recognition_ok"], strict=True))
+                    table["reward"], strict=True))
     final = {episode: (turn, success) for episode, turn, done, success, *_ in rows if done}
     episodes = len(final)
     longest = max((turn for turn, _ in final.values()), default=-1) + 1
     by_turn = [sum(success and turn < k for turn, success in final.values()) / max(episodes, 1)
                for k in range(1, longest + 1)]
-    recognised = [ok for *_, ok in rows if ok is not None]
+    recognised = [ok for ok, first in zip(table["recognition_ok"], first_attempts(table),
+                                          strict=True) if first and ok is not None]
     return EvalPoint(
         arm=arm, phase=phase, split=split, gflops=gflops, temperature=temperature,
         episodes=episodes,
@@ -110,6 +112,17 @@ def summarise(batches: list[pa.RecordBatch], arm: str, phase: str, split: str,
 def episode_index(episode_id: str) -> int:
     """i of an evaluation episode id `eval-<split>-<i>` (see evaluation_specs)."""
     return int(episode_id.rsplit("-", 1)[1])
+
+
+def first_attempts(table: dict[str, list]) -> list[bool]:
+    """Per row: whether it is the first answer at its state (an episode's opening, or the
+    position a restart moved to). Recognition is measured there, "with 1 attempt" as the study
+    does: a revision answers the verifier's feedback, not the picture alone (a tiny model that
+    never saw feedback rewrites the cards it had read right)."""
+    restarted = {(episode, turn) for episode, turn, restart in
+                 zip(table["episode_id"], table["turn"], table["restart"], strict=True) if restart}
+    return [turn == 0 or (episode, turn - 1) in restarted
+            for episode, turn in zip(table["episode_id"], table["turn"], strict=True)]
 
 
 def positions(table: dict[str, list]) -> list[bool]:
