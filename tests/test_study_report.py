@@ -116,6 +116,8 @@ def test_equal_compute_table_and_sentences(study_dir):
             "points (init 11.5%, at 37.5 target GFLOPs).") in text
     assert "| rl | 37.5 | 38.2 | ood-rule | 15.0 ± 1.1 | 1000 | – | – |" in text
     assert "| sft | 12.5 | 12.9 | id | 55.0 ± 1.6 | 1000 | 45.0 | – |" in text
+    # recognition beside success at the same points, where a split measured it
+    assert "| id | 50.0 | 70.0 | 30.0 |\n| ood-rule | – | – | – |" in text
     for png in ("success_vs_compute.png", "recognition_vs_compute.png",
                 "ood_gain_vs_verification_steps.png"):
         assert (study_dir / "report" / png).stat().st_size > 5_000

@@ -67,6 +67,21 @@ def equal_compute_table(rows: list[EqualCompute]) -> str:
     return "\n".join(lines)
 
 
+def equal_compute_recognition_table(rows: list[EqualCompute]) -> list[str]:
+    """Recognition accuracy (first answers, GP-VL's cards or V-IRL-VL's landmarks) of the
+    init and both arms at the same points as the success table; nothing for text tasks."""
+    if all(row.rl.recognition_accuracy is None for row in rows):
+        return []
+    lines = ["Recognition accuracy at the same points (first answers):", "",
+             "| split | Init (%) | RL (%) | SFT (%) |", "|---|---|---|---|"]
+    for row in rows:
+        init = None if row.init is None else row.init.recognition_accuracy
+        lines.append(f"| {row.split} | {_optional(init)} | "
+                     f"{_optional(row.rl.recognition_accuracy)} | "
+                     f"{_optional(row.sft.recognition_accuracy)} |")
+    return [*lines, ""]
+
+
 def _phrase(arm: str, change: Change, subject: str) -> str:
     """What an arm did to a measure, in words: a change beyond twice its error bar is
     reported as a rise or fall, anything smaller as within error bars."""
@@ -167,7 +182,8 @@ def _equal_compute_section(study: StudyResults) -> list[str]:
             "Each split at the largest compute point both arms reached; GFLOPs are the "
             "training compute where each was measured. A change counts when it exceeds "
             "twice its error bar.", "", equal_compute_table(rows), "",
-            *equal_compute_sentences(rows), "", *_finding_section(rows)]
+            *equal_compute_recognition_table(rows), *equal_compute_sentences(rows), "",
+            *_finding_section(rows)]
 
 
 def _finding_section(rows: list[EqualCompute]) -> list[str]:
