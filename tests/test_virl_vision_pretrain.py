@@ -208,8 +208,9 @@ def test_a_short_vision_pretraining_sees_the_layout_of_held_out_views(tmp_path: 
     of world seed 1, the ID evaluation city, which the corpus never walks. What is asserted is
     the skeleton of the observation (how many landmarks, on which sides, an intersection or
     not) far above a blind answer's. The detection check itself also needs the names read,
-    which 0.5M parameters had not learned after 400 steps of the full corpus (measured: the
-    blind answer's 9% on 32 positions); its figure is printed, not asserted."""
+    which 0.5M parameters had not learned after 400 steps of the full corpus (it passes as
+    often as the blind answer); its figure is printed, not asserted. Measured: layout 0.40
+    after, 0.125 before and blind; about 3 minutes on two cores."""
     from rollout_workers.tiny_models import save_tiny_model
 
     cache = f"pretrain.cache_dir={tmp_path / 'bases'}"
@@ -226,4 +227,4 @@ def test_a_short_vision_pretraining_sees_the_layout_of_held_out_views(tmp_path: 
     checked = {name: detection_accuracy(texts, episodes) for name, texts in runs.items()}
     print(f"layout seen {layout}, detection check {checked}")
     assert layout["before"] <= layout["blind"]
-    assert layout["after"] >= layout["blind"] + 0.25, layout
+    assert layout["after"] >= layout["blind"] + 0.2, layout  # measured 0.40 against 0.125
