@@ -198,19 +198,19 @@ def blind_answers(episodes: list[VIRLEpisode]) -> list[str]:
     return [max(set(answers), key=answers.count)] * len(episodes)
 
 
-SHORT_PRETRAIN = ["pretrain.steps=120", "pretrain.corpus.documents=4000",
-                  "pretrain.corpus.shares={detection: 1.0}", "pretrain.num_ranks=1"]
+SHORT_PRETRAIN = ["pretrain.steps=500", "pretrain.corpus.documents=4000",
+                  "pretrain.corpus.shares={detection: 1.0}", "pretrain.num_ranks=2"]
 
 
 @pytest.mark.slow
-def test_a_short_vision_pretraining_sees_the_layout_of_held_out_views(tmp_path: Path) -> None:
-    """Detection documents only (the task's prompt is longer to train on), held-out positions
-    of world seed 1, the ID evaluation city, which the corpus never walks. What is asserted is
-    the skeleton of the observation (how many landmarks, on which sides, an intersection or
-    not) far above a blind answer's. The detection check itself also needs the names read,
-    which 0.5M parameters had not learned after 400 steps of the full corpus (it passes as
-    often as the blind answer); its figure is printed, not asserted. Measured: layout 0.40
-    after, 0.125 before and blind; about 3 minutes on two cores."""
+def test_a_short_vision_pretraining_reports_held_out_views_far_above_blind(
+        tmp_path: Path) -> None:
+    """Detection documents only (a step document's long prompt and answer take most of a
+    mixed batch's time and loss), held-out positions of world seed 1, the ID evaluation
+    city, which the corpus never walks: the verifier's detection check on greedy answers, and
+    the observation's layout (how many landmarks, on which sides, an intersection or not),
+    printed beside it. Here (500 steps, 4,000 documents) the check passes at twice the best
+    blind answer's rate; with 600 steps on 20,000 documents it was 70% against 14%."""
     from rollout_workers.tiny_models import save_tiny_model
 
     cache = f"pretrain.cache_dir={tmp_path / 'bases'}"
@@ -225,6 +225,6 @@ def test_a_short_vision_pretraining_sees_the_layout_of_held_out_views(tmp_path: 
             "after": greedy_observations(base, episodes), "blind": blind_answers(episodes)}
     layout = {name: skeleton_accuracy(texts, episodes) for name, texts in runs.items()}
     checked = {name: detection_accuracy(texts, episodes) for name, texts in runs.items()}
-    print(f"layout seen {layout}, detection check {checked}")
-    assert layout["before"] <= layout["blind"]
-    assert layout["after"] >= layout["blind"] + 0.2, layout  # measured 0.40 against 0.125
+    print(f"detection check {checked}, layout seen {layout}")
+    assert checked["before"] <= checked["blind"]
+    assert checked["after"] >= 2 * checked["blind"], checked  # measured 0.29 against 0.125
