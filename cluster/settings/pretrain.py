@@ -18,6 +18,7 @@ from envs.corpora import Corpus, corpus_version
 from envs.general_points.corpus import CorpusConfig
 from envs.general_points.vision_corpus import VisionCorpusConfig
 from envs.virl.corpus import VIRLCorpusConfig
+from envs.virl.vision_corpus import VIRLVisionCorpusConfig
 from learner.config import DeepSpeedConfig, OptimConfig
 
 BASE_RECORD = "base.json"
@@ -31,8 +32,8 @@ class PretrainConfig(BaseModel):
 
     corpus: Corpus = CorpusConfig()
     """The generated corpus: GeneralPoints' (`task: gp`, the default), V-IRL's (`task:
-    virl`) or GP-VL's pictures (`kind: vision`, for a vision `tiny_model`); its task must be
-    the experiment's."""
+    virl`), or the pictures of GP-VL or V-IRL-VL (`kind: vision`, for a vision `tiny_model`);
+    its task must be the experiment's."""
     steps: int = Field(3000, ge=1)
     batch_size: int = Field(64, ge=1)
     optim: OptimConfig = OptimConfig(lr=3e-3, schedule="cosine", warmup_ratio=0.03)
@@ -63,8 +64,9 @@ def corpus_problems(pretrain: PretrainConfig,
                     tasks: dict[str, TaskConfig]) -> list[InitErrorDetails]:
     """Where the corpus does not fit the experiment's tasks (`tasks`: setting path -> task),
     one error at the corpus field to change: a corpus of another task than the training
-    task's, a vision corpus for a task without images, or V-IRL corpus cities that a task walks (pretraining on an evaluation's city
-    would let the base recall its routes)."""
+    task's, a vision corpus for a task without images or unlike its pictures or wording, or
+    V-IRL corpus cities that a task walks (pretraining on an evaluation's city would let the
+    base recall its routes)."""
     corpus, errors = pretrain.corpus, []
     train = tasks["task"].task
     if corpus.task != train:
@@ -73,16 +75,55 @@ def corpus_problems(pretrain: PretrainConfig,
                              f"task; set pretrain.corpus.task: {train}"))
     if isinstance(corpus, VisionCorpusConfig):
         errors += _vision_problems(corpus, tasks["task"])
-    if isinstance(corpus, VIRLCorpusConfig):
-        seeds = corpus.world_seeds
-        for where, task in tasks.items():
-            if task.task == "virl" and task.route_source in BUILT_IN_SOURCES \
-                    and task.world_seed in seeds:
-                errors.append(_error(("world_seed_start",), corpus.world_seed_start,
-                                     f"corpus cities (world seeds {seeds.start}.."
-                                     f"{seeds.stop - 1}) include {where}.world_seed "
-                                     f"{task.world_seed}; move world_seed_start past it"))
+    if isinstance(corpus, VIRLVisionCorpusConfig):
+        errors += _virl_vision_problems(corpus, tasks["task"])
+    if isinstance(corpus, VIRLCorpusConfig | VIRLVisionCorpusConfig):
+        errors += _city_problems(corpus, tasks)
     return errors
+
+
+def _city_problems(corpus: VIRLCorpusConfig | VIRLVisionCorpusConfig,
+                   tasks: dict[str, TaskConfig]) -> list[InitErrorDetails]:
+    """Corpus cities that a task walks."""
+    seeds, errors = corpus.world_seeds, []
+    for where, task in tasks.items():
+        if task.task == "virl" and task.route_source in BUILT_IN_SOURCES \
+                and task.world_seed in seeds:
+            errors.append(_error(("world_seed_start",), corpus.world_seed_start,
+                                 f"corpus cities (world seeds {seeds.start}.."
+                                 f"{seeds.stop - 1}) include {where}.world_seed "
+                                 f"{task.world_seed}; move world_seed_start past it"))
+    return errors
+
+
+_VIRL_LOOK = ("image_tile_px", "image_style")
+"""How V-IRL-VL's views are drawn."""
+_VIRL_WORDING = ("max_history_steps", "max_forward_steps", "forward_step_m", "world",
+                 "prompt_template")
+"""What shapes V-IRL-VL's prompt and walk (the rule is drawn per document)."""
+
+
+def _virl_vision_problems(corpus: VIRLVisionCorpusConfig,
+                          task: TaskConfig) -> list[InitErrorDetails]:
+    """A V-IRL-VL picture corpus for a task that shows no views, or whose views or prompt
+    differ from the corpus's (the base would learn pictures or prompts the task never
+    shows): one error per differing setting, at corpus.prompt.<setting>."""
+    if not getattr(task, "vision", False):
+        return [_error(("kind",), corpus.kind, "a vision corpus pretrains for V-IRL-VL "
+                       "(task.vision: true); this task shows no images: leave corpus.kind unset")]
+    errors = []
+    for name in (*_VIRL_LOOK, *_VIRL_WORDING):
+        said, asked = getattr(corpus.prompt, name), getattr(task, name)
+        if said != asked:
+            what = "draws its views" if name in _VIRL_LOOK else "words its prompt"
+            errors.append(_error(("prompt", name), _plain(said),
+                                 f"the task {what} with {name}: {_plain(asked)}; set the "
+                                 "corpus's the same"))
+    return errors
+
+
+def _plain(value: object) -> object:
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
 
 
 def _vision_problems(corpus: VisionCorpusConfig, task: TaskConfig) -> list[InitErrorDetails]:

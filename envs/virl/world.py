@@ -191,7 +191,7 @@ def _as_landmark(place: Place, sighting: Sighting) -> Landmark:
 
 # ---------------------------------------------------------------------------- built-in sets
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=64)  # the V-IRL-VL picture corpus repaints views of up to 64 cities
 def training_routes(n_routes: int = 1000, seed: int = 0,
                     world: WorldConfig | None = None) -> tuple[Route, ...]:
     """The training set: `n_routes` routes in the training city (the study used 1,000)."""
