@@ -1,14 +1,11 @@
 """A V-IRL-VL vision base (`revisor pretrain` with `corpus: {task: virl, kind: vision}`): view
 grids drawn as the task draws them, answered with the detection field or the expert's whole
-answer, on corpus cities no split walks; and a tiny LLaVA that learns to report what is in
-sight on held-out positions of other cities."""
+answer, on corpus cities no split walks. (No learning test yet: the base these settings make
+sees the views' layout but not the landmarks' names; docs/experiments.md has the figures.)"""
 
 from __future__ import annotations
 
 import json
-import random
-import re
-from pathlib import Path
 
 import pytest
 from pydantic import TypeAdapter
@@ -29,7 +26,7 @@ from envs.virl.vision_corpus import (
     document,
     documents,
 )
-from tests.jobs import ROOT, run_job
+from tests.jobs import ROOT
 from verifier.virl.detection import detection_problem
 from verifier.virl.parse import parse_answer
 
@@ -130,101 +127,3 @@ def test_the_corpus_is_chosen_by_task_and_kind_and_keys_its_own_base() -> None:
         {"task": "virl"})})
     assert base_key(text, config.tiny_model) != base_key(config.pretrain, config.tiny_model)
     assert document(CORPUS, 7) == documents(CORPUS)[7]
-
-
-def held_out(task: VIRLConfig, n: int, seed: int = 0) -> list[VIRLEpisode]:
-    """`n` episodes of `task` (routes 0..n-1), each at a seeded random position."""
-    rng, episodes = random.Random(seed), []
-    for index in range(n):
-        episode = make_episode(task, index)
-        episode.position = rng.randrange(len(episode.steps))
-        episodes.append(episode)
-    return episodes
-
-
-def greedy_observations(model: Path, episodes: list[VIRLEpisode], task_prompt: bool = False
-                        ) -> list[str]:
-    """The greedy answers of the checkpoint at `model` at each position, asked the detection
-    question (`task_prompt`: the task's own prompt) under the position's view grid."""
-    from contracts.episode import Observation
-    from learner.config import DeepSpeedConfig, ModelConfig, SFTConfig
-    from learner.sft import Demonstration, SFTTrainer
-    from learner.sft_eval import greedy_answers
-    from model_inputs.dialogue import DialogueTokens
-
-    trainer = SFTTrainer(SFTConfig(
-        model=ModelConfig(path=str(model)), corpus=VIRLVisionCorpusConfig(documents=1),
-        steps=1, batch_size=1, engine=DeepSpeedConfig(zero_stage=0, micro_batch_size=16),
-        eval_episodes=0, eval_every=0, checkpoint_every=0, max_answer_tokens=160))
-    dialogue = DialogueTokens.from_tokenizer(trainer.tokenizer, trainer.processor)
-    demos = []
-    for index, episode in enumerate(episodes):
-        refs = (episode.image_ref(),)
-        text = episode.observe().text if task_prompt else QUESTION
-        shown = Observation(text=text, images=refs, image_refs=refs)
-        answer = detection_answer(episode)
-        demos.append(Demonstration(dialogue.opening(shown), dialogue.answer(answer), answer,
-                                   list(refs), index))
-    return [trainer.tokenizer.decode(ids, skip_special_tokens=True)
-            for ids in greedy_answers(trainer, trainer._turns(demos))]
-
-
-def detection_accuracy(texts: list[str], episodes: list[VIRLEpisode]) -> float:
-    """The share of answers whose current observation passes the detection check."""
-    return sum(passes(text, episode) for text, episode in zip(texts, episodes, strict=True)) \
-        / len(episodes)
-
-
-def skeleton(observation: str) -> tuple[bool, tuple[str, ...]]:
-    """An observation with the names set aside: whether it reports an intersection, and the
-    sides it puts landmarks on ('X is on your left front.' -> 'left front')."""
-    sides = tuple(sorted(re.findall(r" is on your ([a-z ]+)\.", observation)))
-    return "at an intersection" in observation, sides
-
-
-def skeleton_accuracy(texts: list[str], episodes: list[VIRLEpisode]) -> float:
-    """The share of answers whose observation has the expert's skeleton: as many landmarks on
-    the same sides, the intersection reported as it is. The detection check asks the names
-    too; this says whether the views' layout is seen at all."""
-    return sum(skeleton(parse_answer(text).observation or "")
-               == skeleton(episode.steps[episode.position].scene())
-               for text, episode in zip(texts, episodes, strict=True)) / len(episodes)
-
-
-def blind_answers(episodes: list[VIRLEpisode]) -> list[str]:
-    """What a model blind to the picture does best: one observation everywhere, the commonest
-    expert one ('No landmarks in sight.' on these routes)."""
-    answers = [detection_answer(episode) for episode in episodes]
-    return [max(set(answers), key=answers.count)] * len(episodes)
-
-
-SHORT_PRETRAIN = ["pretrain.steps=500", "pretrain.corpus.documents=4000",
-                  "pretrain.corpus.shares={detection: 1.0}", "pretrain.num_ranks=2"]
-
-
-@pytest.mark.slow
-def test_a_short_vision_pretraining_reports_held_out_views_far_above_blind(
-        tmp_path: Path) -> None:
-    """Detection documents only (a step document's long prompt and answer take most of a
-    mixed batch's time and loss), held-out positions of world seed 1, the ID evaluation
-    city, which the corpus never walks: the verifier's detection check on greedy answers, and
-    the observation's layout (how many landmarks, on which sides, an intersection or not),
-    printed beside it. Here (500 steps, 4,000 documents) the check passes at twice the best
-    blind answer's rate; with 600 steps on 20,000 documents it was 70% against 14%."""
-    from rollout_workers.tiny_models import save_tiny_model
-
-    cache = f"pretrain.cache_dir={tmp_path / 'bases'}"
-    run_job(["--config", str(EXPERIMENT), cache, *SHORT_PRETRAIN], tmp_path / "log",
-            command=("cluster.cli", "pretrain"))
-    base = Path((tmp_path / "log").read_text().strip().splitlines()[-1])
-    assert json.loads((base / "base.json").read_text())["corpus_version"] == "virl-vision-1"
-    config = load_settings(ExperimentConfig, EXPERIMENT, [cache, *SHORT_PRETRAIN])
-    episodes = held_out(config.evaluation.splits["id"], 48)
-    init = save_tiny_model("vlm", "0.5m", tmp_path / "init", seed=config.tiny_model.seed)
-    runs = {"before": greedy_observations(init, episodes),
-            "after": greedy_observations(base, episodes), "blind": blind_answers(episodes)}
-    layout = {name: skeleton_accuracy(texts, episodes) for name, texts in runs.items()}
-    checked = {name: detection_accuracy(texts, episodes) for name, texts in runs.items()}
-    print(f"detection check {checked}, layout seen {layout}")
-    assert checked["before"] <= checked["blind"]
-    assert checked["after"] >= 2 * checked["blind"], checked  # measured 0.29 against 0.125
