@@ -224,3 +224,9 @@ class VIRLConfig(BaseModel):
 
 TaskConfig = Annotated[GPConfig | VIRLConfig, Field(discriminator="task")]
 """A task's settings, chosen by its `task` field ('gp' or 'virl')."""
+
+
+def vision_unless_said(settings: object) -> object:
+    """Raw task settings with `vision: true` unless they say otherwise: a vision corpus's
+    `prompt: {target: 12}` means the vision task's prompt with that change."""
+    return {"vision": True, **settings} if isinstance(settings, dict) else settings

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from contracts.tasks import CardImage, ColourSet, GPConfig
+from contracts.tasks import CardImage, ColourSet, GPConfig, vision_unless_said
 from envs.general_points.cards import RED_SUITS, SUITS_BY_COLOUR, Card
 from envs.general_points.corpus import FaceValues, draw_other_faces, hand_numbers
 from envs.general_points.prompt import format_answer, render_cards_prompt
@@ -62,7 +62,7 @@ class VisionCorpusConfig(BaseModel):
     solve_share: float = Field(0.5, ge=0.0, le=1.0)
     """Share of `solve` documents (the task's prompt and whole answer under a rule other than
     the study's); the rest are `recognition`."""
-    prompt: GPConfig = GPConfig(vision=True)
+    prompt: Annotated[GPConfig, BeforeValidator(vision_unless_said)] = GPConfig(vision=True)
     """The wording and target of `solve` documents (their rule is drawn per document): match
     the task's, so the base reads the task's prompts."""
     same_rank_share: float = Field(0.3, ge=0.0, le=1.0)
@@ -80,12 +80,6 @@ class VisionCorpusConfig(BaseModel):
                              "a base that saw them would make that split in-distribution: "
                              "use 'black'")
         return colours
-
-    @field_validator("prompt", mode="before")
-    @classmethod
-    def _prompt_is_vision_unless_said(cls, prompt: object) -> object:
-        """`prompt: {target: 12}` means GP-VL's prompt with that target."""
-        return {"vision": True, **prompt} if isinstance(prompt, dict) else prompt
 
     @field_validator("prompt")
     @classmethod

@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from contracts.tasks import VIRLConfig
+from contracts.tasks import VIRLConfig, vision_unless_said
 from envs.virl.corpus import CORPUS_WORLD_SEEDS, Rule
 from envs.virl.episode import VIRLEpisode, make_episode
 from envs.virl.render import layout_sentence
@@ -76,18 +76,12 @@ class VIRLVisionCorpusConfig(BaseModel):
     routes_per_city: int = Field(32, ge=1, le=1000)
     """Routes per city (the route set a picture's reference names, envs/virl/episode.py's
     make_episode): small, so painting a picture again builds little."""
-    prompt: VIRLConfig = TASK_PROMPT
+    prompt: Annotated[VIRLConfig, BeforeValidator(vision_unless_said)] = TASK_PROMPT
     """The task's wording and look: image_tile_px, image_style, history kept, forward steps,
     route shape, template. Match the task's so the base reads the task's pictures and prompts
     (checked: cluster/settings/pretrain.py). Its rule is drawn per document, its world seed
     and route count replaced by the corpus's."""
     seed: int = 0
-
-    @field_validator("prompt", mode="before")
-    @classmethod
-    def _prompt_is_vision_unless_said(cls, prompt: object) -> object:
-        """`prompt: {image_tile_px: 64}` means V-IRL-VL's prompt with that tile."""
-        return {"vision": True, **prompt} if isinstance(prompt, dict) else prompt
 
     @field_validator("prompt")
     @classmethod
