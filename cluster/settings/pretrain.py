@@ -73,10 +73,8 @@ def corpus_problems(pretrain: PretrainConfig,
         errors.append(_error(("task",), corpus.task,
                              f"a '{corpus.task}' corpus cannot pretrain for the '{train}' "
                              f"task; set pretrain.corpus.task: {train}"))
-    if isinstance(corpus, VisionCorpusConfig):
+    if isinstance(corpus, PictureCorpus):
         errors += _vision_problems(corpus, tasks["task"])
-    if isinstance(corpus, VIRLVisionCorpusConfig):
-        errors += _virl_vision_problems(corpus, tasks["task"])
     if isinstance(corpus, VIRLCorpusConfig | VIRLVisionCorpusConfig):
         errors += _city_problems(corpus, tasks)
     return errors
@@ -96,52 +94,39 @@ def _city_problems(corpus: VIRLCorpusConfig | VIRLVisionCorpusConfig,
     return errors
 
 
-_VIRL_LOOK = ("image_tile_px", "image_style")
-"""How V-IRL-VL's views are drawn."""
-_VIRL_WORDING = ("max_history_steps", "max_forward_steps", "forward_step_m", "world",
-                 "prompt_template")
-"""What shapes V-IRL-VL's prompt and walk (the rule is drawn per document)."""
+PictureCorpus = VisionCorpusConfig | VIRLVisionCorpusConfig
+_MATCHED = {VisionCorpusConfig: ("prompt_template", "target"),
+            VIRLVisionCorpusConfig: ("image_tile_px", "image_style", "max_history_steps",
+                                     "max_forward_steps", "forward_step_m", "world",
+                                     "prompt_template")}
+"""The task settings a picture corpus's `prompt` must share with the task: what shapes its
+prompts (and V-IRL-VL's views and walk); the rule is drawn per document."""
+_FOR = {VisionCorpusConfig: "GP-VL", VIRLVisionCorpusConfig: "V-IRL-VL"}
 
 
-def _virl_vision_problems(corpus: VIRLVisionCorpusConfig,
-                          task: TaskConfig) -> list[InitErrorDetails]:
-    """A V-IRL-VL picture corpus for a task that shows no views, or whose views or prompt
-    differ from the corpus's (the base would learn pictures or prompts the task never
-    shows): one error per differing setting, at corpus.prompt.<setting>."""
+def _vision_problems(corpus: PictureCorpus, task: TaskConfig) -> list[InitErrorDetails]:
+    """A picture corpus for a task that shows none, or unlike the task's pictures or wording
+    (the base would learn pictures or prompts the task never shows): one error per differing
+    setting, at corpus.image or corpus.prompt.<setting>."""
     if not getattr(task, "vision", False):
-        return [_error(("kind",), corpus.kind, "a vision corpus pretrains for V-IRL-VL "
-                       "(task.vision: true); this task shows no images: leave corpus.kind unset")]
+        return [_error(("kind",), corpus.kind, f"a vision corpus pretrains for "
+                       f"{_FOR[type(corpus)]} (task.vision: true); this task shows no images: "
+                       "leave corpus.kind unset")]
+    if isinstance(corpus, VisionCorpusConfig) and corpus.image != task.image:
+        return [_error(("image",), corpus.image.model_dump(),
+                       f"the task draws its hands as {task.image.model_dump()}; draw the "
+                       "corpus's the same way")]
     errors = []
-    for name in (*_VIRL_LOOK, *_VIRL_WORDING):
+    for name in _MATCHED[type(corpus)]:
         said, asked = getattr(corpus.prompt, name), getattr(task, name)
         if said != asked:
-            what = "draws its views" if name in _VIRL_LOOK else "words its prompt"
-            errors.append(_error(("prompt", name), _plain(said),
-                                 f"the task {what} with {name}: {_plain(asked)}; set the "
-                                 "corpus's the same"))
+            errors.append(_error(("prompt", name), _plain(said), f"the task's {name} is "
+                                 f"{_plain(asked)}; set the corpus's the same"))
     return errors
 
 
 def _plain(value: object) -> object:
     return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
-
-
-def _vision_problems(corpus: VisionCorpusConfig, task: TaskConfig) -> list[InitErrorDetails]:
-    """A picture corpus for a task that shows none, drawn in another layout than the task's
-    (the base would learn to read pictures the task never shows), or worded otherwise."""
-    if not getattr(task, "vision", False):
-        return [_error(("kind",), corpus.kind, "a vision corpus pretrains for GP-VL "
-                       "(task.vision: true); this task shows no images: leave corpus.kind unset")]
-    if corpus.image != task.image:
-        return [_error(("image",), corpus.image.model_dump(),
-                       f"the task draws its hands as {task.image.model_dump()}; draw the "
-                       "corpus's the same way")]
-    said = {name: getattr(corpus.prompt, name) for name in ("prompt_template", "target")}
-    asked = {name: getattr(task, name) for name in said}
-    if said != asked:
-        return [_error(("prompt",), said, f"the task's prompt reads {asked}; word the "
-                       "corpus's solve documents the same way")]
-    return []
 
 
 def _error(field: tuple[str, ...], value: object, message: str) -> InitErrorDetails:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Literal
 
@@ -41,6 +42,7 @@ from envs.general_points.prompt import (
     rule_faces,
 )
 from envs.general_points.solver import solve
+from envs.shares import check_shares, draw
 from verifier.general_points.cards import RANKS, card_value
 
 CORPUS_VERSION = 4
@@ -83,10 +85,8 @@ class CorpusConfig(BaseModel):
 
     @model_validator(mode="after")
     def _shares_positive(self) -> CorpusConfig:
-        for name, shares in (("shares", self.shares), ("forms", self.forms)):
-            if not shares or any(share < 0 for share in shares.values()) \
-                    or sum(shares.values()) <= 0:
-                raise ValueError(f"{name} must be non-negative with a positive sum: {shares}")
+        check_shares("shares", self.shares)
+        check_shares("forms", self.forms)
         return self
 
 
@@ -105,14 +105,12 @@ class Document(BaseModel):
 def document(config: CorpusConfig, index: int) -> Document:
     """The corpus's document `index`: the same config and index always give the same text."""
     rng = random.Random(config.seed * 1_000_003 + index)
-    kinds, weights = zip(*config.shares.items(), strict=True)
-    kind = rng.choices(kinds, weights)[0]
+    kind = draw(rng, config.shares)
     if kind == "arithmetic":
         return _arithmetic(rng)
     if kind == "numbers":
         return _numbers(config, rng, _draw_faces(config, rng))
-    forms, weights = zip(*config.forms.items(), strict=True)
-    form = rng.choices(forms, weights)[0]
+    form = draw(rng, config.forms)
     faces = draw_other_faces(rng) if form == "task" else _draw_faces(config, rng)
     return _solve(config, rng, faces, form)
 
@@ -146,6 +144,17 @@ def draw_other_faces(rng: random.Random) -> FaceValues:
     return faces
 
 
+def solvable_hand(draw_hand: Callable[[], tuple[Card, ...]], faces: FaceValues, target: int
+                  ) -> tuple[tuple[Card, ...], list[int], str]:
+    """A hand from `draw_hand` solvable under `faces` (redrawn until one is), its numbers and
+    its first solution."""
+    while True:
+        hand = draw_hand()
+        numbers = hand_numbers(hand, faces)
+        if formulas := solve(numbers, target, limit=1):
+            return hand, numbers, formulas[0]
+
+
 def _draw_hand(rng: random.Random, sorted_hand: bool) -> tuple[Card, ...]:
     hand = tuple(Card(rank=rng.choice(RANKS), suit="spades") for _ in range(4))
     return tuple(sorted(hand, key=lambda c: RANKS.index(c.rank))) if sorted_hand else hand
@@ -153,21 +162,17 @@ def _draw_hand(rng: random.Random, sorted_hand: bool) -> tuple[Card, ...]:
 
 def _solve(config: CorpusConfig, rng: random.Random, faces: FaceValues,
            form: AnswerForm) -> Document:
-    """A solvable hand under `faces` (redrawn until one is) and its first solution."""
+    """A solvable hand under `faces` and its first solution, in `form`."""
     target = config.prompt.target
-    while True:
-        hand = _draw_hand(rng, config.prompt.sorted_hand)
-        numbers = hand_numbers(hand, faces)
-        formulas = solve(numbers, target, limit=1)
-        if formulas:
-            break
+    hand, numbers, formula = solvable_hand(
+        lambda: _draw_hand(rng, config.prompt.sorted_hand), faces, target)
     if form == "task":
-        answer = format_answer(hand, numbers, formulas[0])
+        answer = format_answer(hand, numbers, formula)
     elif form == "object":
-        answer = json.dumps(dict(zip(OBJECT_KEYS, ([c.rank for c in hand], numbers, formulas[0]),
+        answer = json.dumps(dict(zip(OBJECT_KEYS, ([c.rank for c in hand], numbers, formula),
                                      strict=True)))
     else:
-        answer = f"numbers {_listed(numbers)}; formula {formulas[0]} equals {target}"
+        answer = f"numbers {_listed(numbers)}; formula {formula} equals {target}"
     return Document(kind="solve", prompt=render_cards_prompt(config.prompt, hand, faces),
                     answer=answer, faces=faces)
 

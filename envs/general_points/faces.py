@@ -1,8 +1,9 @@
 """What every GP-VL layout draws a card with: the ink of its colour and the suit shapes.
 
 Suits are drawn as shapes rather than font glyphs, so a picture is the same on every machine
-whatever fonts are installed; ranks use Pillow's bundled font (envs/lettering.py). Both layouts (render.py, the
-study's; tiles.py, the tiny towers') draw with these, so a card looks alike in both.
+whatever fonts are installed; ranks use Pillow's bundled font (envs/lettering.py). Both
+layouts (render.py, the study's; tiles.py, the tiny towers') draw with these, so a card looks
+alike in both.
 """
 
 from __future__ import annotations

@@ -31,11 +31,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from contracts.tasks import CardImage, ColourSet, GPConfig, vision_unless_said
 from envs.general_points.cards import RED_SUITS, SUITS_BY_COLOUR, Card
-from envs.general_points.corpus import FaceValues, draw_other_faces, hand_numbers
+from envs.general_points.corpus import FaceValues, draw_other_faces, solvable_hand
 from envs.general_points.prompt import format_answer, render_cards_prompt
 from envs.general_points.render import hand_ref
 from envs.general_points.sampler import HAND_SIZE
-from envs.general_points.solver import solve
 from verifier.general_points.cards import RANKS
 
 VISION_CORPUS_VERSION = 2
@@ -120,13 +119,10 @@ def _solve(config: VisionCorpusConfig, rng: random.Random) -> VisionDocument:
     """GP-VL's prompt for a hand solvable under a rule other than the study's (hands redrawn
     until one is), answered with the task's object and the first solution."""
     faces = draw_other_faces(rng)
-    while True:
-        hand = draw_hand(rng, config.colours)
-        numbers = hand_numbers(hand, faces)
-        if formulas := solve(numbers, config.prompt.target, limit=1):
-            break
+    hand, numbers, formula = solvable_hand(lambda: draw_hand(rng, config.colours), faces,
+                                           config.prompt.target)
     return VisionDocument(kind="solve", prompt=render_cards_prompt(config.prompt, hand, faces),
-                          answer=format_answer(hand, numbers, formulas[0]),
+                          answer=format_answer(hand, numbers, formula),
                           image_refs=(hand_ref(hand, config.image),),
                           cards=tuple(card.rank for card in hand), faces=faces)
 

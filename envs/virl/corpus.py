@@ -29,6 +29,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.tasks import VIRLConfig
+from envs.shares import check_shares, draw
 from envs.virl.cities import TRAIN_CITY
 from envs.virl.episode import VIRLEpisode
 from envs.virl.geometry import RELATIVE, compass, relative_action, signed_turn
@@ -75,10 +76,8 @@ class VIRLCorpusConfig(BaseModel):
 
     @model_validator(mode="after")
     def _valid(self) -> VIRLCorpusConfig:
-        for name, shares in (("shares", self.shares), ("rules", self.rules)):
-            if not shares or any(share < 0 for share in shares.values()) \
-                    or sum(shares.values()) <= 0:
-                raise ValueError(f"{name} must be non-negative with a positive sum: {shares}")
+        check_shares("shares", self.shares)
+        check_shares("rules", self.rules)
         if self.prompt.vision or self.prompt.route_source != "synthetic-train":
             raise ValueError("prompt must be a text task (vision false) on synthetic-train "
                              "routes: the corpus draws its own cities and shows no images")
@@ -108,10 +107,10 @@ class Document(BaseModel):
 def document(config: VIRLCorpusConfig, index: int) -> Document:
     """The corpus's document `index`: the same config and index always give the same text."""
     rng = random.Random(config.seed * 1_000_003 + index)
-    kind = _draw(rng, config.shares)
+    kind = draw(rng, config.shares)
     if kind == "difference":
         return _difference(rng)
-    rule = _draw(rng, config.rules)
+    rule = draw(rng, config.rules)
     if kind == "facing":
         return _facing(rng, rule)
     return _step(config, rng, rule, index)
@@ -119,11 +118,6 @@ def document(config: VIRLCorpusConfig, index: int) -> Document:
 
 def documents(config: VIRLCorpusConfig) -> list[Document]:
     return [document(config, index) for index in range(config.documents)]
-
-
-def _draw(rng: random.Random, shares: dict[str, float]) -> str:
-    names, weights = zip(*shares.items(), strict=True)
-    return rng.choices(names, weights)[0]
 
 
 def _step(config: VIRLCorpusConfig, rng: random.Random, rule: Rule, index: int) -> Document:

@@ -32,6 +32,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from contracts.tasks import VIRLConfig, vision_unless_said
+from envs.shares import check_shares, draw
 from envs.virl.corpus import CORPUS_WORLD_SEEDS, Rule
 from envs.virl.episode import VIRLEpisode, make_episode
 from envs.virl.render import layout_sentence
@@ -94,10 +95,8 @@ class VIRLVisionCorpusConfig(BaseModel):
 
     @model_validator(mode="after")
     def _valid_shares(self) -> VIRLVisionCorpusConfig:
-        for name, shares in (("shares", self.shares), ("rules", self.rules)):
-            if not shares or any(share < 0 for share in shares.values()) \
-                    or sum(shares.values()) <= 0:
-                raise ValueError(f"{name} must be non-negative with a positive sum: {shares}")
+        check_shares("shares", self.shares)
+        check_shares("rules", self.rules)
         return self
 
     @property
@@ -127,8 +126,8 @@ class VIRLVisionDocument(BaseModel):
 def document(config: VIRLVisionCorpusConfig, index: int) -> VIRLVisionDocument:
     """The corpus's document `index`: the same config and index always give the same turn."""
     rng = random.Random(config.seed * 1_000_003 + index)
-    kind = _draw(rng, config.shares)
-    rule = _draw(rng, config.rules) if kind == "step" else "id"
+    kind = draw(rng, config.shares)
+    rule = draw(rng, config.rules) if kind == "step" else "id"
     episode = position_episode(config, rng, rule)
     if kind == "detection":
         prompt, answer = QUESTION, detection_answer(episode)
@@ -160,8 +159,3 @@ def detection_answer(episode: VIRLEpisode) -> str:
     """The task's "current observation" field alone, in the expert's words."""
     step = episode.steps[episode.position]
     return json.dumps({OBSERVATION: step.scene()}, ensure_ascii=False)
-
-
-def _draw(rng: random.Random, shares: dict[str, float]) -> str:
-    names, weights = zip(*shares.items(), strict=True)
-    return rng.choices(names, weights)[0]
