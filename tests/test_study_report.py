@@ -23,14 +23,16 @@ COMPUTE = [12.5, 25.0, 37.5]
 
 def point(split: str, success: float, gflops: float, target: float | None, *, n: int = N,
           task: str = "gp", recognition: float | None = None, step: float | None = None,
-          positions: int | None = None) -> StudyPoint:
+          positions: int | None = None, turn: float | None = None) -> StudyPoint:
     """Episodes 0..k-1 solved: two points' paired change is then |k1 - k0| flips."""
     return StudyPoint(gflops=gflops, target_gflops=target, split=split, success=success, n=n,
                       stderr=success_stderr(success, n),
                       phase="init" if target is None else f"gflops-{target:g}", task=task,
                       variant="gp-l", temperature=0.0, success_by_turn=[success / 2, success],
                       mean_reward=0.1, recognition_accuracy=recognition, step_accuracy=step,
-                      positions=positions, solved=list(range(round(success * n))))
+                      positions=positions, turn_step_accuracy=turn,
+                      turn_positions=None if turn is None else 100,
+                      solved=list(range(round(success * n))))
 
 
 def arm(gflops: list[float], by_split: dict[str, list[float]],
@@ -190,6 +192,28 @@ def test_virl_reports_per_step_accuracy(tmp_path):
     assert flat(drawn[("ood-rule", "sft")]) == pytest.approx([1.0, 80.8, 10.2, 1.3])
 
 
+def virl_turn_study(rl_turn: float = 0.51) -> StudyResults:
+    """V-IRL-L-like with turning positions counted apart: RL's per-step gain is all forward."""
+    def vp(step: float, turn: float, target: float | None):
+        return point("ood-rule", 0.0, 1.0 if target is None else target, target, n=50,
+                     task="virl", step=step, positions=400, turn=turn)
+    return StudyResults(
+        name="cpu-virl-l", task="virl", parameters=7_654_321, compute_points=[10.0],
+        verification_steps={"rl": 2}, init={"ood-rule": vp(0.57, 0.51, None)},
+        arms={"rl": [vp(0.66, rl_turn, 10.0)], "sft": [vp(0.53, 0.44, 10.0)]})
+
+
+def test_virl_reports_turning_positions_apart(tmp_path):
+    """A per-step gain under the OOD rule can come from forward steps alone; the report shows
+    the turning positions, where the rule is read, beside it."""
+    write_study(tmp_path, virl_turn_study())
+    text = write_study_report(tmp_path).read_text()
+    assert ("| ood-rule | 51.0 ± 5.0 (100) | 51.0 ± 5.0 (100) | 44.0 ± 5.0 (100) | "
+            "+0.0 ± 7.1 (unpaired) | -7.0 ± 7.0 (unpaired) |") in text
+    write_study(tmp_path, virl_study())
+    assert "turning positions alone" not in write_study_report(tmp_path).read_text()
+
+
 def _broken(tmp_path, edit) -> tuple[int, str]:
     data = json.loads(gp_study().model_dump_json())
     edit(data)
@@ -269,3 +293,17 @@ def test_seeds_report_each_seed_and_the_finding_on_their_mean(tmp_path):
     assert "| mean of 3 | 11.5 | 12.7 | 4.8 | +1.2 ± 1.5 (spread 2.5) |" in text
     assert "On the mean, `ood-rule` shows the study's finding" in text
     assert study_seeds([str(tmp_path / "missing")]) == 2
+
+
+def test_seeds_report_turning_positions_apart(tmp_path):
+    from cluster.study.seeds import seeds_report
+    dirs = []
+    for seed, rl_turn in enumerate([0.51, 0.55, 0.59]):
+        dirs.append(tmp_path / f"seed-{seed}")
+        dirs[-1].mkdir()
+        write_study(dirs[-1], virl_turn_study(rl_turn))
+    text = seeds_report(dirs)
+    assert "`ood-rule`, turning positions alone:" in text
+    assert "| seed-2 | 51.0 | 59.0 | 44.0 | +8.0 | -7.0 |" in text
+    # RL - Init on turns: 0, +4, +8 -> mean +4.0, spread 4.0; the error bar is the seeds' own.
+    assert "| mean of 3 | 51.0 | 55.0 | 44.0 | +4.0 ± 4.1 (spread 4.0) | -7.0 ± 4.1 (spread 0.0) |" in text

@@ -37,6 +37,23 @@ def measure(point: StudyPoint) -> Measured:
     return Measured(point.success, success_stderr(point.success, point.n), False)
 
 
+def turn_measure(point: StudyPoint) -> Measured | None:
+    """V-IRL's accuracy on turning positions alone, the only ones where the action space
+    (and so the rule) matters; None for other tasks."""
+    if point.turn_step_accuracy is None or not point.turn_positions:
+        return None
+    return Measured(point.turn_step_accuracy,
+                    success_stderr(point.turn_step_accuracy, point.turn_positions), True)
+
+
+def turn_change(first: StudyPoint, last: StudyPoint) -> Change | None:
+    """last - first on turning positions (unpaired: positions are not recorded one by one)."""
+    a, b = turn_measure(first), turn_measure(last)
+    if a is None or b is None:
+        return None
+    return Change(success=b.value - a.value, stderr=math.hypot(a.stderr, b.stderr), paired=False)
+
+
 def measure_name(point: StudyPoint) -> str:
     return "per-step accuracy" if measure(point).per_step else "success"
 

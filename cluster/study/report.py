@@ -24,6 +24,8 @@ from cluster.study.compare import (
     findings,
     measure,
     measure_name,
+    turn_change,
+    turn_measure,
 )
 from cluster.study.figures import (
     plot_gain_vs_verification_steps,
@@ -79,6 +81,31 @@ def equal_compute_recognition_table(rows: list[EqualCompute]) -> list[str]:
         lines.append(f"| {row.split} | {_optional(init)} | "
                      f"{_optional(row.rl.recognition_accuracy)} | "
                      f"{_optional(row.sft.recognition_accuracy)} |")
+    return [*lines, ""]
+
+
+def _turn_percent(point: StudyPoint | None) -> str:
+    measured = None if point is None else turn_measure(point)
+    if measured is None:
+        return "–"
+    return f"{100 * measured.value:.1f} ± {100 * measured.stderr:.1f} ({point.turn_positions})"
+
+
+def equal_compute_turn_table(rows: list[EqualCompute]) -> list[str]:
+    """V-IRL: the same points on turning positions alone. Forward steps read no rule, so a
+    per-step gain under the OOD rule may come from walking on rather than from turning the
+    rule's way; this table tells the two apart. Nothing for other tasks."""
+    if all(turn_measure(row.rl) is None for row in rows):
+        return []
+    lines = ["Accuracy on turning positions alone (where the action space, and so the rule, "
+             "matters; positions in brackets):", "",
+             "| split | Init (%) | RL (%) | SFT (%) | RL − Init (points) | SFT − Init (points) |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        gains = [None if row.init is None else turn_change(row.init, getattr(row, arm))
+                 for arm in ("rl", "sft")]
+        lines.append(f"| {row.split} | {_turn_percent(row.init)} | {_turn_percent(row.rl)} | "
+                     f"{_turn_percent(row.sft)} | {_change(gains[0])} | {_change(gains[1])} |")
     return [*lines, ""]
 
 
@@ -182,7 +209,8 @@ def _equal_compute_section(study: StudyResults) -> list[str]:
             "Each split at the largest compute point both arms reached; GFLOPs are the "
             "training compute where each was measured. A change counts when it exceeds "
             "twice its error bar.", "", equal_compute_table(rows), "",
-            *equal_compute_recognition_table(rows), *equal_compute_sentences(rows), "",
+            *equal_compute_recognition_table(rows), *equal_compute_turn_table(rows),
+            *equal_compute_sentences(rows), "",
             *_finding_section(rows)]
 
 

@@ -17,8 +17,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cluster.results.evaluations import Change
-from cluster.study.compare import Finding, comparisons, equal_compute, measure
+from cluster.study.compare import (
+    EqualCompute,
+    Finding,
+    comparisons,
+    equal_compute,
+    measure,
+    turn_change,
+    turn_measure,
+)
 from cluster.study.results import STUDY_FILE, StudyFileError, read_study
+
+
+@dataclass(frozen=True)
+class Turns:
+    """One seed's V-IRL accuracy on turning positions alone (fractions) and both changes."""
+
+    init: float
+    rl: float
+    sft: float
+    rl_gain: Change
+    sft_gain: Change
 
 
 @dataclass(frozen=True)
@@ -30,6 +49,8 @@ class SeedRow:
     rl: float
     sft: float
     finding: Finding
+    turns: Turns | None = None
+    """V-IRL: the same on turning positions alone; None for other tasks."""
 
 
 @dataclass(frozen=True)
@@ -62,8 +83,37 @@ def seed_rows(study_dirs: list[Path]) -> dict[str, list[SeedRow]]:
             row = by_split[finding.split]
             rows.setdefault(finding.split, []).append(SeedRow(
                 study=study_dir.name, init=measure(row.init).value, rl=measure(row.rl).value,
-                sft=measure(row.sft).value, finding=finding))
+                sft=measure(row.sft).value, finding=finding, turns=_turns(row)))
     return rows
+
+
+def _turns(row: EqualCompute) -> Turns | None:
+    init, rl, sft = (turn_measure(p) for p in (row.init, row.rl, row.sft))
+    rl_gain, sft_gain = turn_change(row.init, row.rl), turn_change(row.init, row.sft)
+    if init is None or rl is None or sft is None or rl_gain is None or sft_gain is None:
+        return None
+    return Turns(init.value, rl.value, sft.value, rl_gain, sft_gain)
+
+
+def turn_table(split: str, rows: list[SeedRow]) -> list[str]:
+    """V-IRL: each seed's turning positions alone, where the rule is read (a per-step gain
+    may come from forward steps); nothing when a seed has no such figures."""
+    if any(row.turns is None for row in rows):
+        return []
+    lines = [f"`{split}`, turning positions alone:", "",
+             "| seed (study) | Init (%) | RL (%) | SFT (%) | RL − Init | SFT − Init |",
+             "|---|---|---|---|---|---|"]
+    turns = [row.turns for row in rows if row.turns is not None]
+    for row, t in zip(rows, turns, strict=True):
+        lines.append(f"| {row.study} | {100 * t.init:.1f} | {100 * t.rl:.1f} | {100 * t.sft:.1f} "
+                     f"| {100 * t.rl_gain.success:+.1f} | {100 * t.sft_gain.success:+.1f} |")
+    mean = statistics.fmean
+    rl_gain, sft_gain = (mean_change([getattr(t, name) for t in turns])
+                         for name in ("rl_gain", "sft_gain"))
+    lines.append(f"| mean of {len(rows)} | {100 * mean(t.init for t in turns):.1f} | "
+                 f"{100 * mean(t.rl for t in turns):.1f} | {100 * mean(t.sft for t in turns):.1f} "
+                 f"| {_points(rl_gain)} | {_points(sft_gain)} |")
+    return [*lines, ""]
 
 
 def _points(change: MeanChange) -> str:
@@ -114,7 +164,7 @@ def seeds_report(study_dirs: list[Path]) -> str:
              "error bar is the larger of the spread over sqrt(seeds) and the seeds' sampling "
              "error bars combined.", ""]
     for split, split_rows in rows.items():
-        lines += split_table(split, split_rows)
+        lines += [*split_table(split, split_rows), *turn_table(split, split_rows)]
     return "\n".join(lines)
 
 
