@@ -46,12 +46,15 @@ def turn_measure(point: StudyPoint) -> Measured | None:
                     success_stderr(point.turn_step_accuracy, point.turn_positions), True)
 
 
+def unpaired_change(a: Measured, b: Measured) -> Change:
+    """b - a with the independent-samples error bar sqrt(se_a^2 + se_b^2)."""
+    return Change(success=b.value - a.value, stderr=math.hypot(a.stderr, b.stderr), paired=False)
+
+
 def turn_change(first: StudyPoint, last: StudyPoint) -> Change | None:
     """last - first on turning positions (unpaired: positions are not recorded one by one)."""
     a, b = turn_measure(first), turn_measure(last)
-    if a is None or b is None:
-        return None
-    return Change(success=b.value - a.value, stderr=math.hypot(a.stderr, b.stderr), paired=False)
+    return None if a is None or b is None else unpaired_change(a, b)
 
 
 def measure_name(point: StudyPoint) -> str:
@@ -71,7 +74,7 @@ def change(first: StudyPoint, last: StudyPoint) -> Change:
         changed = len(set(first.solved) ^ set(last.solved))
         variance = (changed - n * difference**2) / (n - 1)
         return Change(success=difference, stderr=math.sqrt(max(variance, 0.0) / n), paired=True)
-    return Change(success=difference, stderr=math.hypot(a.stderr, b.stderr), paired=False)
+    return unpaired_change(a, b)
 
 
 def split_order(splits: Iterable[str]) -> list[str]:

@@ -23,8 +23,8 @@ from cluster.study.compare import (
     comparisons,
     equal_compute,
     measure,
-    turn_change,
     turn_measure,
+    unpaired_change,
 )
 from cluster.study.results import STUDY_FILE, StudyFileError, read_study
 
@@ -89,10 +89,10 @@ def seed_rows(study_dirs: list[Path]) -> dict[str, list[SeedRow]]:
 
 def _turns(row: EqualCompute) -> Turns | None:
     init, rl, sft = (turn_measure(p) for p in (row.init, row.rl, row.sft))
-    rl_gain, sft_gain = turn_change(row.init, row.rl), turn_change(row.init, row.sft)
-    if init is None or rl is None or sft is None or rl_gain is None or sft_gain is None:
+    if init is None or rl is None or sft is None:
         return None
-    return Turns(init.value, rl.value, sft.value, rl_gain, sft_gain)
+    return Turns(init.value, rl.value, sft.value, unpaired_change(init, rl),
+                 unpaired_change(init, sft))
 
 
 def turn_table(split: str, rows: list[SeedRow]) -> list[str]:
