@@ -62,6 +62,17 @@ def corpus_documents(config: AnyCorpusConfig) -> list[CorpusDocument]:
     return list(gp_corpus.documents(config))
 
 
+def held_out_documents(config: AnyCorpusConfig, count: int) -> list[CorpusDocument]:
+    """`count` documents of a text corpus past its last index, which training never reads
+    (the documents are fixed by their index, so these are drawn as the corpus's own are);
+    none for the picture corpora."""
+    if isinstance(config, VIRLCorpusConfig):
+        return [virl_corpus.document(config, config.documents + i) for i in range(count)]
+    if isinstance(config, CorpusConfig):
+        return [gp_corpus.document(config, config.documents + i) for i in range(count)]
+    return []
+
+
 def corpus_version(config: AnyCorpusConfig) -> int | str:
     """The version of the documents `config` produces. GeneralPoints' is its bare number, as
     before V-IRL had a corpus (cached GeneralPoints bases keep their keys); the others' are

@@ -20,7 +20,8 @@ from tests.jobs import ROOT, run_job
 from verifier.general_points.parse import parse_answer
 
 STUDY_EXPERIMENT = ROOT / "configs" / "pretrained_gp_l.yaml"
-SHORT_PRETRAIN = ["pretrain.steps=240", "pretrain.corpus.documents=4000"]
+SHORT_PRETRAIN = ["pretrain.steps=240", "pretrain.corpus.documents=4000",
+                  "pretrain.probe_documents=32"]
 
 
 def answers(model: Path, faces: FaceValues, count: int = 12) -> list[tuple[str, list[int]]]:
@@ -69,7 +70,12 @@ def test_the_base_is_cached_and_answers_in_the_task_format_under_an_unseen_rule(
     base = Path((tmp_path / "pretrain.log").read_text().strip().splitlines()[-1])
     assert base.parent == tmp_path / "bases" and (base / "config.json").exists()
     assert not list((tmp_path / "bases").glob("*.partial")), "the work directory is removed"
-    assert json.loads((base / BASE_RECORD).read_text())["pretrain"]["steps"] == 240
+    record = json.loads((base / BASE_RECORD).read_text())
+    assert record["pretrain"]["steps"] == 240
+    # the run ends with the base's answers to held-out documents, per kind, in its record
+    assert sum(row["total"] for row in record["probe"]) == 32
+    assert {row["group"] for row in record["probe"]} <= {"solve", "numbers", "arithmetic"}
+    assert "commonest answer" in (tmp_path / "pretrain.log").read_text()
 
     run_job(pretrain, tmp_path / "again.log", command=("cluster.cli", "pretrain"))
     assert "pretrained base found" in (tmp_path / "again.log").read_text()
@@ -89,8 +95,9 @@ def test_the_cache_key_follows_every_setting_that_shapes_the_base(tmp_path: Path
     pretrain, tiny = config.pretrain, config.tiny_model
     assert Path(config.model) == base_path(pretrain, tiny)
     assert config.sft.model.path == config.learner.model.path == config.model
-    assert base_key(pretrain.model_copy(update={"cache_dir": tmp_path, "num_ranks": 1}), tiny) \
-        == base_key(pretrain, tiny), "where it is kept and on how many ranks is not what it is"
+    assert base_key(pretrain.model_copy(update={"cache_dir": tmp_path, "num_ranks": 1,
+                                                "probe_documents": 0}), tiny) \
+        == base_key(pretrain, tiny), "where it is kept, on how many ranks and how it is probed"
     for changed in (pretrain.model_copy(update={"steps": pretrain.steps + 1}),
                     pretrain.model_copy(update={"corpus": pretrain.corpus.model_copy(
                         update={"seed": 1})})):

@@ -17,7 +17,7 @@ from cluster.job.evaluation import summarise
 from cluster.results.step_kinds import counts_by_kind
 from cluster.settings.experiment import ExperimentConfig
 from cluster.settings.loading import SettingsError, load_settings
-from cluster.settings.pretrain import base_key, base_path
+from cluster.settings.pretrain import BASE_RECORD, base_key, base_path
 from contracts.tasks import VIRLConfig
 from contracts.trajectory import EpisodeRecord, TurnRecord, to_record_batch
 from envs.general_points.corpus import CorpusConfig
@@ -142,6 +142,28 @@ def test_every_relative_turn_is_the_environments_reading_of_the_heading_differen
     assert min(checked[kind] for kind in ("step", "facing", "difference")) >= 20, checked
 
 
+def street_turn_share(config: VIRLCorpusConfig) -> float:
+    """Share of `facing` documents whose turn is a street corner's: within 10 degrees of a
+    whole number of right angles (the corpus cities are rotated grids)."""
+    turns = [abs(signed_turn(*doc.turn)) for doc in documents(config) if doc.kind == "facing"]
+    assert len(turns) >= 50
+    return sum(min(turn % 90, 90 - turn % 90) <= 10 for turn in turns) / len(turns)
+
+
+def test_street_facing_documents_take_the_turns_the_cities_streets_make() -> None:
+    assert street_turn_share(corpus(800, facing_headings="streets")) >= 0.9
+    assert street_turn_share(corpus(800, facing_headings="uniform")) <= 0.35
+
+
+@pytest.mark.parametrize(("turn_share", "low", "high"), [(None, 0.2, 0.45), (0.5, 0.42, 0.58),
+                                                         (1.0, 1.0, 1.0)])
+def test_turn_share_places_that_share_of_step_documents_at_a_turn(
+        turn_share: float | None, low: float, high: float) -> None:
+    steps = [doc for doc in documents(corpus(800, turn_share=turn_share)) if doc.kind == "step"]
+    share = sum(doc.turn is not None for doc in steps) / len(steps)
+    assert low <= share <= high, share
+
+
 def test_documents_are_fixed_by_their_index() -> None:
     config = VIRLCorpusConfig(documents=40)
     every = documents(config)
@@ -226,10 +248,15 @@ def greedy_answers(model: Path, config: VIRLConfig, count: int) -> list[tuple[st
 def test_a_briefly_pretrained_base_answers_in_the_tasks_action_format(tmp_path: Path) -> None:
     pretrain = ["--config", str(CONFIG), f"pretrain.cache_dir={tmp_path / 'bases'}",
                 "pretrain.steps=120", "pretrain.batch_size=16", "pretrain.corpus.documents=1500",
-                "pretrain.corpus.shares={step: 1.0}", "pretrain.optim.lr=5.0e-3"]
+                "pretrain.corpus.shares={step: 1.0}", "pretrain.optim.lr=5.0e-3",
+                "pretrain.probe_documents=24"]
     run_job(pretrain, tmp_path / "pretrain.log", command=("cluster.cli", "pretrain"))
     base = Path((tmp_path / "pretrain.log").read_text().strip().splitlines()[-1])
     assert (base / "config.json").exists()
+    probe = json.loads((base / BASE_RECORD).read_text())["probe"]
+    assert sum(row["total"] for row in probe) == 24
+    assert {row["group"] for row in probe} <= {f"step/{rule}/{at}" for rule in ("id", "ood")
+                                               for at in ("turn", "other")}
     splits = load_settings(ExperimentConfig, CONFIG, []).evaluation.splits
     answers = [answer for split in ("id", "ood-rule")
                for answer in greedy_answers(base, splits[split], 6)]

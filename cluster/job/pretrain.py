@@ -7,7 +7,8 @@ A tiny model (`tiny_model`) is trained on Revisor's generated corpus of the expe
 on the learner's ranks, before any study or job uses it. The result is stored under
 `pretrain.cache_dir` in a directory named by the hash of every setting that shapes it, so a
 second study or job with the same settings finds it there and does not pretrain again. The directory appears only when complete (a stopped run
-leaves `<name>.partial`, redone next time), with `base.json` saying what made it.
+leaves `<name>.partial`, redone next time), with `base.json` saying what made it and how it
+answers held-out corpus documents (cluster/job/base_probe.py, printed at the end of the run).
 """
 
 from __future__ import annotations
@@ -78,17 +79,32 @@ def _pretrain(config: ExperimentConfig, key: str) -> Path:
                                   on_progress=LogFollower(work / "train" / PROGRESS_LOG),
                                   resources=config.cluster.learner_resources)
     final = Path(result.checkpoints[-1])
-    record = {"key": key, "tiny_model": spec.model_dump(mode="json"),
-              "pretrain": pretrain.model_dump(mode="json"), "corpus_version": corpus_version(pretrain.corpus),
-              "final_loss": sum(s.loss for s in result.steps[-20:]) / len(result.steps[-20:]),
-              "tokens": sum(s.tokens for s in result.steps),
-              "seconds": round(time.perf_counter() - start, 1)}
+    record = _record(config, key, result, final, time.perf_counter() - start)
     (final / BASE_RECORD).write_text(json.dumps(record, indent=1))
     final.rename(model)
     shutil.rmtree(work, ignore_errors=True)
     console.print(f"pretrained base saved at {model} (loss {record['final_loss']:.3f}, "
                   f"{record['seconds']:.0f} s)")
     return model
+
+
+def _record(config: ExperimentConfig, key: str, result: Any, final: Path,
+            seconds: float) -> dict[str, Any]:
+    """What base.json says of a finished base: what made it, its loss, and the held-out probe
+    (printed as it is measured: the first sign of whether the base has the study's skill)."""
+    from cluster.job.base_probe import probe_base, probe_table
+
+    pretrain, last = config.pretrain, result.steps[-20:]
+    probe = probe_base(final, pretrain.corpus, pretrain.probe_documents) \
+        if pretrain.probe_documents else []
+    if probe:
+        console.print(probe_table(probe))
+    return {"key": key, "tiny_model": config.tiny_model.model_dump(mode="json"),
+            "pretrain": pretrain.model_dump(mode="json"),
+            "corpus_version": corpus_version(pretrain.corpus),
+            "final_loss": sum(s.loss for s in last) / len(last),
+            "tokens": sum(s.tokens for s in result.steps), "seconds": round(seconds, 1),
+            "probe": [row.model_dump() for row in probe]}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

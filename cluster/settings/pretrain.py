@@ -42,16 +42,19 @@ class PretrainConfig(BaseModel):
     num_ranks: int | None = Field(None, ge=1)
     """Data-parallel ranks; None: learner.num_ranks. Pretraining runs before any rollout
     worker exists, so it may take every CPU (or GPU) the learner and workers later share."""
+    probe_documents: int = Field(192, ge=0)
+    """Held-out corpus documents the finished base answers greedily, scored per kind and
+    rule in its report and base.json (cluster/job/base_probe.py); 0: none."""
     cache_dir: Path = Path("runs/bases")
     """Where pretrained bases are kept, one directory per distinct settings."""
 
 
 def base_key(pretrain: PretrainConfig, tiny_model: BaseModel) -> str:
-    """A short hash of everything that shapes the base model (not where it is kept or how
-    many ranks share its batches). The corpus's kind is in it through its version; a
+    """A short hash of everything that shapes the base model (not where it is kept, how
+    many ranks share its batches or how it is probed). The corpus's kind is in it through its version; a
     GeneralPoints corpus leaves its `task` out, so bases cached before V-IRL had a corpus
     keep their keys."""
-    excluded: dict = {"cache_dir": True, "num_ranks": True}
+    excluded: dict = {"cache_dir": True, "num_ranks": True, "probe_documents": True}
     if isinstance(pretrain.corpus, CorpusConfig):
         excluded["corpus"] = {"task": True}
     shape = {"corpus_version": corpus_version(pretrain.corpus),

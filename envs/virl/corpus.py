@@ -10,7 +10,9 @@ configurable share:
 - `step`: the task's own prompt at one position of a route and the expert's answer object,
   exactly as a V-IRL-L episode shows and wants them, so a base can answer the task;
 - `facing`: "You are facing east (93 degrees). To face north (2 degrees) ..." answered with
-  the turn under the document's action space;
+  the turn under the document's action space, on headings drawn uniformly or (`facing_headings:
+  streets`) from the turns that routes through the corpus's cities make, so that a base
+  meets the pairs of headings a city's streets give, not only arbitrary ones;
 - `difference`: two headings and the turn between them in words ("91 degrees to the left:
   left"), the relative rule's arithmetic spelled out.
 
@@ -33,6 +35,7 @@ from envs.shares import check_shares, draw
 from envs.virl.cities import TRAIN_CITY
 from envs.virl.episode import VIRLEpisode
 from envs.virl.geometry import RELATIVE, compass, relative_action, signed_turn
+from envs.virl.path import Step, initial_heading, walk
 from envs.virl.prompt import heading_text
 from envs.virl.routes import Route
 from envs.virl.world import City, build_city, make_route
@@ -45,6 +48,7 @@ from `world_seed` (the shipped settings use 0 to train and 1 to evaluate); the c
 to seeds from here up, so its cities are never an evaluation's."""
 
 DocumentKind = Literal["step", "facing", "difference"]
+FacingHeadings = Literal["uniform", "streets"]
 Rule = Literal["id", "ood"]
 _TURN_WORDS = {"id": "which compass direction do you turn to",
                "ood": f"do you turn {', '.join(RELATIVE[:-1])} or {RELATIVE[-1]}"}
@@ -64,6 +68,14 @@ class VIRLCorpusConfig(BaseModel):
     rules: dict[Rule, float] = {"id": 0.5, "ood": 0.5}
     """Share of `step` and `facing` documents under each action space: 'id' compass
     directions, 'ood' relative turns (`difference` documents are always relative)."""
+    facing_headings: FacingHeadings = "uniform"
+    """Where `facing` documents take their two headings: 'uniform' draws any two whole
+    degrees; 'streets' takes a turn of a route through a corpus city (the heading walked in
+    and the street's heading out), the pairs an evaluation's turns are made of."""
+    turn_share: float | None = Field(None, ge=0.0, le=1.0)
+    """Share of `step` documents placed at a turning position (None: every position of the
+    route alike, about a third of them turns). Turns are where the rules differ; forward
+    steps read the same under both."""
     world_seed_start: int = Field(CORPUS_WORLD_SEEDS, ge=CORPUS_WORLD_SEEDS)
     """The first corpus city's world seed; the corpus walks `cities` seeds from here."""
     cities: int = Field(64, ge=1, le=100_000)
@@ -112,7 +124,7 @@ def document(config: VIRLCorpusConfig, index: int) -> Document:
         return _difference(rng)
     rule = draw(rng, config.rules)
     if kind == "facing":
-        return _facing(rng, rule)
+        return _facing(rule, _facing_turn(config, rng))
     return _step(config, rng, rule, index)
 
 
@@ -126,11 +138,32 @@ def _step(config: VIRLCorpusConfig, rng: random.Random, rule: Rule, index: int) 
     route = _route(world_seed, config, rng)
     task = config.prompt.model_copy(update={"rule": rule, "world_seed": world_seed})
     episode = VIRLEpisode(task, route, seed=index)
-    episode.position = rng.randrange(len(episode.steps))
+    episode.position = _position(config, rng, episode.steps)
     step = episode.steps[episode.position]
     turn = (step.heading, step.target_heading) if step.target_heading is not None else None
     return Document(kind="step", rule=rule, prompt=episode.observe().text,
                     answer=episode.expert_answer(), world_seed=world_seed, turn=turn)
+
+
+def _position(config: VIRLCorpusConfig, rng: random.Random, steps: tuple[Step, ...]) -> int:
+    """A position of the walk: a turn with probability `turn_share`, else any position."""
+    if config.turn_share is not None:
+        turning = rng.random() < config.turn_share
+        return rng.choice([k for k, step in enumerate(steps) if (step.kind == "turn") == turning])
+    return rng.randrange(len(steps))
+
+
+def _facing_turn(config: VIRLCorpusConfig, rng: random.Random) -> tuple[int, int]:
+    """The (heading faced, heading to face) of a `facing` document."""
+    if config.facing_headings == "uniform":
+        return _headings(rng)
+    world_seed = rng.choice(config.world_seeds)
+    route = _route(world_seed, config, rng)
+    steps = walk(route, initial_heading(route, rng.randrange(1 << 30)),
+                 config.prompt.forward_step_m, config.prompt.max_forward_steps)
+    turn = rng.choice([step for step in steps if step.kind == "turn"])
+    assert turn.target_heading is not None
+    return turn.heading, turn.target_heading
 
 
 def _route(world_seed: int, config: VIRLCorpusConfig, rng: random.Random) -> Route:
@@ -150,9 +183,9 @@ def _headings(rng: random.Random) -> tuple[int, int]:
     return heading, (heading + rng.randrange(1, 360)) % 360
 
 
-def _facing(rng: random.Random, rule: Rule) -> Document:
+def _facing(rule: Rule, turn: tuple[int, int]) -> Document:
     """'Facing X, to face Y you turn Z' under `rule`'s action space."""
-    heading, target = _headings(rng)
+    heading, target = turn
     direction = compass(target) if rule == "id" else relative_action(heading, target)
     prompt = (f"You are facing {heading_text(heading)}. To face {heading_text(target)}, "
               f"{_TURN_WORDS[rule]}?")
