@@ -24,6 +24,7 @@ from cluster.results.evaluations import (
 )
 from cluster.results.recall import SFTData, recall_splits
 from cluster.results.report import write_report
+from cluster.settings.answer_room import answer_room_warnings
 from cluster.settings.experiment import ExperimentConfig
 from cluster.settings.loading import SettingsError, dump_settings, load_settings
 from cluster.settings.model_checks import check_against_model, check_model_source
@@ -84,10 +85,18 @@ def prepare_job(config: ExperimentConfig, resume: bool) -> None:
         check_against_model(config)
         check_checkpoint_fits(config, choice)
         prepare_run_dir(config, resume)
+        warn_answer_room(config)
         return
     prepare_run_dir(config, resume)
     ensure_model(config)
     check_against_model(config)
+    warn_answer_room(config)
+
+
+def warn_answer_room(config: ExperimentConfig) -> None:
+    """Say where max_tokens would cut the expert's answers off (cluster/settings/answer_room.py)."""
+    for warning in answer_room_warnings(config):
+        console.print(f"[yellow]warning:[/yellow] {warning}")
 
 
 def prepare_run_dir(config: ExperimentConfig, resume: bool) -> None:

@@ -34,7 +34,7 @@ from rich.console import Console
 from cluster.job.evaluation import describe_points
 from cluster.job.phases import LogFollower, evaluate_model, rl_phase
 from cluster.job.resources import ensure_resources, rl_requests
-from cluster.job.run import ensure_model
+from cluster.job.run import ensure_model, warn_answer_room
 from cluster.job.runtime import ray_cluster
 from cluster.results.compute import TokenCounts, training_gflops
 from cluster.results.evaluations import EvalPoint
@@ -181,6 +181,7 @@ def run_study(config: StudyConfig, resume: bool = False, only: list[str] | None 
     prepare_study_dir(config, resume)
     ensure_model(experiment)
     check_against_model(experiment)
+    warn_answer_room(experiment)
     study = Study(config, count_parameters(experiment.learner.model))
     with ray_cluster(experiment.cluster):
         ensure_resources(rl_requests(experiment), experiment)  # the SFT run uses the same ranks
