@@ -7,7 +7,11 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from cluster.settings.answer_room import answer_room_problems, expert_answer_lengths
+from cluster.settings.answer_room import (
+    answer_room_problems,
+    answer_room_warnings,
+    expert_answer_lengths,
+)
 from cluster.settings.experiment import ExperimentConfig
 from cluster.settings.loading import load_settings
 from tests.fixtures_models import save_model
@@ -40,3 +44,11 @@ def test_a_cap_below_the_experts_answers_is_named_with_its_field(tmp_path: Path)
     problems = list(answer_room_problems(evaluation, count))
     assert [p.split(" (")[0] for p in problems] == ["evaluation.max_tokens"] * len(
         evaluation.evaluation.splits)
+
+
+def test_a_tokenizer_that_cannot_be_read_gives_no_advice_and_no_error(tmp_path: Path) -> None:
+    """The check is advice: a checkpoint's unreadable tokenizer is the engines' to report."""
+    (tmp_path / "tokenizer.json").touch()
+    config = load_settings(ExperimentConfig, VIRL_L, [f"model={tmp_path}",
+                                                      "rollout.sampling.max_tokens=8"])
+    assert answer_room_warnings(config) == []
