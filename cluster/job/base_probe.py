@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from contracts.episode import Observation
 from envs.corpora import AnyCorpusConfig, CorpusDocument, held_out_documents
+from envs.virl.corpus import Document as VIRLDocument
 from model_inputs.dialogue import DialogueTokens
 from verifier.virl import normalise_action, parse_answer
 
@@ -81,18 +82,19 @@ def score_answers(docs: list[CorpusDocument], texts: list[str]) -> list[ProbeRow
 
 
 def _group(doc: CorpusDocument) -> str:
-    """'kind', 'kind/rule' where the corpus draws rules, and V-IRL's task-prompt documents
-    split into turning and other positions (turns are where the two rules differ)."""
-    parts = [doc.kind, getattr(doc, "rule", None)]
+    """'kind', V-IRL's 'kind/rule', and its task-prompt documents split into turning and
+    other positions (turns are where the two rules differ)."""
+    if not isinstance(doc, VIRLDocument):
+        return doc.kind
     if doc.kind == "step":
-        parts.append("turn" if doc.turn is not None else "other")
-    return "/".join(part for part in parts if part)
+        return f"step/{doc.rule}/{'turn' if doc.turn is not None else 'other'}"
+    return f"{doc.kind}/{doc.rule}"
 
 
 def _scored(doc: CorpusDocument, text: str) -> str | None:
     """What of an answer is compared: V-IRL's action (or a difference's final turn word),
     as the verifier reads it; the whole answer elsewhere."""
-    if getattr(doc, "rule", None) is None:
+    if not isinstance(doc, VIRLDocument):
         return text.strip()
     if doc.kind == "difference":
         return text.rsplit(": ", 1)[-1].strip()

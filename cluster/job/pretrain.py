@@ -79,7 +79,8 @@ def _pretrain(config: ExperimentConfig, key: str) -> Path:
                                   on_progress=LogFollower(work / "train" / PROGRESS_LOG),
                                   resources=config.cluster.learner_resources)
     final = Path(result.checkpoints[-1])
-    record = _record(config, key, result, final, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    record = {**_record(config, key, result, seconds), "probe": _probe(config, final)}
     (final / BASE_RECORD).write_text(json.dumps(record, indent=1))
     final.rename(model)
     shutil.rmtree(work, ignore_errors=True)
@@ -88,23 +89,27 @@ def _pretrain(config: ExperimentConfig, key: str) -> Path:
     return model
 
 
-def _record(config: ExperimentConfig, key: str, result: Any, final: Path,
-            seconds: float) -> dict[str, Any]:
-    """What base.json says of a finished base: what made it, its loss, and the held-out probe
-    (printed as it is measured: the first sign of whether the base has the study's skill)."""
-    from cluster.job.base_probe import probe_base, probe_table
-
+def _record(config: ExperimentConfig, key: str, result: Any, seconds: float) -> dict[str, Any]:
+    """What base.json says of a finished base: what made it, its loss and its cost."""
     pretrain, last = config.pretrain, result.steps[-20:]
-    probe = probe_base(final, pretrain.corpus, pretrain.probe_documents) \
-        if pretrain.probe_documents else []
-    if probe:
-        console.print(probe_table(probe))
     return {"key": key, "tiny_model": config.tiny_model.model_dump(mode="json"),
             "pretrain": pretrain.model_dump(mode="json"),
             "corpus_version": corpus_version(pretrain.corpus),
             "final_loss": sum(s.loss for s in last) / len(last),
-            "tokens": sum(s.tokens for s in result.steps), "seconds": round(seconds, 1),
-            "probe": [row.model_dump() for row in probe]}
+            "tokens": sum(s.tokens for s in result.steps), "seconds": round(seconds, 1)}
+
+
+def _probe(config: ExperimentConfig, base: Path) -> list[dict[str, Any]]:
+    """The base's answers to held-out corpus documents, printed as they are measured (the
+    first sign of whether it has the study's skill) and returned for base.json."""
+    from cluster.job.base_probe import probe_base, probe_table
+
+    pretrain = config.pretrain
+    rows = probe_base(base, pretrain.corpus, pretrain.probe_documents) \
+        if pretrain.probe_documents else []
+    if rows:
+        console.print(probe_table(rows))
+    return [row.model_dump() for row in rows]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -5,7 +5,7 @@ its action (V-IRL) or formula (GeneralPoints). A cap below the expert's own answ
 policy that imitates the expert perfectly as wrong wherever the expert writes long, which
 looks like forgetting: SFT learns the expert's length and is cut off, RL learns to fit. On
 V-IRL-L the expert's answer at an intersection with several landmarks in sight runs to
-96 tokens of the tiny tokenizer, past an 80-token cap. Checked before any actor starts, by
+106 tokens of the tiny tokenizer, past an 80-token cap. Checked before any actor starts, by
 playing a few episodes of every task with the expert's answers.
 """
 
@@ -55,13 +55,13 @@ def answer_room_problems(config: ExperimentConfig, count: Callable[[str], int]) 
     """A line for every task whose expert answers `max_tokens` would cut off: the rollout's
     for the task the job plays and imitates, the evaluation's for its splits."""
     rollout = config.rollout.sampling.max_tokens
-    caps: list[tuple[str, str, int, TaskConfig]] = [("task", "rollout.sampling.max_tokens",
-                                                      rollout, config.task)]
-    evaluation = config.evaluation.max_tokens or rollout
-    field = "evaluation.max_tokens" if config.evaluation.max_tokens else \
+    evaluation_field = "evaluation.max_tokens" if config.evaluation.max_tokens else \
         "rollout.sampling.max_tokens"
-    caps += [(f"evaluation.splits.{name}", field, evaluation, split)
-             for name, split in config.evaluation.splits.items()]
+    evaluation_cap = config.evaluation.max_tokens or rollout
+    caps: list[tuple[str, str, int, TaskConfig]] = [
+        ("task", "rollout.sampling.max_tokens", rollout, config.task),
+        *((f"evaluation.splits.{name}", evaluation_field, evaluation_cap, split)
+          for name, split in config.evaluation.splits.items())]
     for where, field, cap, task in caps:
         lengths = expert_answer_lengths(task, count)
         over = sum(length > cap for length in lengths)
